@@ -1,0 +1,6 @@
+"""`python -m longwrite` is the same as the `longwrite` command."""
+
+from longwrite.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""The engine protocol: raw prompt text in, text chunks out.
+
+Every backend (transformers here; vLLM and OpenAI-compatible servers later) implements
+`Engine.stream`. The prompt is raw completion text (the model's own think template), never a
+chat message list. Stop strings are trimmed by the engine: no chunk ever contains one, and the
+stream ends with exactly one chunk whose `finish_reason` is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from longwrite.errors import LongwriteError
+
+# The model card's published settings (reference §1).
+DEFAULT_STOP: tuple[str, ...] = ("<|user|>", "<|endoftext|>", "</answer>")
+DEFAULT_TEMPERATURE = 0.6
+DEFAULT_TOP_P = 0.95
+DEFAULT_MAX_TOKENS = 15500
+
+FINISH_STOP = "stop"  # a stop string or the end-of-sequence token
+FINISH_LENGTH = "length"  # max_tokens reached
+FINISH_CANCELLED = "cancelled"  # the caller stopped the stream (Ctrl-C)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How to sample one completion. `temperature == 0` means greedy decoding."""
+
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    temperature: float = DEFAULT_TEMPERATURE
+    top_p: float = DEFAULT_TOP_P
+    stop: tuple[str, ...] = DEFAULT_STOP
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_tokens <= 0:
+            raise ValueError("max_tokens must be positive")
+        if self.temperature < 0:
+            raise ValueError("temperature must be >= 0")
+        if not 0 < self.top_p <= 1:
+            raise ValueError("top_p must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of generated text.
+
+    `tokens` is how many tokens this chunk adds (0 where the backend cannot say).
+    `finish_reason` is None on every chunk but the last, which may carry empty text.
+    """
+
+    text: str
+    tokens: int = 0
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What the status line and `--json` say about the backend."""
+
+    name: str
+    model: str
+    details: dict[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A loaded backend. `stream` may be called many times; `close` frees resources."""
+
+    info: EngineInfo
+
+    def stream(self, prompt: str, sampling: Sampling) -> Iterator[Chunk]:
+        """Yield chunks of the completion of `prompt`; the last one has `finish_reason`.
+
+        Closing the iterator early (Ctrl-C, `break`) must stop generation promptly.
+        """
+        ...
+
+    def count_tokens(self, text: str) -> int | None:
+        """Tokens in `text` with this model's tokenizer, or None when none is at hand."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class EngineError(LongwriteError):
+    """A failure the user can act on (missing model, bad device); shown as one line."""

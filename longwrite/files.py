@@ -1,0 +1,82 @@
+"""Writing user files so that nothing is torn or silently lost.
+
+A document is streamed into `FILE.partial` and renamed onto `FILE` only when generation ends
+normally (`os.replace` is atomic on POSIX), so `FILE` is either the old file or the whole new
+one. If the run is interrupted or fails, the `.partial` file stays beside it with everything
+generated so far.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import TextIO
+
+from longwrite.errors import LongwriteError
+
+
+def partial_path(path: Path) -> Path:
+    return path.with_name(path.name + ".partial")
+
+
+def check_writable(path: Path) -> None:
+    """Fail early (before a model loads) if `path` cannot be written."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise LongwriteError(f"cannot write {path}: it is a folder")
+    if not parent.is_dir():
+        raise LongwriteError(f"cannot write {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise LongwriteError(f"cannot write {path}: folder {parent} is not writable")
+
+
+class PartialFile:
+    """`with PartialFile(path) as f: f.write(...); f.commit()`; no commit keeps `.partial`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.partial = partial_path(self.path)
+        check_writable(self.path)
+        self._file: TextIO | None = None
+        self.committed = False
+
+    def __enter__(self) -> TextIO:
+        try:
+            self._file = open(self.partial, "w", encoding="utf-8")  # noqa: SIM115
+        except OSError as e:
+            raise LongwriteError(f"cannot write {self.partial}: {e.strerror}") from e
+        return self._file
+
+    def commit(self) -> None:
+        assert self._file is not None
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self.partial, self.path)
+        self.committed = True
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._file is not None and not self._file.closed:
+            self._file.flush()
+            self._file.close()
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write `text` to `path` all at once: readers see the old file or the new, never half."""
+    target = Path(path)
+    check_writable(target)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
