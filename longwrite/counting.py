@@ -72,4 +72,3 @@ class Tokenizer(Protocol):
 def count_tokens(text: str, tokenizer: Tokenizer) -> int:
     """Tokens in `text` with a Hugging Face tokenizer, without BOS/EOS added."""
     return len(tokenizer.encode(text, add_special_tokens=False))
-

@@ -1,0 +1,301 @@
+"""The `longwrite` command line: thin wrappers over the library.
+
+`longwrite PROMPT` is the main job; the names in `SUBCOMMANDS` are subcommands and any other
+first word is a prompt (`main` routes it to the hidden `write` command; `longwrite -- serve`
+writes about serving). Every fault a user can cause ends as one `longwrite: error: ...` line
+on stderr and exit 2; Ctrl-C ends with 130 after what was generated has been kept.
+
+Nothing heavy is imported here: torch and transformers load only once an engine is chosen,
+so `--help` and `--dry-run` stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+
+from longwrite import __version__
+from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, FINISH_CANCELLED
+from longwrite.errors import LongwriteError
+
+if TYPE_CHECKING:
+    from longwrite.prompting import Request
+
+DEFAULT_MODEL = "THU-KEG/LongWriter-Zero-32B"
+SUBCOMMANDS = ("write", "count", "serve", "batch", "eval", "rl")
+NOT_BUILT_YET = ("serve", "batch", "eval", "rl")
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(
+    name="longwrite",
+    help=(
+        "Ultra-long writing with LongWriter-Zero: the model thinks, plans, then writes a "
+        "document of the length you ask for.\n\n"
+        "Usage: longwrite PROMPT [OPTIONS] (or pipe the prompt into stdin). "
+        "See `longwrite write --help` for the options."
+    ),
+    add_completion=False,
+    no_args_is_help=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"longwrite {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Ultra-long writing with LongWriter-Zero."""
+
+
+def _read_prompt(prompt: str | None) -> str:
+    if prompt is not None and prompt != "-":
+        return prompt
+    if sys.stdin is None or sys.stdin.isatty():
+        raise LongwriteError("no prompt: give PROMPT, or pipe the prompt into stdin")
+    try:
+        return sys.stdin.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise LongwriteError(f"cannot read the prompt from stdin: {e}") from e
+
+
+@app.command(
+    "write",
+    help="Write a document for PROMPT (the default command: `longwrite PROMPT` is the same).",
+)
+def write_cmd(
+    prompt: Annotated[
+        str | None, typer.Argument(help="What to write; absent or '-': read stdin.")
+    ] = None,
+    words: Annotated[
+        int | None, typer.Option("--words", "-w", help="Target length in words.")
+    ] = None,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Model folder or Hugging Face id.")
+    ] = DEFAULT_MODEL,
+    engine: Annotated[
+        Literal["auto", "vllm", "openai", "transformers"],
+        typer.Option("--engine", help="Backend (auto: the best one this machine has)."),
+    ] = "auto",
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", help="Most tokens to generate [15500].")
+    ] = None,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = (
+        DEFAULT_TEMPERATURE
+    ),
+    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling.")] = DEFAULT_TOP_P,
+    seed: Annotated[int | None, typer.Option(help="Random seed (same seed, same text).")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the document to FILE (atomically)."),
+    ] = None,
+    thinking: Annotated[
+        Literal["hide", "show", "keep"],
+        typer.Option(
+            help="The model's planning: hide it, show it dim on stderr, or keep it in the output."
+        ),
+    ] = "hide",
+    no_think: Annotated[
+        bool, typer.Option("--no-think", help="Ask for the document directly, without planning.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of the document.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be sent; load no model.")
+    ] = False,
+    device: Annotated[str, typer.Option(help="transformers: auto, cpu, cuda, mps.")] = "auto",
+    dtype: Annotated[
+        str, typer.Option(help="transformers: auto, float32, bfloat16, float16.")
+    ] = "auto",
+) -> None:
+    from longwrite.prompting import build_request
+
+    request = build_request(
+        _read_prompt(prompt),
+        words=words,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        think=not no_think,
+    )
+    if dry_run:
+        _dry_run(request, engine=engine, model=model, as_json=as_json)
+        return
+
+    from longwrite.engines import load_engine, resolve_engine_name
+    from longwrite.files import PartialFile, check_writable
+    from longwrite.render import Renderer, RenderOptions
+    from longwrite.write import write_document
+
+    resolve_engine_name(engine)  # a bad name fails before anything loads
+    if output is not None:
+        check_writable(output)
+    with _loading(model):
+        backend = load_engine(engine, model, device=device, dtype=dtype)
+    options = RenderOptions(
+        thinking=thinking,
+        target_words=request.target_words,
+        answer="none" if (output is not None or as_json) else "auto",
+    )
+    try:
+        if output is None:
+            with Renderer(options) as renderer:
+                result = write_document(backend, request, renderer)
+        else:
+            target = PartialFile(output)
+            with target as sink, Renderer(options, sink=sink) as renderer:
+                result = write_document(backend, request, renderer)
+                if result.finish_reason != FINISH_CANCELLED:
+                    target.commit()
+    finally:
+        backend.close()
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
+    if result.finish_reason == FINISH_CANCELLED:
+        kept = f" in {target.partial}" if output is not None else ""
+        _err(f"interrupted: kept {result.words} words{kept}")
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _dry_run(request: Request, *, engine: str, model: str, as_json: bool) -> None:
+    info = {**request.to_json(), "engine": engine, "model": model}
+    if as_json:
+        typer.echo(json.dumps(info, ensure_ascii=False, indent=2))
+        return
+    typer.echo(request.prompt)
+    settings = ", ".join(f"{k}={info[k]}" for k in info if k not in ("prompt", "user_prompt"))
+    _err(f"dry run, nothing generated: {settings}")
+
+
+class _loading:
+    """A spinner on stderr while a model loads (loading 32B weights takes minutes)."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self._status = None
+
+    def __enter__(self) -> None:
+        if sys.stderr.isatty():
+            from rich.console import Console
+
+            self._status = Console(stderr=True).status(f"loading {self.model}…")
+            self._status.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.__exit__(None, None, None)
+
+
+@app.command("count", help="Count words (as LongBench-Write does) in files; '-' reads stdin.")
+def count_cmd(
+    files: Annotated[list[str], typer.Argument(help="Files to count, or '-' for stdin.")],
+    tokenizer: Annotated[
+        str | None,
+        typer.Option("--tokenizer", "-t", help="Also count tokens with this tokenizer."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file.")] = False,
+) -> None:
+    from longwrite.counting import count_tokens, count_words
+
+    texts = [(name, _read_text(name)) for name in files]
+    tok = None
+    if tokenizer is not None:
+        from longwrite.engines.transformers import load_tokenizer
+
+        tok = load_tokenizer(tokenizer)
+    total_words = total_tokens = 0
+    for name, text in texts:
+        n = count_words(text)
+        t = count_tokens(text, tok) if tok is not None else None
+        total_words += n
+        total_tokens += t or 0
+        if as_json:
+            typer.echo(json.dumps({"file": name, "words": n, "tokens": t}, ensure_ascii=False))
+        else:
+            typer.echo(_count_line(n, t, name))
+    if len(texts) > 1 and not as_json:
+        typer.echo(_count_line(total_words, total_tokens if tok is not None else None, "total"))
+
+
+def _count_line(words: int, tokens: int | None, label: str) -> str:
+    tokens_part = f"  {tokens:>10,} tokens" if tokens is not None else ""
+    return f"{words:>10,} words{tokens_part}  {label}"
+
+
+def _read_text(name: str) -> str:
+    if name == "-":
+        return sys.stdin.read()
+    try:
+        return Path(name).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LongwriteError(f"cannot read {name}: no such file") from None
+    except IsADirectoryError:
+        raise LongwriteError(f"cannot read {name}: it is a folder") from None
+    except UnicodeDecodeError:
+        raise LongwriteError(f"cannot read {name}: not UTF-8 text") from None
+    except OSError as e:
+        raise LongwriteError(f"cannot read {name}: {e.strerror}") from None
+
+
+def _not_built(name: str) -> None:
+    @app.command(name, hidden=True, context_settings={"ignore_unknown_options": True})
+    def _cmd(args: Annotated[list[str] | None, typer.Argument()] = None) -> None:
+        raise LongwriteError(
+            f"`longwrite {name}` is not part of this version yet; "
+            f"to write about '{name}', run: longwrite -- {name} ..."
+        )
+
+
+for _name in NOT_BUILT_YET:
+    _not_built(_name)
+
+
+def route(argv: list[str]) -> list[str]:
+    """Send anything that is not a subcommand or a top-level flag to `write`."""
+    if argv and (argv[0] in SUBCOMMANDS or argv[0] in ("-h", "--help", "--version")):
+        return argv
+    return ["write", *argv]
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = route(list(sys.argv[1:] if argv is None else argv))
+    try:
+        command = typer.main.get_command(app)
+        code = command.main(args=args, prog_name="longwrite", standalone_mode=False)
+    except typer.TyperException as e:  # bad usage: unknown option, invalid value, ...
+        message = e.format_message() if hasattr(e, "format_message") else str(e)
+        _err(f"longwrite: error: {message} (see longwrite --help)")
+        code = getattr(e, "exit_code", 2)
+    except LongwriteError as e:
+        _err(f"longwrite: error: {e}")
+        code = e.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        _err("interrupted")
+        code = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as other Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,54 @@
+"""A scripted engine for CLI tests: plays back fixed deltas, like nanochat's mock model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from longwrite.engines.base import Chunk, EngineInfo, Sampling
+
+
+class ScriptedEngine:
+    """Yields `deltas` one chunk each (1 token per chunk), then the finish reason.
+
+    With `interrupt_after=k` it raises KeyboardInterrupt after k chunks, as Ctrl-C would.
+    """
+
+    def __init__(
+        self, deltas: list[str], finish: str = "stop", interrupt_after: int | None = None
+    ) -> None:
+        self.deltas = deltas
+        self.finish = finish
+        self.interrupt_after = interrupt_after
+        self.info = EngineInfo(name="scripted", model="scripted")
+        self.prompts: list[str] = []
+        self.samplings: list[Sampling] = []
+        self.closed_streams = 0
+        self.closed = False
+
+    def stream(self, prompt: str, sampling: Sampling) -> Iterator[Chunk]:
+        self.prompts.append(prompt)
+        self.samplings.append(sampling)
+        try:
+            for i, text in enumerate(self.deltas):
+                if self.interrupt_after is not None and i == self.interrupt_after:
+                    raise KeyboardInterrupt
+                yield Chunk(text=text, tokens=1)
+            yield Chunk(text="", tokens=0, finish_reason=self.finish)
+        finally:
+            self.closed_streams += 1
+
+    def count_tokens(self, text: str) -> int | None:
+        return None
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def cut(text: str, sizes: tuple[int, ...] = (1, 3, 2, 4)) -> list[str]:
+    """Cut `text` into deltas of cycling sizes (tags end up split across deltas)."""
+    out, i, k = [], 0, 0
+    while i < len(text):
+        n = sizes[k % len(sizes)]
+        out.append(text[i : i + n])
+        i, k = i + n, k + 1
+    return out
