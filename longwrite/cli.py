@@ -146,6 +146,8 @@ def write_cmd(
     resolve_engine_name(engine)  # a bad name fails before anything loads
     if output is not None:
         check_writable(output)
+    # Our spinner says a model is loading; a library's progress bar on a piped stderr is noise.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     with _loading(model):
         backend = load_engine(engine, model, device=device, dtype=dtype)
     options = RenderOptions(

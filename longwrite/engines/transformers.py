@@ -1,0 +1,394 @@
+"""The transformers backend: `model.generate` in a background thread, streamed as chunks.
+
+Stop strings are both handed to `generate` (so it halts) and trimmed here (so no chunk ever
+holds one, even when it arrives split over several pieces). Closing the stream early sets an
+event that a stopping criterion polls, so generation ends within one token.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+from collections.abc import Iterator
+from functools import cache
+from typing import Any
+
+from longwrite.engines.base import (
+    FINISH_CANCELLED,
+    FINISH_LENGTH,
+    FINISH_STOP,
+    Chunk,
+    EngineError,
+    EngineInfo,
+    Sampling,
+)
+
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+JOIN_TIMEOUT_S = 30.0  # how long closing a stream waits for the generate thread
+
+_DONE = object()  # queue sentinel: the generate thread has finished (or failed)
+
+
+def _resolve_model_path(model: str) -> str:
+    """A local-looking path must be an existing folder; anything else is a hub id."""
+    expanded = os.path.expanduser(model)
+    looks_local = model.startswith(("/", "./", "../", "~")) or os.path.exists(expanded)
+    if not looks_local:
+        return model
+    if not os.path.isdir(expanded):
+        raise EngineError(f"model not found: {model} (no such folder)")
+    return expanded
+
+
+def _offline_kwargs(model: str, filename: str) -> dict[str, Any]:
+    """`local_files_only=True` for a hub id already in the local cache: no network round trips."""
+    if os.path.isdir(model):
+        return {}
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(model, filename)
+    except Exception:  # an id the hub library rejects: let from_pretrained explain
+        return {}
+    return {"local_files_only": True} if isinstance(cached, str) else {}
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _load_error(what: str, model: str, exc: BaseException) -> EngineError:
+    hint = ""
+    if not os.path.isdir(os.path.expanduser(model)):
+        hint = (
+            " (not a local folder; the id is not in the local cache or no model hub is reachable)"
+        )
+    return EngineError(f"cannot load {what} {model!r}{hint}: {_one_line(exc)}")
+
+
+def load_tokenizer(path: str) -> Any:
+    """The tokenizer at `path` (a local folder or a cached hub id), or EngineError."""
+    from transformers import AutoTokenizer
+
+    resolved = _resolve_model_path(path)
+    try:
+        return AutoTokenizer.from_pretrained(
+            resolved, **_offline_kwargs(resolved, "tokenizer_config.json")
+        )
+    except (OSError, ValueError) as exc:
+        raise _load_error("tokenizer", path, exc) from exc
+
+
+def _resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise EngineError(f"bad device {device!r}: use one of {', '.join(DEVICES)}") from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise EngineError(f"device {device!r}: CUDA is not available here")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            count = torch.cuda.device_count()
+            raise EngineError(f"device {device!r}: only {count} CUDA device(s) here")
+    elif parsed.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise EngineError(f"device {device!r}: MPS is not available here")
+    elif parsed.type != "cpu":
+        raise EngineError(f"bad device {device!r}: use one of {', '.join(DEVICES)}")
+    return str(parsed)
+
+
+def _resolve_dtype(dtype: str, device: str) -> str:
+    if dtype == "auto":
+        import torch
+
+        if device.startswith("cuda"):
+            return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        return "float16" if device.startswith("mps") else "float32"
+    if dtype not in DTYPES:
+        raise EngineError(f"bad dtype {dtype!r}: use one of {', '.join(DTYPES)}")
+    return dtype
+
+
+def _partial_stop_len(text: str, stops: tuple[str, ...]) -> int:
+    """Length of the longest end of `text` that could still grow into a stop string."""
+    best = 0
+    for stop in stops:
+        for k in range(min(len(stop) - 1, len(text)), best, -1):
+            if text.endswith(stop[:k]):
+                best = k
+                break
+    return best
+
+
+class StopTrimmer:
+    """Cuts streamed text before the first stop string to complete.
+
+    `feed` returns the text that is safe to emit now: it holds back an end that may be the start
+    of a stop string. The first stop to complete (the earliest end; on a tie, the longest) wins,
+    so the result does not depend on how the text was split into pieces.
+    """
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self.stops = tuple(s for s in stops if s)
+        self.held = ""
+        self.stopped = False
+
+    def feed(self, piece: str) -> str:
+        if self.stopped:
+            return ""
+        self.held += piece
+        first: tuple[int, int] | None = None  # (end, start) of the first stop to complete
+        for stop in self.stops:
+            start = self.held.find(stop)
+            if start >= 0 and (first is None or (start + len(stop), start) < first):
+                first = (start + len(stop), start)
+        if first is not None:
+            self.stopped = True
+            out, self.held = self.held[: first[1]], ""
+            return out
+        safe = len(self.held) - _partial_stop_len(self.held, self.stops)
+        out, self.held = self.held[:safe], self.held[safe:]
+        return out
+
+    def flush(self) -> str:
+        """The held-back text, once the stream has ended without a stop string."""
+        out, self.held = self.held, ""
+        return out
+
+
+@cache
+def _helpers() -> tuple[type, type]:
+    """The streamer and stopping-criterion classes (built lazily: they subclass transformers)."""
+    import torch
+    from transformers import StoppingCriteria, TextIteratorStreamer
+
+    class CountingStreamer(TextIteratorStreamer):
+        """Queues `(text, tokens)` pairs, where `tokens` is how many tokens arrived with it."""
+
+        def __init__(self, tokenizer: Any) -> None:
+            super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
+            self.generated = 0
+            self.last_token: int | None = None
+            self._pending = 0
+
+        def put(self, value: Any) -> None:
+            if not (self.skip_prompt and self.next_tokens_are_prompt):
+                ids = value.reshape(-1).tolist()
+                self.generated += len(ids)
+                self._pending += len(ids)
+                if ids:
+                    self.last_token = ids[-1]
+            super().put(value)
+
+        def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+            tokens, self._pending = self._pending, 0
+            self.text_queue.put((text, tokens))  # the thread itself queues _DONE at the end
+
+    class EventStop(StoppingCriteria):
+        """Stops generation as soon as `event` is set."""
+
+        def __init__(self, event: threading.Event) -> None:
+            self.event = event
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full(
+                (input_ids.shape[0],),
+                self.event.is_set(),
+                dtype=torch.bool,
+                device=input_ids.device,
+            )
+
+    return CountingStreamer, EventStop
+
+
+class TransformersEngine:
+    """A local model run with `transformers` (CPU, CUDA or MPS)."""
+
+    def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto") -> None:
+        import torch
+        import transformers
+        from transformers import AutoModelForCausalLM
+
+        path = _resolve_model_path(model)
+        self.device = _resolve_device(device)
+        self.dtype = _resolve_dtype(dtype, self.device)
+        self.tokenizer = load_tokenizer(path)
+        dtype_kw = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
+        try:
+            self._model = AutoModelForCausalLM.from_pretrained(
+                path,
+                device_map=self.device,
+                **{dtype_kw: getattr(torch, self.dtype)},
+                **_offline_kwargs(path, "config.json"),
+            )
+        except torch.OutOfMemoryError as exc:
+            raise EngineError(
+                f"out of memory loading {model!r} on {self.device} as {self.dtype}"
+            ) from exc
+        except (OSError, ValueError) as exc:
+            raise _load_error("model", model, exc) from exc
+        self._model.eval()
+        eos = self._model.generation_config.eos_token_id
+        if eos is None:
+            eos = self.tokenizer.eos_token_id
+        self._eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        self._thread: threading.Thread | None = None
+        self._cancel: threading.Event | None = None
+        self.info = EngineInfo(
+            name="transformers", model=model, details={"device": self.device, "dtype": self.dtype}
+        )
+
+    @property
+    def busy(self) -> bool:
+        """Whether a generate thread is still running."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def cancel(self) -> None:
+        """Stop the running stream (from any thread); it ends with finish_reason "cancelled"."""
+        if self._cancel is not None:
+            self._cancel.set()
+
+    def count_tokens(self, text: str) -> int | None:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def _context_limit(self) -> int | None:
+        limit = getattr(self._model.config, "max_position_embeddings", None)
+        return limit if isinstance(limit, int) and limit > 0 else None
+
+    def _generate_kwargs(self, sampling: Sampling, max_new: int) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"max_new_tokens": max_new}
+        if sampling.temperature == 0:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            # top_k=0: only temperature and top_p apply, not transformers' default top_k of 50
+            kwargs.update(
+                do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0
+            )
+        pad = self._model.generation_config.pad_token_id
+        if pad is None:
+            pad = self.tokenizer.pad_token_id
+        if pad is None and self._eos_ids:
+            pad = min(self._eos_ids)
+        if pad is not None:
+            kwargs["pad_token_id"] = pad
+        return kwargs
+
+    def stream(self, prompt: str, sampling: Sampling) -> Iterator[Chunk]:
+        import torch
+        from transformers import StoppingCriteriaList, set_seed
+
+        if self._model is None:
+            raise EngineError("the transformers engine is closed")
+        if self.busy:  # an earlier stream was abandoned without being closed
+            self.cancel()
+            self._thread.join(JOIN_TIMEOUT_S)
+            if self.busy:
+                raise EngineError("the previous generation is still running")
+        streamer_cls, stop_cls = _helpers()
+
+        enc = self.tokenizer(prompt, add_special_tokens=False, return_tensors="pt")
+        input_ids = enc["input_ids"].to(self._model.device)
+        attention_mask = enc["attention_mask"].to(self._model.device)
+        n_prompt = input_ids.shape[1]
+        max_new = sampling.max_tokens
+        limit = self._context_limit()
+        if limit is not None:
+            if n_prompt >= limit:
+                raise EngineError(
+                    f"the prompt is {n_prompt} tokens; the model's context is {limit}"
+                )
+            max_new = min(max_new, limit - n_prompt)
+
+        stops = tuple(s for s in sampling.stop if s)
+        cancel = threading.Event()
+        streamer = streamer_cls(self.tokenizer)
+        kwargs = self._generate_kwargs(sampling, max_new)
+        kwargs.update(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            streamer=streamer,
+            stopping_criteria=StoppingCriteriaList([stop_cls(cancel)]),
+        )
+        if stops:
+            kwargs.update(stop_strings=list(stops), tokenizer=self.tokenizer)
+        if sampling.seed is not None:
+            set_seed(sampling.seed)
+
+        failure: list[BaseException] = []
+        model = self._model
+
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    model.generate(**kwargs)
+            except BaseException as exc:  # handed to the consumer, which re-raises it
+                failure.append(exc)
+            finally:
+                streamer.text_queue.put(_DONE)
+
+        thread = threading.Thread(target=run, name="longwrite-generate", daemon=True)
+        self._thread, self._cancel = thread, cancel
+        queue = streamer.text_queue
+        trimmer = StopTrimmer(stops)
+        before_stop = ""  # the text before a stop string, once one has completed
+        tokens = 0  # tokens that arrived but are not reported yet
+        try:
+            thread.start()
+            while (item := queue.get()) is not _DONE:
+                piece, n = item
+                tokens += n
+                if trimmer.stopped:
+                    continue  # draining the token or so generated after the stop
+                text = trimmer.feed(piece)
+                if trimmer.stopped:
+                    before_stop = text
+                    cancel.set()
+                elif text:
+                    yield Chunk(text, tokens=tokens)
+                    tokens = 0
+            thread.join()
+            if failure:
+                raise failure[0]
+            if trimmer.stopped:
+                yield Chunk(before_stop, tokens=tokens, finish_reason=FINISH_STOP)
+                return
+            if streamer.last_token in self._eos_ids:
+                finish = FINISH_STOP
+            elif cancel.is_set():
+                finish = FINISH_CANCELLED
+            elif streamer.generated >= max_new:
+                finish = FINISH_LENGTH
+            else:
+                finish = FINISH_STOP  # generate's own stop-string check (e.g. a special token)
+            yield Chunk(trimmer.flush(), tokens=tokens, finish_reason=finish)
+        finally:
+            cancel.set()
+            if thread.is_alive():
+                thread.join(JOIN_TIMEOUT_S)
+
+    def close(self) -> None:
+        """Free the model (and GPU memory); the engine cannot stream afterwards."""
+        if self._model is None:
+            return
+        self.cancel()
+        if self._thread is not None:
+            self._thread.join(JOIN_TIMEOUT_S)
+        self._model = None
+        gc.collect()
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
