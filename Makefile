@@ -21,6 +21,7 @@ demo: $(STAMP)
 	$(BIN)/python -m longwrite.tiny runs/tiny-model
 	$(BIN)/longwrite "Write a 300-word story about a lighthouse keeper" --words 300 \
 		--model runs/tiny-model --max-tokens 400 --seed 0
+	@echo "(demo: the tiny model's weights are random, so its text is noise; the pipeline is real)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
