@@ -1,9 +1,13 @@
 """The engine protocol: raw prompt text in, text chunks out.
 
-Every backend (transformers here; vLLM and OpenAI-compatible servers later) implements
+Every backend (transformers, in-process vLLM, OpenAI-compatible servers) implements
 `Engine.stream`. The prompt is raw completion text (the model's own think template), never a
-chat message list. Stop strings are trimmed by the engine: no chunk ever contains one, and the
-stream ends with exactly one chunk whose `finish_reason` is set.
+chat message list. Stop strings are trimmed by the engine: no chunk ever contains one.
+
+With `Sampling.n > 1` the stream interleaves the candidates: each chunk names its candidate in
+`index`, and each candidate ends with exactly one chunk whose `finish_reason` is set (with
+`n == 1` that is simply the last chunk). A continuation is just another prompt: the original
+prompt plus the text so far, which every raw-completion backend supports.
 """
 
 from __future__ import annotations
@@ -27,17 +31,31 @@ FINISH_CANCELLED = "cancelled"  # the caller stopped the stream (Ctrl-C)
 
 @dataclass(frozen=True)
 class Sampling:
-    """How to sample one completion. `temperature == 0` means greedy decoding."""
+    """How to sample. `temperature == 0` means greedy decoding.
+
+    `top_k == 0` and `repetition_penalty == 1.0` mean "off" (the model card uses neither);
+    `min_tokens` forbids stopping earlier. `n` is the number of candidates.
+    """
 
     max_tokens: int = DEFAULT_MAX_TOKENS
     temperature: float = DEFAULT_TEMPERATURE
     top_p: float = DEFAULT_TOP_P
     stop: tuple[str, ...] = DEFAULT_STOP
     seed: int | None = None
+    n: int = 1
+    min_tokens: int = 0
+    top_k: int = 0
+    repetition_penalty: float = 1.0
 
     def __post_init__(self) -> None:
         if self.max_tokens <= 0:
             raise ValueError("max_tokens must be positive")
+        if self.n < 1:
+            raise ValueError("n must be >= 1")
+        if not 0 <= self.min_tokens <= self.max_tokens:
+            raise ValueError("min_tokens must be in [0, max_tokens]")
+        if self.top_k < 0 or self.repetition_penalty <= 0:
+            raise ValueError("top_k must be >= 0 and repetition_penalty > 0")
         if self.temperature < 0:
             raise ValueError("temperature must be >= 0")
         if not 0 < self.top_p <= 1:
@@ -49,12 +67,14 @@ class Chunk:
     """A piece of generated text.
 
     `tokens` is how many tokens this chunk adds (0 where the backend cannot say).
-    `finish_reason` is None on every chunk but the last, which may carry empty text.
+    `finish_reason` is None on every chunk of a candidate but its last, which may carry
+    empty text. `index` says which candidate (0 when `Sampling.n == 1`).
     """
 
     text: str
     tokens: int = 0
     finish_reason: str | None = None
+    index: int = 0
 
 
 @dataclass(frozen=True)
@@ -64,6 +84,7 @@ class EngineInfo:
     name: str
     model: str
     details: dict[str, str] = field(default_factory=dict)
+    context: int | None = None  # the model's context length in tokens, where known
 
 
 @runtime_checkable

@@ -230,7 +230,8 @@ class TransformersEngine:
         try:
             self._model = AutoModelForCausalLM.from_pretrained(
                 path,
-                device_map=self.device,
+                # plain "cuda" spreads the layers over every visible GPU (a 32B model needs 2+)
+                device_map="auto" if self.device == "cuda" else self.device,
                 **{dtype_kw: getattr(torch, self.dtype)},
                 **_offline_kwargs(path, "config.json"),
             )
@@ -248,7 +249,10 @@ class TransformersEngine:
         self._thread: threading.Thread | None = None
         self._cancel: threading.Event | None = None
         self.info = EngineInfo(
-            name="transformers", model=model, details={"device": self.device, "dtype": self.dtype}
+            name="transformers",
+            model=model,
+            details={"device": self.device, "dtype": self.dtype},
+            context=self._context_limit(),
         )
 
     @property
@@ -275,8 +279,15 @@ class TransformersEngine:
         else:
             # top_k=0: only temperature and top_p apply, not transformers' default top_k of 50
             kwargs.update(
-                do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0
+                do_sample=True,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                top_k=sampling.top_k,
             )
+        if sampling.repetition_penalty != 1.0:
+            kwargs["repetition_penalty"] = sampling.repetition_penalty
+        if sampling.min_tokens:
+            kwargs["min_new_tokens"] = min(sampling.min_tokens, max_new)
         pad = self._model.generation_config.pad_token_id
         if pad is None:
             pad = self.tokenizer.pad_token_id
@@ -292,6 +303,8 @@ class TransformersEngine:
 
         if self._model is None:
             raise EngineError("the transformers engine is closed")
+        if sampling.n != 1:
+            raise EngineError("the transformers engine streams one candidate at a time (n=1)")
         if self.busy:  # an earlier stream was abandoned without being closed
             self.cancel()
             self._thread.join(JOIN_TIMEOUT_S)
