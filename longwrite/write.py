@@ -1,21 +1,33 @@
-"""The main job: one request through engine -> parser -> renderer.
+"""The main job: one request through engine -> parser -> renderer, in one or more rounds.
 
-Kept apart from the CLI so that batch runs and tests drive the same loop. Ctrl-C is not an
-error here: the engine is stopped, whatever was generated goes through the parser and the
-renderer like any other ending, and the result says `finish_reason="cancelled"` so the caller
-can keep it and exit 130.
+Kept apart from the CLI so that batch runs and tests drive the same loop.
+
+Continuation (length control): when an answer ends below the lower end of its target range,
+the same prompt plus everything generated so far is sent again as raw text, so the model
+carries on where it stopped; the user sees one seamless stream. The model had chosen to
+stop, so a continuation asks for `min_tokens` (the tokens the missing words need): vLLM and
+compatible servers ignore EOS and stop strings until then. Rounds are bounded, and each
+round's tokens count against the request's `max_tokens`.
+
+Ctrl-C is not an error here: the engine is stopped, whatever was generated goes through the
+parser and the renderer like any other ending, and the result says
+`finish_reason="cancelled"` so the caller can keep it and exit 130.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 from longwrite.counting import count_words
-from longwrite.engines.base import FINISH_CANCELLED, FINISH_STOP, Engine
+from longwrite.engines.base import FINISH_CANCELLED, FINISH_STOP, Engine, Sampling
 from longwrite.prompting import Request
 from longwrite.stream import Event, ThinkAnswerParser
+
+PARAGRAPH = "\n\n"  # what a continuation round starts with when the answer had stopped
+MIN_ROUND_TOKENS = 16  # a continuation with less room than this is not worth a request
 
 
 class EventSink(Protocol):
@@ -24,8 +36,26 @@ class EventSink(Protocol):
 
 
 @dataclass(frozen=True)
+class Continuation:
+    """Continue while the answer has fewer than `below` words, at most `max_rounds` times."""
+
+    below: int
+    max_rounds: int = 2
+    tokens_per_word: float = 1.4
+
+
+@dataclass(frozen=True)
+class Round:
+    """One request to the engine: a first pass or a continuation."""
+
+    tokens: int
+    finish_reason: str
+    answer_words: int
+
+
+@dataclass(frozen=True)
 class Result:
-    """What one request produced; `--json` prints exactly these fields."""
+    """What one request produced; `--json` prints these fields."""
 
     prompt: str
     thinking: str
@@ -34,25 +64,29 @@ class Result:
     tokens: int
     finish_reason: str
     seconds: float
+    rounds: list[Round] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def write_document(engine: Engine, request: Request, sink: EventSink) -> Result:
-    """Stream `request` through `engine`, feeding parsed events to `sink` as they come."""
-    parser = ThinkAnswerParser()
+def _stream_round(
+    engine: Engine, prompt: str, sampling: Sampling, parser: ThinkAnswerParser, sink: EventSink
+) -> tuple[str, int, str]:
+    """One engine request fed through `parser` into `sink`: (raw text, tokens, finish)."""
+    pieces: list[str] = []
     tokens = 0
     finish: str | None = None
-    started = time.monotonic()
-    stream = engine.stream(request.prompt, request.sampling)
+    stream = engine.stream(prompt, sampling)
     try:
         for chunk in stream:
             if chunk.tokens:
                 tokens += chunk.tokens
                 sink.add_tokens(chunk.tokens)
-            for event in parser.feed(chunk.text):
-                sink.handle(event)
+            if chunk.text:
+                pieces.append(chunk.text)
+                for event in parser.feed(chunk.text):
+                    sink.handle(event)
             if chunk.finish_reason is not None:
                 finish = chunk.finish_reason
     except KeyboardInterrupt:
@@ -61,7 +95,62 @@ def write_document(engine: Engine, request: Request, sink: EventSink) -> Result:
         close = getattr(stream, "close", None)
         if close is not None:
             close()  # stops generation promptly if we left the loop early
-    finish = finish or FINISH_STOP  # an engine that ended without saying why
+    return "".join(pieces), tokens, finish or FINISH_STOP  # FINISH_STOP: ended without a word
+
+
+def _next_round(
+    request: Request, continuation: Continuation | None, rounds: list[Round], used: int
+) -> tuple[Sampling, str] | None:
+    """The sampling and separator of the next continuation round, or None to stop."""
+    if continuation is None or not rounds:
+        return None
+    last = rounds[-1]
+    if last.finish_reason == FINISH_CANCELLED or last.answer_words >= continuation.below:
+        return None
+    if len(rounds) > continuation.max_rounds:
+        return None
+    left = request.sampling.max_tokens - used
+    if left < MIN_ROUND_TOKENS:
+        return None
+    missing = math.ceil((continuation.below - last.answer_words) * continuation.tokens_per_word)
+    sampling = replace(request.sampling, max_tokens=left, min_tokens=min(missing, left), n=1)
+    # The model stopped on its own: start a new paragraph. Cut off by max_tokens (or still
+    # thinking): carry on mid-sentence, exactly where the text ends.
+    separator = PARAGRAPH if last.finish_reason == FINISH_STOP and last.answer_words else ""
+    return sampling, separator
+
+
+def _trailing_newlines(text: str) -> int:
+    return len(text) - len(text.rstrip("\n"))
+
+
+def write_document(
+    engine: Engine,
+    request: Request,
+    sink: EventSink,
+    *,
+    continuation: Continuation | None = None,
+) -> Result:
+    """Stream `request` through `engine`, feeding parsed events to `sink` as they come."""
+    parser = ThinkAnswerParser()
+    started = time.monotonic()
+    generated = ""  # the raw completion so far, as the model will see it when continuing
+    rounds: list[Round] = []
+    sampling, separator = request.sampling, ""
+    while True:
+        if separator:
+            generated += separator
+            for event in parser.feed(separator):
+                sink.handle(event)
+        text, tokens, finish = _stream_round(
+            engine, request.prompt + generated, sampling, parser, sink
+        )
+        generated += text
+        rounds.append(Round(tokens, finish, count_words(parser.answer)))
+        step = _next_round(request, continuation, rounds, sum(r.tokens for r in rounds))
+        if step is None:
+            break
+        sampling, separator = step
     for event in parser.close(finish):
         sink.handle(event)
     return Result(
@@ -69,7 +158,8 @@ def write_document(engine: Engine, request: Request, sink: EventSink) -> Result:
         thinking=parser.thinking,
         answer=parser.answer,
         words=count_words(parser.answer),
-        tokens=tokens,
+        tokens=sum(r.tokens for r in rounds),
         finish_reason=finish,
         seconds=round(time.monotonic() - started, 3),
+        rounds=rounds,
     )

@@ -52,3 +52,17 @@ def cut(text: str, sizes: tuple[int, ...] = (1, 3, 2, 4)) -> list[str]:
         out.append(text[i : i + n])
         i, k = i + n, k + 1
     return out
+
+
+class RoundsEngine(ScriptedEngine):
+    """Plays `transcripts[i]` on the i-th call to `stream` (continuations are new calls)."""
+
+    def __init__(self, transcripts: list[str], finishes: list[str]) -> None:
+        super().__init__([])
+        self.transcripts = transcripts
+        self.finishes = finishes
+
+    def stream(self, prompt: str, sampling: Sampling) -> Iterator[Chunk]:
+        i = len(self.prompts)
+        self.deltas, self.finish = cut(self.transcripts[i]), self.finishes[i]
+        return super().stream(prompt, sampling)

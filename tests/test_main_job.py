@@ -47,6 +47,7 @@ def test_json_result_on_the_tiny_model(tiny_model_dir):
         "tokens",
         "finish_reason",
         "seconds",
+        "rounds",
     }
     assert data["prompt"] == "Write a 300-word story"
     assert 0 < data["tokens"] <= 40
