@@ -303,8 +303,6 @@ class TransformersEngine:
 
         if self._model is None:
             raise EngineError("the transformers engine is closed")
-        if sampling.n != 1:
-            raise EngineError("the transformers engine streams one candidate at a time (n=1)")
         if self.busy:  # an earlier stream was abandoned without being closed
             self.cancel()
             self._thread.join(JOIN_TIMEOUT_S)
@@ -326,6 +324,9 @@ class TransformersEngine:
             max_new = min(max_new, limit - n_prompt)
 
         stops = tuple(s for s in sampling.stop if s)
+        if sampling.n > 1:
+            yield from self._stream_batch(input_ids, attention_mask, sampling, max_new, stops)
+            return
         cancel = threading.Event()
         streamer = streamer_cls(self.tokenizer)
         kwargs = self._generate_kwargs(sampling, max_new)
@@ -391,6 +392,94 @@ class TransformersEngine:
             cancel.set()
             if thread.is_alive():
                 thread.join(JOIN_TIMEOUT_S)
+
+    def _stream_batch(
+        self, input_ids: Any, attention_mask: Any, sampling: Sampling, max_new: int, stops: tuple
+    ) -> Iterator[Chunk]:
+        """`n` candidates in one batch, for best-of.
+
+        transformers cannot stream text per row, so while the batch runs each unfinished row
+        reports one token per step (text-free chunks: progress only); each candidate's text,
+        trimmed at its first stop string, comes in its final chunk.
+        """
+        import queue as queue_mod
+
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList, set_seed
+
+        cancel = threading.Event()
+        steps: queue_mod.Queue = queue_mod.Queue()
+        ended = self._eos_ids | {self._generate_kwargs(sampling, max_new).get("pad_token_id")}
+
+        class Progress(StoppingCriteria):
+            def __call__(self, ids: Any, scores: Any, **kwargs: Any) -> Any:
+                steps.put(ids[:, -1].tolist())
+                return torch.full((ids.shape[0],), cancel.is_set(), device=ids.device)
+
+        kwargs = self._generate_kwargs(sampling, max_new)
+        kwargs.update(
+            # n copies of the prompt rather than num_return_sequences, which greedy refuses
+            input_ids=input_ids.repeat(sampling.n, 1),
+            attention_mask=attention_mask.repeat(sampling.n, 1),
+            stopping_criteria=StoppingCriteriaList([Progress()]),
+        )
+        if stops:
+            kwargs.update(stop_strings=list(stops), tokenizer=self.tokenizer)
+        if sampling.seed is not None:
+            set_seed(sampling.seed)
+        output: list[Any] = []
+        failure: list[BaseException] = []
+        model = self._model
+
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    output.append(model.generate(**kwargs))
+            except BaseException as exc:  # handed to the consumer, which re-raises it
+                failure.append(exc)
+            finally:
+                steps.put(_DONE)
+
+        thread = threading.Thread(target=run, name="longwrite-generate-batch", daemon=True)
+        self._thread, self._cancel = thread, cancel
+        reported = [0] * sampling.n
+        done = [False] * sampling.n
+        try:
+            thread.start()
+            while (last := steps.get()) is not _DONE:
+                for i, token in enumerate(last):
+                    if not done[i]:
+                        done[i] = token in ended
+                        reported[i] += 1
+                        yield Chunk("", tokens=1, index=i)
+            thread.join()
+            if failure:
+                raise failure[0]
+            new = output[0][:, input_ids.shape[1] :].tolist()
+            for i, row in enumerate(new):
+                yield self._final_chunk(i, row, stops, max_new, reported[i], cancel.is_set())
+        finally:
+            cancel.set()
+            if thread.is_alive():
+                thread.join(JOIN_TIMEOUT_S)
+
+    def _final_chunk(
+        self, index: int, row: list[int], stops: tuple, max_new: int, reported: int, cancelled: bool
+    ) -> Chunk:
+        """One candidate's whole text, trimmed, with its finish reason and the tokens not yet
+        reported."""
+        end = next((k for k, t in enumerate(row) if t in self._eos_ids), None)
+        ids = row if end is None else row[: end + 1]
+        trimmer = StopTrimmer(stops)
+        text = trimmer.feed(self.tokenizer.decode(ids, skip_special_tokens=True))
+        if trimmer.stopped or end is not None:
+            finish = FINISH_STOP
+        elif cancelled:
+            finish = FINISH_CANCELLED
+        else:
+            text += trimmer.flush()
+            finish = FINISH_LENGTH if len(ids) >= max_new else FINISH_STOP
+        return Chunk(text, tokens=max(len(ids) - reported, 0), finish_reason=finish, index=index)
 
     def close(self) -> None:
         """Free the model (and GPU memory); the engine cannot stream afterwards."""
