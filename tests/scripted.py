@@ -66,3 +66,24 @@ class RoundsEngine(ScriptedEngine):
         i = len(self.prompts)
         self.deltas, self.finish = cut(self.transcripts[i]), self.finishes[i]
         return super().stream(prompt, sampling)
+
+
+class CandidatesEngine(ScriptedEngine):
+    """Interleaves several transcripts as candidates 0..k-1, as an engine with n > 1 does."""
+
+    def __init__(self, transcripts: list[str], finishes: list[str] | None = None) -> None:
+        super().__init__([])
+        self.transcripts = transcripts
+        self.finishes = finishes or ["stop"] * len(transcripts)
+
+    def stream(self, prompt: str, sampling: Sampling) -> Iterator[Chunk]:
+        self.prompts.append(prompt)
+        self.samplings.append(sampling)
+        assert sampling.n == len(self.transcripts)
+        pieces = [cut(t) for t in self.transcripts]
+        for step in range(max(len(p) for p in pieces)):
+            for i, p in enumerate(pieces):
+                if step < len(p):
+                    yield Chunk(text=p[step], tokens=1, index=i)
+        for i, finish in enumerate(self.finishes):
+            yield Chunk(text="", finish_reason=finish, index=i)

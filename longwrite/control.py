@@ -1,0 +1,148 @@
+"""Length control on top of any engine: steer the prompt, budget tokens, pick the best of K.
+
+- Steering: when the user gives `--words N` and the prompt states no length of its own, one
+  short sentence of ours (`prompts/steer_*.txt`) says it, in the prompt's language. A prompt
+  that already states a length is left alone, and `--words` only sets the target.
+- Target: `--words N` wins; else the length the prompt asks for (`targets.py`); the range
+  is the paper's (+/-10% for "about N", one-sided for bounds).
+- Budget: `max_tokens` from the target (`budget.py`), measured with the engine's tokenizer
+  when it has one, unless the user set `--max-tokens`.
+- Best of K: the engine samples K candidates at once (`Sampling.n`); each is scored with the
+  same rewards the RL pipeline trains with (length, format, repetition) and the best total
+  wins, ties going to the earliest candidate. Continuation rounds are for the single-stream
+  path (`write.py`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from longwrite.budget import Budget, plan_budget
+from longwrite.counting import count_words
+from longwrite.engines.base import FINISH_CANCELLED, Engine
+from longwrite.prompting import Request, templates_dir
+from longwrite.stream import split_think_answer
+from longwrite.write import Result
+
+PLACEHOLDER = "{words}"
+_SENTENCE_END = ".!?:;。！？：；…)）」』\"'”’"
+
+
+def steer_sentence(words: int, language: str) -> str:
+    """Our one-sentence length request, e.g. "The answer should be about 3,000 words long." """
+    template = (templates_dir() / f"steer_{language}.txt").read_bytes().decode("utf-8")
+    number = f"{words:,}" if language == "en" else str(words)
+    return template.strip().replace(PLACEHOLDER, number)
+
+
+def steer(user_prompt: str, words: int, language: str) -> str:
+    """`user_prompt` with the length sentence appended, the user's sentence closed first."""
+    text = user_prompt.rstrip()
+    if text and text[-1] not in _SENTENCE_END:
+        text += "。" if language == "zh" else "."
+    return text + ("" if language == "zh" else " ") + steer_sentence(words, language)
+
+
+def with_budget(
+    request: Request,
+    budget_hi: int | None,
+    *,
+    context: int | None = None,
+    count_tokens: Callable[[str], int | None] | None = None,
+    keep_max_tokens: bool = False,
+) -> tuple[Request, Budget]:
+    """`request` with `max_tokens` from the budget (unless the user fixed it)."""
+    budget = plan_budget(
+        request.prompt,
+        language=request.language,
+        target_hi=budget_hi,
+        think=request.think,
+        context=context,
+        count_tokens=count_tokens,
+    )
+    if keep_max_tokens:
+        return request, budget
+    return replace(
+        request, sampling=replace(request.sampling, max_tokens=budget.max_tokens)
+    ), budget
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One of K candidates, scored."""
+
+    index: int
+    thinking: str
+    answer: str
+    words: int
+    tokens: int
+    finish_reason: str
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["thinking"], data["answer"]
+        return data
+
+
+Scorer = Callable[[str], dict[str, float]]  # raw completion -> {"total": ..., ...}
+Progress = Callable[[int, int, str | None], None]  # (index, tokens so far, finish or None)
+
+
+def best_of(
+    engine: Engine,
+    request: Request,
+    k: int,
+    score: Scorer,
+    *,
+    progress: Progress | None = None,
+) -> tuple[Result, list[Candidate]]:
+    """Sample `k` candidates in one batch and return the best (by `score`) and all of them."""
+    started = time.monotonic()
+    texts = [""] * k
+    tokens = [0] * k
+    finish: list[str | None] = [None] * k
+    stream = engine.stream(request.prompt, replace(request.sampling, n=k))
+    try:
+        for chunk in stream:
+            i = chunk.index
+            texts[i] += chunk.text
+            tokens[i] += chunk.tokens
+            if chunk.finish_reason is not None:
+                finish[i] = chunk.finish_reason
+            if progress is not None:
+                progress(i, tokens[i], finish[i])
+    except KeyboardInterrupt:
+        finish = [f or FINISH_CANCELLED for f in finish]
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+    candidates = []
+    for i, raw in enumerate(texts):
+        thinking, answer = split_think_answer(raw)
+        candidates.append(
+            Candidate(
+                index=i,
+                thinking=thinking,
+                answer=answer,
+                words=count_words(answer),
+                tokens=tokens[i],
+                finish_reason=finish[i] or FINISH_CANCELLED,
+                scores=score(raw),
+            )
+        )
+    best = max(candidates, key=lambda c: (c.scores.get("total", 0.0), -c.index))
+    result = Result(
+        prompt=request.user_prompt,
+        thinking=best.thinking,
+        answer=best.answer,
+        words=best.words,
+        tokens=sum(tokens),
+        finish_reason=best.finish_reason,
+        seconds=round(time.monotonic() - started, 3),
+    )
+    return result, candidates
