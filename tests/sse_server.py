@@ -1,0 +1,360 @@
+"""A scripted OpenAI-compatible completions server on 127.0.0.1, for tests and the bench.
+
+The `OpenAIEngine` must be tested against real HTTP and real server-sent events, not a mocked
+client: drops, resets, timeouts and closed connections only exist on a socket. This server
+speaks just enough of the protocol vLLM speaks (`GET /v1/models`, streaming
+`POST /v1/completions`, OpenAI-style error bodies) and is scripted per test by a `Script`.
+
+Determinism is by construction: the completion of the base prompt is `Script.text`, and a
+prompt equal to base + `text[:k]` is continued with `text[k:]`, so a client that resumes a
+dropped stream can be checked byte for byte. Text is cut into pieces of cycling sizes at
+fixed positions of the whole text (a continuation keeps the same cuts), one piece per token.
+Like vLLM, the server trims stop strings itself and never sends one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import struct
+import sys
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Script:
+    """What the server answers, and which faults it injects.
+
+    - `text`: the completion of `prompt` (candidate 0); `others[i-1]` is candidate i's text
+      when `n > 1` (default: `text` again).
+    - `pieces`: cycling piece sizes in characters; each piece is one token.
+    - `drop_after`: break the connection after this many pieces of a response, for the first
+      `drops` responses; `drop_style` is "reset" (TCP RST), "close" (FIN in the middle of the
+      chunked body) or "done" (a clean `[DONE]` without any finish_reason).
+    - `status`: answer every completion request with this HTTP error status;
+      `error_after`: send an error event (as vLLM does mid-stream) after this many pieces.
+    - `delay`: seconds between pieces; `hang`: seconds before the first byte of a completion.
+    """
+
+    text: str = ""
+    prompt: str = "PROMPT:"
+    others: tuple[str, ...] = ()
+    pieces: tuple[int, ...] = (1, 3, 2, 4)
+    models: tuple[str, ...] = ("lw-test",)
+    max_model_len: int | None = 32768
+    api_key: str | None = None
+    drop_after: int | None = None
+    drops: int = 1
+    drop_style: str = "reset"
+    status: int | None = None
+    error_after: int | None = None
+    delay: float = 0.0
+    hang: float = 0.0
+    finish_separate: bool = False
+
+    def candidate(self, index: int) -> str:
+        if index == 0 or index > len(self.others):
+            return self.text
+        return self.others[index - 1]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One request the server received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any] | None
+
+
+@dataclass
+class Planned:
+    """One candidate's response: its pieces, finish reason and generated tokens."""
+
+    pieces: list[str]
+    finish: str
+    tokens: int
+
+
+def cut_points(text: str, sizes: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(start, end) of each piece of `text`, cut with cycling `sizes`."""
+    out, i, k = [], 0, 0
+    while i < len(text):
+        end = min(len(text), i + sizes[k % len(sizes)])
+        out.append((i, end))
+        i, k = end, k + 1
+    return out
+
+
+def plan(text: str, start: int, script: Script, max_tokens: int, stops: list[str]) -> Planned:
+    """The pieces that continue `text[:start]`: at most `max_tokens`, cut before a stop string.
+
+    The stop string that completes first wins (on a tie, the longest), as when generating.
+    """
+    pieces = [text[max(a, start) : b] for a, b in cut_points(text, script.pieces) if b > start]
+    rest = text[start:]
+    found = [(rest.find(s) + len(s), rest.find(s)) for s in stops if s and s in rest]
+    if found:
+        end, keep = min(found)
+        used = count = 0
+        while used < end:  # the stop completes inside piece number `count`
+            used += len(pieces[count])
+            count += 1
+        if count <= max_tokens:
+            trimmed, used = [], 0
+            for piece in pieces[:count]:
+                part = piece[: max(0, keep - used)]
+                used += len(piece)
+                if part:
+                    trimmed.append(part)
+            return Planned(trimmed, "stop", count)
+    if len(pieces) > max_tokens:
+        return Planned(pieces[:max_tokens], "length", max_tokens)
+    return Planned(pieces, "stop", len(pieces))
+
+
+def error_body(status: int, message: str) -> bytes:
+    kind = {401: "AuthenticationError", 404: "NotFoundError", 400: "BadRequestError"}
+    error = {"message": message, "type": kind.get(status, "InternalServerError")}
+    return json.dumps({"error": {**error, "param": None, "code": status}}).encode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+        pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.owner.connections.add(self.connection)
+
+    def finish(self) -> None:
+        self.server.owner.connections.discard(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    @property
+    def owner(self) -> ScriptedServer:
+        return self.server.owner
+
+    def _record(self, body: dict[str, Any] | None) -> None:
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self.owner.requests.append(Recorded(self.command, self.path, headers, body))
+
+    def _authorised(self) -> bool:
+        key = self.owner.script.api_key
+        if key is None or self.headers.get("Authorization") == f"Bearer {key}":
+            return True
+        self._send_json(401, error_body(401, "Unauthorized"))
+        return False
+
+    def _send_json(self, status: int, payload: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def do_GET(self) -> None:
+        self._record(None)
+        if not self._authorised():
+            return
+        if self.path.rstrip("/") != "/v1/models":
+            self._send_json(404, error_body(404, f"no route {self.path}"))
+            return
+        script = self.owner.script
+        data = []
+        for name in script.models:
+            entry: dict[str, Any] = {"id": name, "object": "model", "created": 0}
+            entry["owned_by"] = "longwrite-tests"
+            if script.max_model_len is not None:
+                entry["max_model_len"] = script.max_model_len
+            data.append(entry)
+        self._send_json(200, json.dumps({"object": "list", "data": data}).encode())
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        self._record(body)
+        script = self.owner.script
+        if not self._authorised():
+            return
+        if self.path.rstrip("/") != "/v1/completions":
+            self._send_json(404, error_body(404, f"no route {self.path}"))
+            return
+        if body.get("model") not in script.models:
+            message = f"The model `{body.get('model')}` does not exist."
+            self._send_json(404, error_body(404, message))
+            return
+        if script.status is not None:
+            self._send_json(script.status, error_body(script.status, "scripted failure"))
+            return
+        planned = self._plan(body)
+        if planned is None:
+            self._send_json(400, error_body(400, "prompt is not the base prompt + a prefix"))
+            return
+        if script.hang and self.owner.stopping.wait(script.hang):
+            return
+        try:
+            self._stream(body, planned)
+        except OSError:  # the client went away
+            self.owner.client_gone.set()
+            self.close_connection = True
+
+    def _plan(self, body: dict[str, Any]) -> list[Planned] | None:
+        script = self.owner.script
+        prompt, n = body.get("prompt"), int(body.get("n") or 1)
+        if not isinstance(prompt, str) or not prompt.startswith(script.prompt):
+            return None
+        done = prompt[len(script.prompt) :]
+        if not script.text.startswith(done) or (done and n > 1):
+            return None
+        stop = body.get("stop") or []
+        stops = [stop] if isinstance(stop, str) else list(stop)
+        max_tokens = int(body.get("max_tokens") or 16)
+        return [plan(script.candidate(i), len(done), script, max_tokens, stops) for i in range(n)]
+
+    def _chunk(self, payload: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
+
+    def _event(self, data: dict[str, Any] | str) -> None:
+        text = data if isinstance(data, str) else json.dumps(data)
+        self._chunk(f"data: {text}\n\n".encode())
+
+    def _stream(self, body: dict[str, Any], planned: list[Planned]) -> None:
+        script, owner = self.owner.script, self.owner
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        head = {"id": "cmpl-test", "object": "text_completion", "created": 0}
+        head["model"] = body["model"]
+        drop = script.drop_after if owner.take_drop() else None
+        if drop == 0:
+            self._drop(script.drop_style)
+            return
+        events = interleave(planned, script.finish_separate)
+        for sent, (index, piece, finish) in enumerate(events, start=1):
+            if script.delay and owner.stopping.wait(script.delay):
+                return
+            choice = {"index": index, "text": piece, "logprobs": None, "finish_reason": finish}
+            self._event({**head, "choices": [choice], "usage": None})
+            owner.pieces_sent += 1
+            if sent == script.error_after:
+                self._event({"error": {"message": "scripted engine crash", "code": 500}})
+                self._event("[DONE]")
+                self._chunk(b"")
+                return
+            if sent == drop:
+                self._drop(script.drop_style)
+                return
+        if (body.get("stream_options") or {}).get("include_usage"):
+            tokens = sum(p.tokens for p in planned)
+            prompt_tokens = len(body["prompt"]) // 4
+            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": tokens}
+            usage["total_tokens"] = prompt_tokens + tokens
+            owner.usage_sent.append(tokens)
+            self._event({**head, "choices": [], "usage": usage})
+        self._event("[DONE]")
+        self._chunk(b"")
+
+    def _drop(self, style: str) -> None:
+        self.close_connection = True
+        if style == "done":
+            self._event("[DONE]")
+            self._chunk(b"")
+            return
+        if style == "reset":
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        else:
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+
+def interleave(planned: list[Planned], separate: bool) -> list[tuple[int, str, str | None]]:
+    """(index, text, finish) per event, the candidates taking turns piece by piece."""
+    queues = []
+    for index, p in enumerate(planned):
+        events: list[tuple[int, str, str | None]] = [(index, piece, None) for piece in p.pieces]
+        if separate or not events:
+            events.append((index, "", p.finish))
+        else:
+            events[-1] = (index, events[-1][1], p.finish)
+        queues.append(events)
+    out = []
+    for step in range(max(len(q) for q in queues)):
+        out.extend(q[step] for q in queues if step < len(q))
+    return out
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    owner: ScriptedServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):  # a client going away is not news
+            super().handle_error(request, client_address)
+
+
+@dataclass
+class ScriptedServer:
+    """`with ScriptedServer(Script(text=...)) as srv:` serves at `srv.url` until the block ends."""
+
+    script: Script
+    requests: list[Recorded] = field(default_factory=list)
+    pieces_sent: int = 0
+    usage_sent: list[int] = field(default_factory=list)  # completion_tokens of each response
+    client_gone: threading.Event = field(default_factory=threading.Event)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    connections: set[socket.socket] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._drops_left = self.script.drops
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._httpd is not None, "the server is not running"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    @property
+    def completions(self) -> list[Recorded]:
+        return [r for r in self.requests if r.path.rstrip("/") == "/v1/completions"]
+
+    def take_drop(self) -> bool:
+        """Whether this response should drop (uses up one of `script.drops`)."""
+        if self.script.drop_after is None:
+            return False
+        with self._lock:
+            if self._drops_left <= 0:
+                return False
+            self._drops_left -= 1
+            return True
+
+    def __enter__(self) -> ScriptedServer:
+        self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
+        self._httpd.owner = self
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        assert self._httpd is not None and self._thread is not None
+        self._httpd.shutdown()
+        for conn in list(self.connections):
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        self._httpd.server_close()
+        self._thread.join(5)
