@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml .ci/constraints-cpu.txt | cksum | cut -d' ' -f1)
+# vllm's wheel and the few packages its Python API imports on a CPU, for the contract test.
+CONTRACT := $(VENV)/.vllm-contract-$(shell cat .ci/vllm-contract.txt | cksum | cut -d' ' -f1)
 
 .PHONY: setup demo test lint bench clean
 
@@ -12,7 +14,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml .ci/constraints-cpu.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
-		-c .ci/constraints-cpu.txt -e '.[dev]'
+		-c .ci/constraints-cpu.txt -e '.[dev,rl]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 # The main job on a tiny random model built here (no model hub): the pipeline is real,
@@ -23,7 +25,14 @@ demo: $(STAMP)
 		--model runs/tiny-model --max-tokens 400 --seed 0
 	@echo "(demo: the tiny model's weights are random, so its text is noise; the pipeline is real)"
 
-test: $(STAMP)
+# --no-deps: vllm's own pins (CUDA torch, ...) are for GPU boxes; the test only builds its
+# settings objects and parses its CLI (see .ci/vllm-contract.txt).
+$(CONTRACT): $(STAMP) .ci/vllm-contract.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		-r .ci/vllm-contract.txt
+	rm -f $(VENV)/.vllm-contract-* && touch $@
+
+test: $(STAMP) $(CONTRACT)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

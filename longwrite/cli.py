@@ -15,20 +15,16 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 import typer
 
 from longwrite import __version__
-from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, FINISH_CANCELLED
+from longwrite.engines.base import DEFAULT_MODEL, DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 from longwrite.errors import LongwriteError
 
-if TYPE_CHECKING:
-    from longwrite.prompting import Request
-
-DEFAULT_MODEL = "THU-KEG/LongWriter-Zero-32B"
 SUBCOMMANDS = ("write", "count", "serve", "batch", "eval", "rl")
-NOT_BUILT_YET = ("serve", "batch", "eval", "rl")
+NOT_BUILT_YET = ("batch", "rl")
 EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
@@ -73,6 +69,12 @@ def _read_prompt(prompt: str | None) -> str:
         raise LongwriteError(f"cannot read the prompt from stdin: {e}") from e
 
 
+_SAMPLING = "Sampling"
+_LENGTH = "Length control"
+_ENGINE = "Engine"
+_OUTPUT = "Output"
+
+
 @app.command(
     "write",
     help="Write a document for PROMPT (the default command: `longwrite PROMPT` is the same).",
@@ -82,126 +84,131 @@ def write_cmd(
         str | None, typer.Argument(help="What to write; absent or '-': read stdin.")
     ] = None,
     words: Annotated[
-        int | None, typer.Option("--words", "-w", help="Target length in words.")
+        int | None,
+        typer.Option(
+            "--words", "-w", help="Target length in words (default: what the prompt asks for).",
+            rich_help_panel=_LENGTH,
+        ),
+    ] = None,
+    best_of: Annotated[
+        int,
+        typer.Option(help="Sample K candidates, print the best by the rewards.",
+                     rich_help_panel=_LENGTH),
+    ] = 1,
+    max_rounds: Annotated[
+        int,
+        typer.Option(help="Continuation rounds when the answer ends short (0: none).",
+                     rich_help_panel=_LENGTH),
+    ] = 2,
+    range_model: Annotated[
+        str | None,
+        typer.Option(help="OpenAI-compatible URL of an LLM that predicts the length a prompt "
+                     "needs when it states none.", rich_help_panel=_LENGTH),
     ] = None,
     model: Annotated[
-        str, typer.Option("--model", "-m", help="Model folder or Hugging Face id.")
-    ] = DEFAULT_MODEL,
+        str | None,
+        typer.Option("--model", "-m", help=f"Model folder or Hugging Face id [{DEFAULT_MODEL}; "
+                     "with a server: the model it serves].", rich_help_panel=_ENGINE),
+    ] = None,
     engine: Annotated[
         Literal["auto", "vllm", "openai", "transformers"],
-        typer.Option("--engine", help="Backend (auto: the best one this machine has)."),
+        typer.Option(help="Backend. auto: --server/LONGWRITE_SERVER if set, else vLLM on a "
+                     "GPU, else transformers.", rich_help_panel=_ENGINE),
+    ] = "auto",
+    server: Annotated[
+        str | None,
+        typer.Option(help="OpenAI-compatible server URL [env LONGWRITE_SERVER]; the API key "
+                     "comes from env LONGWRITE_API_KEY.", rich_help_panel=_ENGINE),
+    ] = None,
+    tp: Annotated[
+        int | None,
+        typer.Option(help="vLLM: tensor-parallel GPUs [all visible].", rich_help_panel=_ENGINE),
+    ] = None,
+    max_model_len: Annotated[
+        int, typer.Option(help="vLLM: context length.", rich_help_panel=_ENGINE)
+    ] = 32768,
+    gpu_memory_utilization: Annotated[
+        float, typer.Option(help="vLLM: share of GPU memory to use.", rich_help_panel=_ENGINE)
+    ] = 0.9,
+    device: Annotated[
+        str, typer.Option(help="transformers: auto, cpu, cuda, mps.", rich_help_panel=_ENGINE)
+    ] = "auto",
+    dtype: Annotated[
+        str, typer.Option(help="auto, float32, bfloat16, float16.", rich_help_panel=_ENGINE)
     ] = "auto",
     max_tokens: Annotated[
-        int | None, typer.Option("--max-tokens", help="Most tokens to generate [15500].")
+        int | None,
+        typer.Option(help="Most tokens to generate [from the target; 15500 without one].",
+                     rich_help_panel=_SAMPLING),
     ] = None,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = (
-        DEFAULT_TEMPERATURE
-    ),
-    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling.")] = DEFAULT_TOP_P,
-    seed: Annotated[int | None, typer.Option(help="Random seed (same seed, same text).")] = None,
+    temperature: Annotated[
+        float, typer.Option(help="0 means greedy.", rich_help_panel=_SAMPLING)
+    ] = DEFAULT_TEMPERATURE,
+    top_p: Annotated[
+        float, typer.Option("--top-p", help="Nucleus sampling.", rich_help_panel=_SAMPLING)
+    ] = DEFAULT_TOP_P,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Random seed (same seed, same text).", rich_help_panel=_SAMPLING),
+    ] = None,
+    no_think: Annotated[
+        bool,
+        typer.Option("--no-think", help="Ask for the document directly, without planning.",
+                     rich_help_panel=_SAMPLING),
+    ] = False,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Write the document to FILE (atomically)."),
+        typer.Option("--output", "-o", help="Write the document to FILE (atomically).",
+                     rich_help_panel=_OUTPUT),
     ] = None,
     thinking: Annotated[
         Literal["hide", "show", "keep"],
-        typer.Option(
-            help="The model's planning: hide it, show it dim on stderr, or keep it in the output."
-        ),
+        typer.Option(help="The model's planning: hide it, show it dim on stderr, or keep it "
+                     "in the output.", rich_help_panel=_OUTPUT),
     ] = "hide",
-    no_think: Annotated[
-        bool, typer.Option("--no-think", help="Ask for the document directly, without planning.")
-    ] = False,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object instead of the document.")
+        bool,
+        typer.Option("--json", help="Print one JSON object instead of the document.",
+                     rich_help_panel=_OUTPUT),
     ] = False,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show what would be sent; load no model.")
+        bool,
+        typer.Option("--dry-run", help="Show what would be sent; load no model.",
+                     rich_help_panel=_OUTPUT),
     ] = False,
-    device: Annotated[str, typer.Option(help="transformers: auto, cpu, cuda, mps.")] = "auto",
-    dtype: Annotated[
-        str, typer.Option(help="transformers: auto, float32, bfloat16, float16.")
-    ] = "auto",
-) -> None:
-    from longwrite.prompting import build_request
+) -> None:  # fmt: skip
+    from longwrite.engines import EngineOptions
+    from longwrite.job import WriteOptions, run_write
 
-    request = build_request(
-        _read_prompt(prompt),
+    options = WriteOptions(
+        prompt=_read_prompt(prompt),
         words=words,
         max_tokens=max_tokens,
         temperature=temperature,
         top_p=top_p,
         seed=seed,
         think=not no_think,
-    )
-    if dry_run:
-        _dry_run(request, engine=engine, model=model, as_json=as_json)
-        return
-
-    from longwrite.engines import load_engine, resolve_engine_name
-    from longwrite.files import PartialFile, check_writable
-    from longwrite.render import Renderer, RenderOptions
-    from longwrite.write import write_document
-
-    resolve_engine_name(engine)  # a bad name fails before anything loads
-    if output is not None:
-        check_writable(output)
-    # Our spinner says a model is loading; a library's progress bar on a piped stderr is noise.
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    with _loading(model):
-        backend = load_engine(engine, model, device=device, dtype=dtype)
-    options = RenderOptions(
+        output=output,
         thinking=thinking,
-        target_words=request.target_words,
-        answer="none" if (output is not None or as_json) else "auto",
+        as_json=as_json,
+        dry_run=dry_run,
+        best_of=best_of,
+        max_rounds=max_rounds,
+        range_model=range_model,
+        engine=EngineOptions(
+            engine=engine,
+            model=model,
+            server=server,
+            device=device,
+            dtype=dtype,
+            tp=tp,
+            max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization,
+        ),
     )
-    try:
-        if output is None:
-            with Renderer(options) as renderer:
-                result = write_document(backend, request, renderer)
-        else:
-            target = PartialFile(output)
-            with target as sink, Renderer(options, sink=sink) as renderer:
-                result = write_document(backend, request, renderer)
-                if result.finish_reason != FINISH_CANCELLED:
-                    target.commit()
-    finally:
-        backend.close()
-    if as_json:
-        typer.echo(json.dumps(result.to_json(), ensure_ascii=False))
-    if result.finish_reason == FINISH_CANCELLED:
-        kept = f" in {target.partial}" if output is not None else ""
-        _err(f"interrupted: kept {result.words} words{kept}")
-        raise typer.Exit(EXIT_INTERRUPTED)
-
-
-def _dry_run(request: Request, *, engine: str, model: str, as_json: bool) -> None:
-    info = {**request.to_json(), "engine": engine, "model": model}
-    if as_json:
-        typer.echo(json.dumps(info, ensure_ascii=False, indent=2))
-        return
-    typer.echo(request.prompt)
-    settings = ", ".join(f"{k}={info[k]}" for k in info if k not in ("prompt", "user_prompt"))
-    _err(f"dry run, nothing generated: {settings}")
-
-
-class _loading:
-    """A spinner on stderr while a model loads (loading 32B weights takes minutes)."""
-
-    def __init__(self, model: str) -> None:
-        self.model = model
-        self._status = None
-
-    def __enter__(self) -> None:
-        if sys.stderr.isatty():
-            from rich.console import Console
-
-            self._status = Console(stderr=True).status(f"loading {self.model}…")
-            self._status.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        if self._status is not None:
-            self._status.__exit__(None, None, None)
+    code = run_write(options)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command("count", help="Count words (as LongBench-Write does) in files; '-' reads stdin.")
@@ -266,6 +273,21 @@ def _not_built(name: str) -> None:
 
 for _name in NOT_BUILT_YET:
     _not_built(_name)
+
+
+def _register_subapps() -> None:
+    from longwrite.evaluate import eval_app
+    from longwrite.serve import serve_command
+
+    app.command(
+        "serve",
+        help="Start a vLLM server for LongWriter-Zero (arguments after -- go to vLLM).",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )(serve_command)
+    app.add_typer(eval_app, name="eval", help="Score results: `eval length` (LongBench-Write).")
+
+
+_register_subapps()
 
 
 def route(argv: list[str]) -> list[str]:

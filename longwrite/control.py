@@ -99,8 +99,8 @@ def best_of(
     score: Scorer,
     *,
     progress: Progress | None = None,
-) -> tuple[Result, list[Candidate]]:
-    """Sample `k` candidates in one batch and return the best (by `score`) and all of them."""
+) -> tuple[Result, list[Candidate], int]:
+    """Sample `k` candidates in one batch: (the best as a Result, all of them, its index)."""
     started = time.monotonic()
     texts = [""] * k
     tokens = [0] * k
@@ -145,4 +145,4 @@ def best_of(
         finish_reason=best.finish_reason,
         seconds=round(time.monotonic() - started, 3),
     )
-    return result, candidates
+    return result, candidates, best.index

@@ -69,6 +69,8 @@ class Request:
     think: bool
     target_words: int | None
     sampling: Sampling
+    target_range: tuple[int, int] | None = None  # the paper's [lo, hi] for the target
+    question: str | None = None  # what went into the template, when it differs (steering)
 
     def to_json(self) -> dict[str, Any]:
         s = self.sampling
@@ -78,6 +80,8 @@ class Request:
             "language": self.language,
             "think": self.think,
             "target_words": self.target_words,
+            "target_range": list(self.target_range) if self.target_range else None,
+            "steered": self.question is not None,
             "max_tokens": s.max_tokens,
             "stop": list(s.stop),
             "temperature": s.temperature,
@@ -96,8 +100,14 @@ def build_request(
     seed: int | None = None,
     think: bool = True,
     language: str | None = None,
+    target_range: tuple[int, int] | None = None,
+    question: str | None = None,
 ) -> Request:
-    """Validate the user's settings and resolve them into a `Request`."""
+    """Validate the user's settings and resolve them into a `Request`.
+
+    `question` (default: `user_prompt`) is the text put into the template; length steering
+    passes the prompt with its added sentence here, so `user_prompt` stays the user's own.
+    """
     if not user_prompt.strip():
         raise LongwriteError("the prompt is empty: give PROMPT, or pipe text into stdin")
     if words is not None and words <= 0:
@@ -117,9 +127,11 @@ def build_request(
     )
     return Request(
         user_prompt=user_prompt,
-        prompt=build_prompt(user_prompt, language=lang, think=think),
+        prompt=build_prompt(question or user_prompt, language=lang, think=think),
         language=lang,
         think=think,
         target_words=words,
         sampling=sampling,
+        target_range=target_range,
+        question=question if question and question != user_prompt else None,
     )

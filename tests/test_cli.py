@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from scripted import ScriptedEngine, cut
+from scripted import CandidatesEngine, RoundsEngine, ScriptedEngine, cut
 from typer.testing import CliRunner
 
 from longwrite import __version__
@@ -27,6 +27,7 @@ def scripted(monkeypatch):
     def install(text=TRANSCRIPT, finish="stop", interrupt_after=None):
         engine = ScriptedEngine(cut(text), finish=finish, interrupt_after=interrupt_after)
         monkeypatch.setattr("longwrite.engines.load_engine", lambda *a, **k: engine)
+        monkeypatch.setattr("longwrite.engines.resolve_engine_name", lambda *a, **k: "scripted")
         return engine
 
     return install
@@ -55,11 +56,14 @@ def test_version(capsys):
 
 def test_piped_stdout_gets_the_raw_answer(scripted):
     engine = scripted()
-    result = runner.invoke(app, ["write", "Write about tides", "--words", "300", "--seed", "7"])
+    result = runner.invoke(
+        app, ["write", "Write about tides", "--words", "300", "--seed", "7", "--max-rounds", "0"]
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout == ANSWER
     assert "\x1b" not in result.stdout
-    assert engine.prompts == [build_prompt("Write about tides")]
+    steered = "Write about tides. The answer should be about 300 words long."
+    assert engine.prompts == [build_prompt(steered)]
     assert engine.samplings[0].seed == 7
     assert engine.closed
 
@@ -131,7 +135,9 @@ def test_ctrl_c_on_a_pipe_flushes_what_was_written(scripted):
 
 def test_prompt_from_stdin(scripted):
     engine = scripted()
-    result = runner.invoke(app, ["write"], input="写一篇2000字的散文，题目是《秋》\n")
+    result = runner.invoke(
+        app, ["write", "--max-rounds", "0"], input="写一篇2000字的散文，题目是《秋》\n"
+    )
     assert result.exit_code == 0, result.output
     assert engine.prompts == [build_prompt("写一篇2000字的散文，题目是《秋》\n")]
     assert "<|用户|>" in engine.prompts[0]
@@ -142,14 +148,46 @@ def test_dry_run_json_loads_no_model(monkeypatch):
         raise AssertionError("dry run must not load an engine")
 
     monkeypatch.setattr("longwrite.engines.load_engine", boom)
-    result = runner.invoke(app, ["write", "Write a 500-word story", "--dry-run", "--json"])
+    result = runner.invoke(app, ["write", "Write a story about tides", "--dry-run", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     for key in ("prompt", "language", "target_words", "max_tokens", "stop", "temperature", "top_p"):
         assert key in data
-    assert data["prompt"] == build_prompt("Write a 500-word story")
+    assert data["prompt"] == build_prompt("Write a story about tides")
     assert data["stop"] == ["<|user|>", "<|endoftext|>", "</answer>"]
     assert (data["language"], data["max_tokens"], data["temperature"]) == ("en", 15500, 0.6)
+    assert data["target_words"] is None and data["target_range"] is None
+
+
+def test_dry_run_shows_the_stated_target_and_its_budget():
+    result = runner.invoke(
+        app, ["write", "Write a 3,000-word essay on tides", "--dry-run", "--json"]
+    )
+    data = json.loads(result.stdout)
+    assert data["target_words"] == 3000 and data["target_range"] == [2700, 3300]
+    assert data["steered"] is False  # the prompt states its length itself
+    budget = data["budget"]
+    assert data["max_tokens"] == budget["max_tokens"]
+    per_word = budget["tokens_per_word"] * 1.25
+    assert budget["max_tokens"] == budget["think_tokens"] + -(-3300 * per_word // 1)
+
+
+def test_words_steers_a_prompt_that_states_no_length():
+    result = runner.invoke(app, ["write", "Write about tides", "-w", "800", "--dry-run", "--json"])
+    data = json.loads(result.stdout)
+    assert data["steered"] is True and data["target_words"] == 800
+    assert data["target_range"] == [720, 880]
+    assert "Write about tides. The answer should be about 800 words long." in data["prompt"]
+    assert data["user_prompt"] == "Write about tides"
+
+
+def test_words_overrides_the_stated_length_without_steering():
+    result = runner.invoke(
+        app, ["write", "Write a 3,000-word essay", "-w", "1000", "--dry-run", "--json"]
+    )
+    data = json.loads(result.stdout)
+    assert data["target_words"] == 1000 and data["steered"] is False
+    assert data["prompt"] == build_prompt("Write a 3,000-word essay")
 
 
 def test_dry_run_plain_prints_the_prompt():
@@ -169,7 +207,7 @@ def test_dry_run_plain_prints_the_prompt():
         (["x", "--thinking", "loud"], "--thinking"),
         (["x", "--model", "/no/such/model"], "/no/such/model"),
         (["x", "-o", "/no/such/dir/out.md"], "/no/such/dir"),
-        (["serve"], "not part of this version"),
+        (["batch"], "not part of this version"),
         (["count", "/no/such/file.md"], "/no/such/file.md"),
     ],
 )
@@ -229,3 +267,43 @@ def test_help_and_dry_run_import_no_heavy_library():
     assert _modules_loaded_by(["--help"]) == set()
     assert _modules_loaded_by(["write", "--help"]) == set()
     assert _modules_loaded_by(["Write a poem", "--dry-run", "--json"]) == set()
+
+
+def test_short_answer_is_continued_and_rounds_are_in_the_json(monkeypatch):
+    first = "<think>p</think><answer>One two three four five."
+    engine = RoundsEngine([first, "Six seven eight nine ten."], ["stop", "stop"])
+    monkeypatch.setattr("longwrite.engines.load_engine", lambda *a, **k: engine)
+    monkeypatch.setattr("longwrite.engines.resolve_engine_name", lambda *a, **k: "scripted")
+    result = runner.invoke(app, ["write", "Write a 10-word note", "--json"])
+    data = json.loads(result.stdout)
+    assert data["answer"] == "One two three four five.\n\nSix seven eight nine ten."
+    assert [r["answer_words"] for r in data["rounds"]] == [5, 10]
+    assert len(engine.prompts) == 2
+
+
+def test_best_of_prints_the_best_and_scores_every_candidate(monkeypatch):
+    padded = "Tides rise and fall. " * 40
+    short = "Tides."  # far below the 30-word target
+    good = (
+        "Tides rise twice a day because the Moon pulls the oceans. "
+        "Coasts and basins shape the range, and the Sun adds a smaller pull of its own."
+    )
+    engine = CandidatesEngine(
+        [f"<think>a</think><answer>{padded}", f"<think>b</think><answer>{good}",
+         f"<think>c</think><answer>{short}"]
+    )  # fmt: skip
+    monkeypatch.setattr("longwrite.engines.load_engine", lambda *a, **k: engine)
+    monkeypatch.setattr("longwrite.engines.resolve_engine_name", lambda *a, **k: "scripted")
+    result = runner.invoke(app, ["write", "Write about tides in 30 words", "--best-of", "3"])
+    assert result.exit_code == 0, result.output
+    assert engine.samplings[0].n == 3
+    assert result.stdout == good
+    assert "candidate 2" in result.stderr and "(best)" in result.stderr
+    as_json = runner.invoke(
+        app, ["write", "Write about tides in 30 words", "--best-of", "3", "--json"]
+    )
+    data = json.loads(as_json.stdout)
+    assert data["best"] == 1 and len(data["candidates"]) == 3
+    scores = [c["scores"] for c in data["candidates"]]
+    assert scores[0]["repetition"] > 0.5 > scores[1]["repetition"]  # the padded one is caught
+    assert scores[1]["total"] == max(s["total"] for s in scores)

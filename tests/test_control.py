@@ -42,9 +42,10 @@ def test_best_of_picks_the_highest_total_and_reports_all():
         finishes=["stop", "length", "stop"],
     )
     seen = []
-    result, candidates = best_of(
+    result, candidates, best = best_of(
         engine, build_request("x"), 3, fake_score, progress=lambda *a: seen.append(a)
     )
+    assert best == 1
     assert engine.samplings[0].n == 3
     assert result.answer == "good good text here" and result.thinking == "b"
     assert result.finish_reason == "length" and result.words == 4
@@ -57,5 +58,5 @@ def test_best_of_picks_the_highest_total_and_reports_all():
 
 def test_best_of_ties_go_to_the_first_candidate():
     engine = CandidatesEngine(["<answer>good one", "<answer>good two"])
-    result, _ = best_of(engine, build_request("x"), 2, fake_score)
-    assert result.answer == "good one"
+    result, _, best = best_of(engine, build_request("x"), 2, fake_score)
+    assert result.answer == "good one" and best == 0

@@ -18,6 +18,8 @@ from typing import Protocol, runtime_checkable
 
 from longwrite.errors import LongwriteError
 
+DEFAULT_MODEL = "THU-KEG/LongWriter-Zero-32B"
+
 # The model card's published settings (reference §1).
 DEFAULT_STOP: tuple[str, ...] = ("<|user|>", "<|endoftext|>", "</answer>")
 DEFAULT_TEMPERATURE = 0.6
