@@ -24,7 +24,7 @@ from longwrite.engines.base import DEFAULT_MODEL, DEFAULT_TEMPERATURE, DEFAULT_T
 from longwrite.errors import LongwriteError
 
 SUBCOMMANDS = ("write", "count", "serve", "batch", "eval", "rl")
-NOT_BUILT_YET = ("batch", "rl")
+NOT_BUILT_YET = ("rl",)
 EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
@@ -276,15 +276,24 @@ for _name in NOT_BUILT_YET:
 
 
 def _register_subapps() -> None:
+    from longwrite.batch import batch_command
     from longwrite.evaluate import eval_app
     from longwrite.serve import serve_command
 
+    app.command(
+        "batch",
+        help="Run many prompts from a JSON Lines file; appends results, resumable.",
+    )(batch_command)
     app.command(
         "serve",
         help="Start a vLLM server for LongWriter-Zero (arguments after -- go to vLLM).",
         context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     )(serve_command)
-    app.add_typer(eval_app, name="eval", help="Score results: `eval length` (LongBench-Write).")
+    app.add_typer(
+        eval_app,
+        name="eval",
+        help="Score results: `eval length`, `eval quality` (LLM judge), `eval report`.",
+    )
 
 
 _register_subapps()

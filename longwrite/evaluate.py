@@ -330,3 +330,89 @@ def length_cmd(
         typer.echo(json.dumps(report.to_json(), ensure_ascii=False))
     else:
         print_report(report)
+
+
+# `eval quality` and `eval report`: thin wrappers over judge.py and report.py.
+@eval_app.command(
+    "quality",
+    help="LongBench-Write quality score S_q from an LLM judge (and the overall score).",
+)
+def quality_cmd(
+    results: Annotated[
+        Path,
+        typer.Argument(help="JSON Lines: `prompt`, `answer`; optional `type`, `id`, `length`."),
+    ],
+    judge: Annotated[
+        str,
+        typer.Option(
+            "--judge",
+            help="OpenAI-compatible URL of the judge (API key: env LONGWRITE_API_KEY).",
+        ),
+    ],
+    judge_model: Annotated[
+        str | None, typer.Option(help="The judge's model (default: the first the server serves).")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Scores file, appended as verdicts come (default: RESULTS.quality.jsonl).",
+        ),
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Judge requests at once.")] = 4,
+    retries: Annotated[
+        int, typer.Option(min=0, help="Retries of a malformed reply or failed request.")
+    ] = 2,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for a judge reply.")] = 300.0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of tables.")
+    ] = False,
+) -> None:
+    from longwrite.judge import (
+        default_scores_path,
+        judge_file,
+        load_items,
+        print_quality,
+        server_judge,
+        summarize_quality,
+    )
+
+    scores_path = output or default_scores_path(results)
+    check_writable(scores_path)
+    items = load_items(results)
+    complete, engine = server_judge(judge, judge_model, timeout)
+    try:
+        verdicts = judge_file(
+            items, complete, scores_path, concurrency=concurrency, retries=retries
+        )
+    finally:
+        engine.close()
+    report = summarize_quality(items, verdicts)
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), ensure_ascii=False))
+    else:
+        print_quality(report)
+    if report.unscored:
+        raise typer.Exit(1)
+
+
+@eval_app.command("report", help="A Markdown report with tables and PNG plots beside it.")
+def report_cmd(
+    results: Annotated[Path, typer.Argument(help="The JSON Lines results file.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The Markdown file to write (atomically).")
+    ],
+    quality: Annotated[
+        Path | None,
+        typer.Option(help="Scores of `eval quality` (default: RESULTS.quality.jsonl if any)."),
+    ] = None,
+    worst: Annotated[
+        int, typer.Option("--worst", min=0, help="How many worst cases to list.")
+    ] = DEFAULT_WORST,
+) -> None:
+    from longwrite.report import write_report
+
+    written = write_report(results, output, quality=quality, worst=worst)
+    for path in written:
+        typer.echo(str(path))

@@ -126,3 +126,63 @@ def test_ctrl_c_keeps_the_partial_file_and_exits_130(tiny_model_dir, tmp_path):
     assert "interrupted: kept" in err and "Traceback" not in err
     assert not target.exists()
     assert partial.stat().st_size > 200
+
+
+def test_best_of_on_the_tiny_model(tiny_model_dir):
+    proc = run(
+        ["Write a 30-word note", "--model", str(tiny_model_dir), "--max-tokens", "24",
+         "--seed", "4", "--best-of", "3", "--json"]
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    candidates = data["candidates"]
+    assert [c["index"] for c in candidates] == [0, 1, 2]
+    totals = [c["scores"]["total"] for c in candidates]
+    assert totals[data["best"]] == max(totals)
+    assert data["words"] == candidates[data["best"]]["words"]
+    assert data["tokens"] == sum(c["tokens"] for c in candidates)
+    assert proc.stderr.count("candidate ") == 3 and "(best)" in proc.stderr
+
+
+def test_continuation_through_the_transformers_engine(tiny_model_dir):
+    from dataclasses import replace
+
+    from longwrite.engines.base import Sampling
+    from longwrite.engines.transformers import TransformersEngine
+    from longwrite.prompting import build_request
+    from longwrite.write import Continuation, write_document
+
+    class Sink:
+        def handle(self, event):
+            pass
+
+        def add_tokens(self, n):
+            pass
+
+    engine = TransformersEngine(str(tiny_model_dir), device="cpu")
+    seen = []
+    try:
+        request = build_request("Write a long story", max_tokens=40, temperature=0)
+        # Greedy decoding of the random model is deterministic: a stop string taken from its
+        # own first output makes the first round end early, with a short answer.
+        probe = Sampling(max_tokens=16, temperature=0, stop=())
+        first = "".join(c.text for c in engine.stream(request.prompt, probe))
+        stop = first[6:9]
+        request = replace(request, sampling=replace(request.sampling, stop=(stop,)))
+        original = engine.stream
+
+        def spy(prompt, sampling):
+            seen.append((prompt, sampling))
+            return original(prompt, sampling)
+
+        engine.stream = spy
+        result = write_document(
+            engine, request, Sink(), continuation=Continuation(below=10_000, max_rounds=1)
+        )
+    finally:
+        engine.close()
+    assert len(result.rounds) == 2 and result.rounds[0].finish_reason == "stop"
+    assert seen[1][0].startswith(request.prompt + first[: first.index(stop)])
+    assert seen[1][1].min_tokens > 0
+    assert seen[1][1].max_tokens == 40 - result.rounds[0].tokens
+    assert result.tokens == sum(r.tokens for r in result.rounds)

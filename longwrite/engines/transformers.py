@@ -3,6 +3,11 @@
 Stop strings are both handed to `generate` (so it halts) and trimmed here (so no chunk ever
 holds one, even when it arrives split over several pieces). Closing the stream early sets an
 event that a stopping criterion polls, so generation ends within one token.
+
+Batches: `Sampling.n > 1` runs n copies of the prompt in one `generate` (best-of), and
+`stream_prompts` runs several different prompts in one left-padded `generate` (`batch`), each
+row with its own `max_tokens` and `min_tokens`. transformers cannot stream text per row, so a
+batch reports progress (tokens per step) while it runs and each row's text when it ends.
 """
 
 from __future__ import annotations
@@ -303,11 +308,7 @@ class TransformersEngine:
 
         if self._model is None:
             raise EngineError("the transformers engine is closed")
-        if self.busy:  # an earlier stream was abandoned without being closed
-            self.cancel()
-            self._thread.join(JOIN_TIMEOUT_S)
-            if self.busy:
-                raise EngineError("the previous generation is still running")
+        self._join_abandoned()
         streamer_cls, stop_cls = _helpers()
 
         enc = self.tokenizer(prompt, add_special_tokens=False, return_tensors="pt")
@@ -396,33 +397,136 @@ class TransformersEngine:
     def _stream_batch(
         self, input_ids: Any, attention_mask: Any, sampling: Sampling, max_new: int, stops: tuple
     ) -> Iterator[Chunk]:
-        """`n` candidates in one batch, for best-of.
+        """`n` candidates of one prompt in one batch, for best-of: n copies of the prompt
+        (rather than num_return_sequences, which greedy decoding refuses)."""
+        n = sampling.n
+        yield from self._stream_rows(
+            input_ids.repeat(n, 1),
+            attention_mask.repeat(n, 1),
+            sampling,
+            [max_new] * n,
+            [min(sampling.min_tokens, max_new)] * n,
+            stops,
+        )
+
+    def stream_prompts(self, prompts: list[str], samplings: list[Sampling]) -> Iterator[Chunk]:
+        """Several different prompts in one left-padded batch; `Chunk.index` is the prompt's
+        position in `prompts`. Each sampling must have `n == 1`.
+
+        One `generate` call has one temperature, top_p, top_k, repetition penalty and stop
+        list, so the rows must agree on those (ValueError otherwise); `max_tokens` and
+        `min_tokens` are per row. The batch is seeded with the first seed given, so a row's
+        text depends on its batch mates: seeds reproduce a whole batch, not a single row.
+        Chunks come as in best-of: text-free progress chunks per step, then one final chunk
+        per row with its text.
+        """
+        if self._model is None:
+            raise EngineError("the transformers engine is closed")
+        if not prompts or len(prompts) != len(samplings):
+            raise ValueError("stream_prompts needs one sampling per prompt, and some prompts")
+        first = samplings[0]
+        shared = ("temperature", "top_p", "top_k", "repetition_penalty", "stop")
+        for s in samplings:
+            if s.n != 1:
+                raise ValueError("stream_prompts takes one row per prompt (n == 1)")
+            if any(getattr(s, f) != getattr(first, f) for f in shared):
+                raise ValueError(f"the rows of one batch must share {', '.join(shared)}")
+        self._join_abandoned()
+        import torch
+
+        encoded = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        limit = self._context_limit()
+        row_max = []
+        for ids, s in zip(encoded, samplings, strict=True):
+            if limit is not None and len(ids) >= limit:
+                raise EngineError(
+                    f"the prompt is {len(ids)} tokens; the model's context is {limit}"
+                )
+            row_max.append(s.max_tokens if limit is None else min(s.max_tokens, limit - len(ids)))
+        row_min = [min(s.min_tokens, m) for s, m in zip(samplings, row_max, strict=True)]
+        pad = self._generate_kwargs(first, 1).get("pad_token_id", 0)
+        width = max(len(ids) for ids in encoded)
+        # Left padding: every row's last prompt token sits in the last column, so all rows
+        # generate from the same step; the mask keeps the padding out of attention.
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in encoded])
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded])
+        seeded = next((s for s in samplings if s.seed is not None), first)
+        yield from self._stream_rows(
+            input_ids.to(self._model.device),
+            mask.to(self._model.device),
+            seeded,
+            row_max,
+            row_min,
+            tuple(s for s in first.stop if s),
+        )
+
+    def _join_abandoned(self) -> None:
+        if self.busy:  # an earlier stream was abandoned without being closed
+            self.cancel()
+            self._thread.join(JOIN_TIMEOUT_S)
+            if self.busy:
+                raise EngineError("the previous generation is still running")
+
+    def _stream_rows(
+        self,
+        input_ids: Any,
+        attention_mask: Any,
+        sampling: Sampling,
+        row_max: list[int],
+        row_min: list[int],
+        stops: tuple,
+    ) -> Iterator[Chunk]:
+        """One `generate` over the rows of `input_ids`, each with its own token limits.
 
         transformers cannot stream text per row, so while the batch runs each unfinished row
-        reports one token per step (text-free chunks: progress only); each candidate's text,
-        trimmed at its first stop string, comes in its final chunk.
+        reports one token per step (text-free chunks: progress only); each row's text,
+        trimmed at its first stop string, comes in its final chunk. A row ends at its own
+        `max_tokens` through a per-row stopping criterion, and cannot end before its own
+        `min_tokens` through a per-row logits processor that masks the end-of-sequence token.
         """
         import queue as queue_mod
 
         import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList, set_seed
+        from transformers import (
+            LogitsProcessor,
+            LogitsProcessorList,
+            StoppingCriteria,
+            StoppingCriteriaList,
+            set_seed,
+        )
 
         cancel = threading.Event()
         steps: queue_mod.Queue = queue_mod.Queue()
-        ended = self._eos_ids | {self._generate_kwargs(sampling, max_new).get("pad_token_id")}
+        kwargs = self._generate_kwargs(sampling, max(row_max))
+        kwargs.pop("min_new_tokens", None)
+        ended = self._eos_ids | {kwargs.get("pad_token_id")}
+        width = input_ids.shape[1]
+        device = input_ids.device
+        limits = torch.tensor(row_max, device=device)
+        minimums = torch.tensor(row_min, device=device)
+        eos = torch.tensor(sorted(self._eos_ids), dtype=torch.long, device=device)
 
         class Progress(StoppingCriteria):
             def __call__(self, ids: Any, scores: Any, **kwargs: Any) -> Any:
                 steps.put(ids[:, -1].tolist())
-                return torch.full((ids.shape[0],), cancel.is_set(), device=ids.device)
+                if cancel.is_set():
+                    return torch.ones((ids.shape[0],), dtype=torch.bool, device=ids.device)
+                return limits <= ids.shape[1] - width
 
-        kwargs = self._generate_kwargs(sampling, max_new)
+        class MinTokens(LogitsProcessor):
+            def __call__(self, ids: Any, scores: Any) -> Any:
+                early = minimums > ids.shape[1] - width
+                if eos.numel() and bool(early.any()):
+                    scores[early.nonzero().squeeze(1)[:, None], eos] = -float("inf")
+                return scores
+
         kwargs.update(
-            # n copies of the prompt rather than num_return_sequences, which greedy refuses
-            input_ids=input_ids.repeat(sampling.n, 1),
-            attention_mask=attention_mask.repeat(sampling.n, 1),
+            input_ids=input_ids,
+            attention_mask=attention_mask,
             stopping_criteria=StoppingCriteriaList([Progress()]),
         )
+        if any(row_min):
+            kwargs["logits_processor"] = LogitsProcessorList([MinTokens()])
         if stops:
             kwargs.update(stop_strings=list(stops), tokenizer=self.tokenizer)
         if sampling.seed is not None:
@@ -442,22 +546,25 @@ class TransformersEngine:
 
         thread = threading.Thread(target=run, name="longwrite-generate-batch", daemon=True)
         self._thread, self._cancel = thread, cancel
-        reported = [0] * sampling.n
-        done = [False] * sampling.n
+        rows = len(row_max)
+        reported = [0] * rows
+        done = [False] * rows
         try:
             thread.start()
             while (last := steps.get()) is not _DONE:
                 for i, token in enumerate(last):
                     if not done[i]:
-                        done[i] = token in ended
                         reported[i] += 1
+                        done[i] = token in ended or reported[i] >= row_max[i]
                         yield Chunk("", tokens=1, index=i)
             thread.join()
             if failure:
                 raise failure[0]
-            new = output[0][:, input_ids.shape[1] :].tolist()
+            new = output[0][:, width:].tolist()
             for i, row in enumerate(new):
-                yield self._final_chunk(i, row, stops, max_new, reported[i], cancel.is_set())
+                yield self._final_chunk(
+                    i, row[: row_max[i]], stops, row_max[i], reported[i], cancel.is_set()
+                )
         finally:
             cancel.set()
             if thread.is_alive():

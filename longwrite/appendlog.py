@@ -1,0 +1,96 @@
+"""A JSON Lines file that a crash or a kill never leaves torn: the results of `batch` and the
+scores of `eval quality`.
+
+Each record is one `write` of one whole line, then `fsync`, so a crash loses at most the
+line being written. Linux can still cut a large `write` short when the process is killed in
+the middle of it, so `load` checks the end of the file: a last line without its newline is
+the remains of such a write and is cut off (unless it is a whole JSON object, which is kept
+and given its newline). Any other line that is not a JSON object means the file is not one
+of ours, and appending to it is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from longwrite.errors import LongwriteError
+
+
+class AppendLog:
+    """Load what the file holds (`load`), then `append` records from any thread."""
+
+    def __init__(self, path: str | Path) -> None:
+        from longwrite.files import check_writable
+
+        self.path = Path(path)
+        check_writable(self.path)
+        self.dropped_torn = False
+        self._fd: int | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> list[dict[str, Any]]:
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as e:
+            raise LongwriteError(f"cannot read {self.path}: {e.strerror}") from None
+        end = data.rfind(b"\n") + 1
+        if end < len(data):
+            tail = data[end:]
+            if _json_object(tail) is not None:
+                self._raw_append(b"\n")
+                data += b"\n"
+            else:
+                os.truncate(self.path, end)
+                data = data[:end]
+                self.dropped_torn = True
+        records = []
+        for number, raw in enumerate(data.split(b"\n"), start=1):
+            if not raw.strip():
+                continue
+            obj = _json_object(raw)
+            if obj is None:
+                raise LongwriteError(
+                    f"{self.path}:{number}: not a JSON object; refusing to append to this file"
+                )
+            records.append(obj)
+        return records
+
+    def _raw_append(self, data: bytes) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    def append(self, record: dict[str, Any]) -> None:
+        data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        with self._lock:
+            if self._fd is None:
+                try:
+                    self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                except OSError as e:
+                    raise LongwriteError(f"cannot write {self.path}: {e.strerror}") from None
+            view = memoryview(data)
+            while view:  # a regular file takes it in one write; a short write is carried on
+                view = view[os.write(self._fd, view) :]
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        obj = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return obj if isinstance(obj, dict) else None

@@ -1,0 +1,513 @@
+"""`longwrite batch IN.jsonl -o OUT.jsonl`: a document for every line of a file, resumable.
+
+Every line runs exactly the main job (`job.resolve_request` for the target and steering,
+`control.with_budget`, then `write.write_document` with continuation rounds, or
+`control.best_of`), so a batch line and `longwrite PROMPT` agree. The input format and ids
+are in `batch_input.py`, the crash-safe output file in `appendlog.py`, how lines share
+servers and batches in `batching.py`.
+
+Choices:
+- Output. Each finished line is the input object (every field kept) with `id` set and
+  `answer`, `thinking`, `words` (the count), `tokens`, `finish_reason`, `seconds`, `rounds`
+  (or `best` and `candidates` with best-of), `target_words` and `target_range` added. An
+  input `words` (a target) is kept as `length` when there is no `length`, since `words` now
+  means the count and `eval length` reads `length`. Lines are written as they finish.
+- Resume. Re-running the same command skips the ids already in OUT. A line stopped by
+  Ctrl-C is never written, so it runs again.
+- Exit codes: 0 when every line is in OUT; 1 when a line was malformed (reported with its
+  line number and skipped) or failed, or every server died (OUT keeps what finished); 2 for
+  a mistake found before anything runs; 130 after Ctrl-C.
+- Concurrency: `--concurrency N` lines in flight, on worker threads over the synchronous
+  Engine protocol (the openai client and the vLLM engine are thread-safe; transformers gets
+  a `RowBatcher`).
+- Progress on stderr: a rich bar on a terminal (done/total, tokens per second, ETA), else a
+  plain line at most every `PLAIN_EVERY_S` seconds and one at the end.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, TextIO
+
+import typer
+
+from longwrite.appendlog import AppendLog
+from longwrite.batch_input import BatchItem, Problem, item_options, read_items
+from longwrite.batching import EnginePool, is_connection_failure, open_pool, server_urls
+from longwrite.engines import EngineOptions
+from longwrite.engines.base import (
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TOP_P,
+    FINISH_CANCELLED,
+    Chunk,
+    Engine,
+    Sampling,
+)
+from longwrite.errors import LongwriteError
+from longwrite.job import WriteOptions
+
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+DEFAULT_CONCURRENCY = 8
+PLAIN_EVERY_S = 10.0  # progress lines when stderr is not a terminal: at most this often
+STOP_WAIT_S = 5.0  # after Ctrl-C, how long the workers get to stop
+
+
+class BatchFailed(LongwriteError):
+    """A run that cannot finish (every server died); OUT keeps what finished."""
+
+    exit_code = EXIT_FAILED
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def done_ids(records: list[dict[str, Any]]) -> set[str]:
+    return {str(r["id"]) for r in records if r.get("id") is not None}
+
+
+class _Quiet:
+    """The event sink of a batch line: nothing is displayed while it is written."""
+
+    def handle(self, event: Any) -> None:
+        pass
+
+    def add_tokens(self, n: int) -> None:
+        pass
+
+
+class _Tracked:
+    """An engine whose chunks report their tokens and stop once `cancel` is set.
+
+    Stopping is a KeyboardInterrupt raised inside the stream, which `write_document` and
+    `best_of` already turn into a "cancelled" ending, exactly as Ctrl-C does.
+    """
+
+    def __init__(self, engine: Engine, on_tokens: Callable[[int], None], cancel: threading.Event):
+        self.engine = engine
+        self.info = engine.info
+        self._on_tokens = on_tokens
+        self._cancel = cancel
+
+    def stream(self, prompt: str, sampling: Sampling) -> Iterator[Chunk]:
+        inner = self.engine.stream(prompt, sampling)
+        try:
+            for chunk in inner:
+                if self._cancel.is_set():
+                    raise KeyboardInterrupt
+                if chunk.tokens:
+                    self._on_tokens(chunk.tokens)
+                yield chunk
+        finally:
+            close = getattr(inner, "close", None)
+            if close is not None:
+                close()
+
+    def count_tokens(self, text: str) -> int | None:
+        return self.engine.count_tokens(text)
+
+    def close(self) -> None:
+        pass
+
+
+def run_item(engine: Engine, item: BatchItem, base: WriteOptions) -> dict[str, Any] | None:
+    """Write one line as the main job would; its output record, or None when cancelled."""
+    from longwrite.control import best_of, with_budget
+    from longwrite.job import resolve_request
+    from longwrite.write import Continuation, write_document
+
+    opts = item_options(item, base)
+    request = resolve_request(opts)
+    hi = request.target_range[1] if request.target_range else None
+    request, _ = with_budget(
+        request,
+        hi,
+        context=engine.info.context,
+        count_tokens=engine.count_tokens,
+        keep_max_tokens=opts.max_tokens is not None,
+    )
+    extra: dict[str, Any] = {}
+    if opts.best_of == 1:
+        continuation = None
+        if request.target_range and opts.max_rounds > 0:
+            from longwrite.budget import tokens_per_word
+
+            tpw, _ = tokens_per_word(request.language, engine.count_tokens)
+            continuation = Continuation(request.target_range[0], opts.max_rounds, tpw)
+        result = write_document(engine, request, _Quiet(), continuation=continuation)
+    else:
+        result, candidates, best = best_of(engine, request, opts.best_of, _scorer(request))
+        extra = {"best": best, "candidates": [c.summary() for c in candidates]}
+    if result.finish_reason == FINISH_CANCELLED:
+        return None
+    given = item.fields.get("id")
+    record: dict[str, Any] = {"id": item.id if given is None else given}
+    record.update((k, v) for k, v in item.fields.items() if k != "id")
+    if "words" in item.fields and "length" not in item.fields:
+        record["length"] = item.fields["words"]
+    produced = result.to_json()
+    del produced["prompt"]
+    record.update(produced)
+    record.update(extra)
+    record["target_words"] = request.target_words
+    record["target_range"] = list(request.target_range) if request.target_range else None
+    return record
+
+
+def _scorer(request: Any) -> Callable[[str], dict[str, float]]:
+    from longwrite.rewards import score_completion
+    from longwrite.targets import WordRange
+
+    rng = WordRange(*request.target_range) if request.target_range else None
+
+    def score(raw: str) -> dict[str, float]:
+        s = score_completion(raw, rng)
+        return {k: v for k, v in vars(s).items() if v is not None}
+
+    return score
+
+
+class BatchProgress:
+    """done/total, tokens per second and ETA on stderr: a rich bar on a terminal, else a
+    plain line at most every `every` seconds and one at the end."""
+
+    def __init__(
+        self,
+        total: int,
+        done: int = 0,
+        *,
+        stream: TextIO | None = None,
+        tty: bool | None = None,
+        every: float = PLAIN_EVERY_S,
+    ) -> None:
+        self.total, self.done, self.failed = total, done, 0
+        self._start_done = done
+        self.tokens = 0
+        self._stream = stream if stream is not None else sys.stderr
+        self._tty = self._stream.isatty() if tty is None else tty
+        self._every = every
+        self._started = time.monotonic()
+        self._printed: float | None = None  # when the last plain line went out
+        self._lock = threading.Lock()
+        self._bar: Any = None
+
+    def __enter__(self) -> BatchProgress:
+        if self._tty:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("batch"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]} tok/s"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=Console(file=self._stream),
+                transient=False,
+            )
+            self._task = self._bar.add_task("", total=self.total, completed=self.done, rate="0")
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, rate=self._rate())
+            self._bar.stop()
+        else:
+            self._line()
+
+    def _rate(self) -> str:
+        return f"{self.tokens / max(time.monotonic() - self._started, 1e-9):,.0f}"
+
+    def add_tokens(self, n: int) -> None:
+        with self._lock:
+            self.tokens += n
+        if self._bar is not None:
+            self._bar.update(self._task, rate=self._rate())
+
+    def finished(self, ok: bool) -> None:
+        with self._lock:
+            if ok:
+                self.done += 1
+            else:
+                self.failed += 1
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.done, rate=self._rate())
+        elif self._printed is None or time.monotonic() - self._printed >= self._every:
+            self._line()
+
+    def eta(self) -> float | None:
+        """Seconds left at this run's pace, or None before the first line is done."""
+        finished = self.done - self._start_done + self.failed
+        left = self.total - self.done - self.failed
+        if finished <= 0:
+            return None
+        return (time.monotonic() - self._started) / finished * max(left, 0)
+
+    def _line(self) -> None:
+        self._printed = time.monotonic()
+        eta = self.eta()
+        failed = f", {self.failed} failed" if self.failed else ""
+        when = f", ETA {_duration(eta)}" if eta is not None and self.done < self.total else ""
+        self._stream.write(
+            f"batch: {self.done}/{self.total} done{failed}, {self._rate()} tok/s{when}\n"
+        )
+        self._stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+@dataclass
+class Outcome:
+    """What a run did."""
+
+    written: int = 0
+    failed: list[tuple[BatchItem, str]] = field(default_factory=list)
+    left: list[BatchItem] = field(default_factory=list)  # not run (all servers dead, Ctrl-C)
+    interrupted: bool = False
+    all_dead: bool = False
+
+
+def run_batch(
+    items: list[BatchItem],
+    pool: EnginePool,
+    log: AppendLog,
+    base: WriteOptions,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    progress: BatchProgress | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> Outcome:
+    """Run `items` on `concurrency` worker threads; each result is appended to `log`."""
+    warn = warn or _err
+    todo: deque[BatchItem] = deque(items)
+    lock = threading.Lock()
+    cancel = threading.Event()
+    outcome = Outcome()
+    on_tokens = progress.add_tokens if progress is not None else (lambda n: None)
+
+    def next_item() -> BatchItem | None:
+        with lock:
+            return todo.popleft() if todo and not cancel.is_set() else None
+
+    def put_back(item: BatchItem) -> None:
+        with lock:
+            todo.appendleft(item)
+
+    def work() -> None:
+        while (item := next_item()) is not None:
+            slot = pool.acquire()
+            if slot is None:
+                put_back(item)
+                outcome.all_dead = True
+                return
+            try:
+                record = run_item(_Tracked(slot.engine, on_tokens, cancel), item, base)
+            except Exception as exc:  # noqa: BLE001 - one line's failure is reported, not fatal
+                if slot.server and is_connection_failure(exc):
+                    pool.retire(slot, _one_line(exc))
+                    put_back(item)
+                    continue
+                with lock:
+                    outcome.failed.append((item, _one_line(exc)))
+                warn(f"longwrite: error: line {item.line} (id {item.id}): {_one_line(exc)}")
+                if progress is not None:
+                    progress.finished(False)
+                continue
+            finally:
+                pool.release(slot)
+            if record is None:  # cancelled: not written, so it runs again next time
+                put_back(item)
+                return
+            log.append(record)
+            with lock:
+                outcome.written += 1
+            if progress is not None:
+                progress.finished(True)
+
+    running = [max(1, min(concurrency, len(items)))]
+
+    def worker() -> None:
+        try:
+            work()
+        finally:
+            with lock:
+                running[0] -= 1
+
+    def wait(until: float | None = None) -> None:
+        # Polled rather than Thread.join: on Python 3.11 a join that Ctrl-C interrupts can
+        # take a thread that is still running for a finished one.
+        while running[0] > 0 and (until is None or time.monotonic() < until):
+            time.sleep(0.02)
+
+    for i in range(running[0]):
+        threading.Thread(target=worker, name=f"longwrite-batch-{i}", daemon=True).start()
+    try:
+        wait()
+    except KeyboardInterrupt:
+        cancel.set()
+        pool.cancel()
+        wait(time.monotonic() + STOP_WAIT_S)
+        outcome.interrupted = True
+    outcome.left = list(todo)
+    return outcome
+
+
+_SAMPLING = "Sampling"
+_LENGTH = "Length control"
+_ENGINE = "Engine"
+
+
+def batch_command(
+    input: Annotated[Path, typer.Argument(help="JSON Lines: `prompt`, optional `id`, `words` "
+                     "or `length`, and overrides: temperature, top_p, max_tokens, seed, "
+                     "best_of.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Results, one JSON line per "
+                      "prompt, appended as each finishes; re-running skips the ids there.",
+                      show_default=False)],
+    concurrency: Annotated[int, typer.Option(help="Prompts in flight at once (transformers: "
+                           "prompts per batch).", min=1)] = DEFAULT_CONCURRENCY,
+    best_of: Annotated[int, typer.Option(help="Sample K candidates per prompt, keep the best.",
+                       rich_help_panel=_LENGTH)] = 1,
+    max_rounds: Annotated[int, typer.Option(help="Continuation rounds when an answer ends "
+                          "short (0: none).", rich_help_panel=_LENGTH)] = 2,
+    range_model: Annotated[str | None, typer.Option(help="OpenAI-compatible URL of an LLM that "
+                           "predicts the length a prompt needs when it states none.",
+                           rich_help_panel=_LENGTH)] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model folder or Hugging "
+                     "Face id (with a server: the model it serves).",
+                     rich_help_panel=_ENGINE)] = None,
+    engine: Annotated[Literal["auto", "vllm", "openai", "transformers"], typer.Option(
+        help="Backend. auto: --server/LONGWRITE_SERVER if set, else vLLM on a GPU, else "
+        "transformers.", rich_help_panel=_ENGINE)] = "auto",
+    server: Annotated[list[str] | None, typer.Option(help="OpenAI-compatible server URL; give "
+                      "it several times to spread the prompts (default: env LONGWRITE_SERVER).",
+                      rich_help_panel=_ENGINE)] = None,
+    servers_file: Annotated[Path | None, typer.Option(help="A file of server URLs, one per "
+                            "line.", rich_help_panel=_ENGINE)] = None,
+    tp: Annotated[int | None, typer.Option(help="vLLM: tensor-parallel GPUs (default: all "
+                  "visible).", rich_help_panel=_ENGINE)] = None,
+    max_model_len: Annotated[int, typer.Option(help="vLLM: context length.",
+                             rich_help_panel=_ENGINE)] = 32768,
+    gpu_memory_utilization: Annotated[float, typer.Option(help="vLLM: share of GPU memory to "
+                                      "use.", rich_help_panel=_ENGINE)] = 0.9,
+    device: Annotated[str, typer.Option(help="transformers: auto, cpu, cuda, mps.",
+                      rich_help_panel=_ENGINE)] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16.",
+                     rich_help_panel=_ENGINE)] = "auto",
+    max_tokens: Annotated[int | None, typer.Option(help="Most tokens to generate (default: from "
+                          "the target; 15500 without one).", rich_help_panel=_SAMPLING)] = None,
+    temperature: Annotated[float, typer.Option(help="0 means greedy.",
+                           rich_help_panel=_SAMPLING)] = DEFAULT_TEMPERATURE,
+    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling.",
+                     rich_help_panel=_SAMPLING)] = DEFAULT_TOP_P,
+    seed: Annotated[int | None, typer.Option(help="Random seed.",
+                    rich_help_panel=_SAMPLING)] = None,
+    no_think: Annotated[bool, typer.Option("--no-think", help="Ask for the documents directly, "
+                        "without planning.", rich_help_panel=_SAMPLING)] = False,
+) -> None:  # fmt: skip
+    """Write a document for every line of a JSON Lines file; resumable."""
+    base = WriteOptions(
+        prompt="",
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        think=not no_think,
+        best_of=best_of,
+        max_rounds=max_rounds,
+        range_model=range_model,
+        engine=EngineOptions(
+            engine=engine,
+            model=model,
+            device=device,
+            dtype=dtype,
+            tp=tp,
+            max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization,
+        ),
+    )
+    code = run_batch_command(input, output, base, server_urls(server, servers_file), concurrency)
+    if code:
+        raise typer.Exit(code)
+
+
+def run_batch_command(
+    input: Path, output: Path, base: WriteOptions, servers: list[str], concurrency: int
+) -> int:
+    """The whole command: read, resume, load, run, report; returns the exit code."""
+    if concurrency < 1:
+        raise LongwriteError(f"--concurrency must be at least 1, not {concurrency}")
+    if base.best_of < 1:
+        raise LongwriteError(f"--best-of must be at least 1, not {base.best_of}")
+    if base.max_rounds < 0:
+        raise LongwriteError(f"--max-rounds must be >= 0, not {base.max_rounds}")
+    items, problems = read_items(input, base)
+    for p in problems:
+        _err(f"longwrite: error: {input}:{p.line}: {p.message}; line skipped")
+    log = AppendLog(output)
+    finished = done_ids(log.load())
+    if log.dropped_torn:
+        _err(f"longwrite: warning: {output} ended in a torn line (an earlier crash): cut off")
+    todo = [item for item in items if item.id not in finished]
+    already = len(items) - len(todo)
+    if not todo:
+        _err(f"batch: all {len(items)} lines are in {output}")
+        return EXIT_FAILED if problems else 0
+    pool = open_pool(base.engine, servers, concurrency)
+    try:
+        with BatchProgress(len(items), already) as progress:
+            outcome = run_batch(todo, pool, log, base, concurrency=concurrency, progress=progress)
+    finally:
+        log.close()
+        pool.close()
+    return _report(outcome, problems, already, output)
+
+
+def _report(outcome: Outcome, problems: list[Problem], already: int, output: Path) -> int:
+    parts = [f"{outcome.written} written to {output}"]
+    if already:
+        parts.append(f"{already} already there")
+    if outcome.failed:
+        parts.append(f"{len(outcome.failed)} failed")
+    if problems:
+        parts.append(f"{len(problems)} malformed line(s) skipped")
+    if outcome.left:
+        parts.append(f"{len(outcome.left)} not run")
+    _err("batch: " + ", ".join(parts))
+    if outcome.interrupted:
+        _err("interrupted: run the same command again to finish")
+        return EXIT_INTERRUPTED
+    if outcome.all_dead and outcome.left:
+        raise BatchFailed(
+            f"every server failed; {len(outcome.left)} line(s) not run. {output} keeps what "
+            "finished: run the same command again to finish"
+        )
+    if outcome.failed or problems:
+        return EXIT_FAILED
+    return 0
