@@ -33,10 +33,11 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, TextIO
+from typing import Annotated, Any, TextIO
 
 import typer
 
+from longwrite import options as opt
 from longwrite.appendlog import AppendLog
 from longwrite.batch_input import BatchItem, Problem, item_options, read_items
 from longwrite.batching import EnginePool, is_connection_failure, open_pool, server_urls
@@ -378,11 +379,6 @@ def run_batch(
     return outcome
 
 
-_SAMPLING = "Sampling"
-_LENGTH = "Length control"
-_ENGINE = "Engine"
-
-
 def batch_command(
     input: Annotated[Path, typer.Argument(help="JSON Lines: `prompt`, optional `id`, `words` "
                      "or `length`, and overrides: temperature, top_p, max_tokens, seed, "
@@ -392,44 +388,26 @@ def batch_command(
                       show_default=False)],
     concurrency: Annotated[int, typer.Option(help="Prompts in flight at once (transformers: "
                            "prompts per batch).", min=1)] = DEFAULT_CONCURRENCY,
-    best_of: Annotated[int, typer.Option(help="Sample K candidates per prompt, keep the best.",
-                       rich_help_panel=_LENGTH)] = 1,
-    max_rounds: Annotated[int, typer.Option(help="Continuation rounds when an answer ends "
-                          "short (0: none).", rich_help_panel=_LENGTH)] = 2,
-    range_model: Annotated[str | None, typer.Option(help="OpenAI-compatible URL of an LLM that "
-                           "predicts the length a prompt needs when it states none.",
-                           rich_help_panel=_LENGTH)] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model folder or Hugging "
-                     "Face id (with a server: the model it serves).",
-                     rich_help_panel=_ENGINE)] = None,
-    engine: Annotated[Literal["auto", "vllm", "openai", "transformers"], typer.Option(
-        help="Backend. auto: --server/LONGWRITE_SERVER if set, else vLLM on a GPU, else "
-        "transformers.", rich_help_panel=_ENGINE)] = "auto",
+    best_of: opt.BestOf = 1,
+    max_rounds: opt.MaxRounds = 2,
+    range_model: opt.RangeModel = None,
+    model: opt.Model = None,
+    engine: opt.EngineName = "auto",
     server: Annotated[list[str] | None, typer.Option(help="OpenAI-compatible server URL; give "
                       "it several times to spread the prompts (default: env LONGWRITE_SERVER).",
-                      rich_help_panel=_ENGINE)] = None,
+                      rich_help_panel=opt.ENGINE)] = None,
     servers_file: Annotated[Path | None, typer.Option(help="A file of server URLs, one per "
-                            "line.", rich_help_panel=_ENGINE)] = None,
-    tp: Annotated[int | None, typer.Option(help="vLLM: tensor-parallel GPUs (default: all "
-                  "visible).", rich_help_panel=_ENGINE)] = None,
-    max_model_len: Annotated[int, typer.Option(help="vLLM: context length.",
-                             rich_help_panel=_ENGINE)] = 32768,
-    gpu_memory_utilization: Annotated[float, typer.Option(help="vLLM: share of GPU memory to "
-                                      "use.", rich_help_panel=_ENGINE)] = 0.9,
-    device: Annotated[str, typer.Option(help="transformers: auto, cpu, cuda, mps.",
-                      rich_help_panel=_ENGINE)] = "auto",
-    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16.",
-                     rich_help_panel=_ENGINE)] = "auto",
-    max_tokens: Annotated[int | None, typer.Option(help="Most tokens to generate (default: from "
-                          "the target; 15500 without one).", rich_help_panel=_SAMPLING)] = None,
-    temperature: Annotated[float, typer.Option(help="0 means greedy.",
-                           rich_help_panel=_SAMPLING)] = DEFAULT_TEMPERATURE,
-    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling.",
-                     rich_help_panel=_SAMPLING)] = DEFAULT_TOP_P,
-    seed: Annotated[int | None, typer.Option(help="Random seed.",
-                    rich_help_panel=_SAMPLING)] = None,
-    no_think: Annotated[bool, typer.Option("--no-think", help="Ask for the documents directly, "
-                        "without planning.", rich_help_panel=_SAMPLING)] = False,
+                            "line.", rich_help_panel=opt.ENGINE)] = None,
+    tp: opt.Tp = None,
+    max_model_len: opt.MaxModelLen = 32768,
+    gpu_memory_utilization: opt.GpuMemoryUtilization = 0.9,
+    device: opt.Device = "auto",
+    dtype: opt.Dtype = "auto",
+    max_tokens: opt.MaxTokens = None,
+    temperature: opt.Temperature = DEFAULT_TEMPERATURE,
+    top_p: opt.TopP = DEFAULT_TOP_P,
+    seed: opt.Seed = None,
+    no_think: opt.NoThink = False,
 ) -> None:  # fmt: skip
     """Write a document for every line of a JSON Lines file; resumable."""
     base = WriteOptions(

@@ -20,7 +20,8 @@ from typing import Annotated, Literal
 import typer
 
 from longwrite import __version__
-from longwrite.engines.base import DEFAULT_MODEL, DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+from longwrite import options as opt
+from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 from longwrite.errors import LongwriteError
 
 SUBCOMMANDS = ("write", "count", "serve", "batch", "eval", "rl")
@@ -69,12 +70,6 @@ def _read_prompt(prompt: str | None) -> str:
         raise LongwriteError(f"cannot read the prompt from stdin: {e}") from e
 
 
-_SAMPLING = "Sampling"
-_LENGTH = "Length control"
-_ENGINE = "Engine"
-_OUTPUT = "Output"
-
-
 @app.command(
     "write",
     help="Write a document for PROMPT (the default command: `longwrite PROMPT` is the same).",
@@ -87,94 +82,48 @@ def write_cmd(
         int | None,
         typer.Option(
             "--words", "-w", help="Target length in words (default: what the prompt asks for).",
-            rich_help_panel=_LENGTH,
+            rich_help_panel=opt.LENGTH,
         ),
     ] = None,
-    best_of: Annotated[
-        int,
-        typer.Option(help="Sample K candidates, print the best by the rewards.",
-                     rich_help_panel=_LENGTH),
-    ] = 1,
-    max_rounds: Annotated[
-        int,
-        typer.Option(help="Continuation rounds when the answer ends short (0: none).",
-                     rich_help_panel=_LENGTH),
-    ] = 2,
-    range_model: Annotated[
-        str | None,
-        typer.Option(help="OpenAI-compatible URL of an LLM that predicts the length a prompt "
-                     "needs when it states none.", rich_help_panel=_LENGTH),
-    ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option("--model", "-m", help=f"Model folder or Hugging Face id [{DEFAULT_MODEL}; "
-                     "with a server: the model it serves].", rich_help_panel=_ENGINE),
-    ] = None,
-    engine: Annotated[
-        Literal["auto", "vllm", "openai", "transformers"],
-        typer.Option(help="Backend. auto: --server/LONGWRITE_SERVER if set, else vLLM on a "
-                     "GPU, else transformers.", rich_help_panel=_ENGINE),
-    ] = "auto",
+    best_of: opt.BestOf = 1,
+    max_rounds: opt.MaxRounds = 2,
+    range_model: opt.RangeModel = None,
+    model: opt.Model = None,
+    engine: opt.EngineName = "auto",
     server: Annotated[
         str | None,
         typer.Option(help="OpenAI-compatible server URL [env LONGWRITE_SERVER]; the API key "
-                     "comes from env LONGWRITE_API_KEY.", rich_help_panel=_ENGINE),
+                     "comes from env LONGWRITE_API_KEY.", rich_help_panel=opt.ENGINE),
     ] = None,
-    tp: Annotated[
-        int | None,
-        typer.Option(help="vLLM: tensor-parallel GPUs [all visible].", rich_help_panel=_ENGINE),
-    ] = None,
-    max_model_len: Annotated[
-        int, typer.Option(help="vLLM: context length.", rich_help_panel=_ENGINE)
-    ] = 32768,
-    gpu_memory_utilization: Annotated[
-        float, typer.Option(help="vLLM: share of GPU memory to use.", rich_help_panel=_ENGINE)
-    ] = 0.9,
-    device: Annotated[
-        str, typer.Option(help="transformers: auto, cpu, cuda, mps.", rich_help_panel=_ENGINE)
-    ] = "auto",
-    dtype: Annotated[
-        str, typer.Option(help="auto, float32, bfloat16, float16.", rich_help_panel=_ENGINE)
-    ] = "auto",
-    max_tokens: Annotated[
-        int | None,
-        typer.Option(help="Most tokens to generate [from the target; 15500 without one].",
-                     rich_help_panel=_SAMPLING),
-    ] = None,
-    temperature: Annotated[
-        float, typer.Option(help="0 means greedy.", rich_help_panel=_SAMPLING)
-    ] = DEFAULT_TEMPERATURE,
-    top_p: Annotated[
-        float, typer.Option("--top-p", help="Nucleus sampling.", rich_help_panel=_SAMPLING)
-    ] = DEFAULT_TOP_P,
-    seed: Annotated[
-        int | None,
-        typer.Option(help="Random seed (same seed, same text).", rich_help_panel=_SAMPLING),
-    ] = None,
-    no_think: Annotated[
-        bool,
-        typer.Option("--no-think", help="Ask for the document directly, without planning.",
-                     rich_help_panel=_SAMPLING),
-    ] = False,
+    tp: opt.Tp = None,
+    max_model_len: opt.MaxModelLen = 32768,
+    gpu_memory_utilization: opt.GpuMemoryUtilization = 0.9,
+    device: opt.Device = "auto",
+    dtype: opt.Dtype = "auto",
+    max_tokens: opt.MaxTokens = None,
+    temperature: opt.Temperature = DEFAULT_TEMPERATURE,
+    top_p: opt.TopP = DEFAULT_TOP_P,
+    seed: opt.Seed = None,
+    no_think: opt.NoThink = False,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Write the document to FILE (atomically).",
-                     rich_help_panel=_OUTPUT),
+                     rich_help_panel=opt.OUTPUT),
     ] = None,
     thinking: Annotated[
         Literal["hide", "show", "keep"],
         typer.Option(help="The model's planning: hide it, show it dim on stderr, or keep it "
-                     "in the output.", rich_help_panel=_OUTPUT),
+                     "in the output.", rich_help_panel=opt.OUTPUT),
     ] = "hide",
     as_json: Annotated[
         bool,
         typer.Option("--json", help="Print one JSON object instead of the document.",
-                     rich_help_panel=_OUTPUT),
+                     rich_help_panel=opt.OUTPUT),
     ] = False,
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Show what would be sent; load no model.",
-                     rich_help_panel=_OUTPUT),
+                     rich_help_panel=opt.OUTPUT),
     ] = False,
 ) -> None:  # fmt: skip
     from longwrite.engines import EngineOptions
