@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from longwrite.errors import LongwriteError
+from longwrite.files import read_user_text
 from longwrite.job import WriteOptions
 
 # per-line overrides of the command's options: field -> number kind
@@ -110,16 +111,7 @@ def read_items(path: Path, base: WriteOptions) -> tuple[list[BatchItem], list[Pr
     """
     from longwrite.job import resolve_request
 
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise LongwriteError(f"cannot read {path}: no such file") from None
-    except IsADirectoryError:
-        raise LongwriteError(f"cannot read {path}: it is a folder") from None
-    except UnicodeDecodeError:
-        raise LongwriteError(f"cannot read {path}: not UTF-8 text") from None
-    except OSError as e:
-        raise LongwriteError(f"cannot read {path}: {e.strerror}") from None
+    lines = read_user_text(path).splitlines()
     items: list[BatchItem] = []
     problems: list[Problem] = []
     seen: dict[str, int] = {}  # id -> line

@@ -197,18 +197,9 @@ def _count_line(words: int, tokens: int | None, label: str) -> str:
 
 
 def _read_text(name: str) -> str:
-    if name == "-":
-        return sys.stdin.read()
-    try:
-        return Path(name).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LongwriteError(f"cannot read {name}: no such file") from None
-    except IsADirectoryError:
-        raise LongwriteError(f"cannot read {name}: it is a folder") from None
-    except UnicodeDecodeError:
-        raise LongwriteError(f"cannot read {name}: not UTF-8 text") from None
-    except OSError as e:
-        raise LongwriteError(f"cannot read {name}: {e.strerror}") from None
+    from longwrite.files import read_user_text
+
+    return sys.stdin.read() if name == "-" else read_user_text(name)
 
 
 def _not_built(name: str) -> None:

@@ -30,7 +30,7 @@ import typer
 
 from longwrite.counting import count_words
 from longwrite.errors import LongwriteError
-from longwrite.files import check_writable
+from longwrite.files import check_writable, read_user_text
 
 DEFAULT_WORST = 5
 ID_WIDTH = 40  # a prompt standing in for a missing id is cut to this many characters
@@ -149,17 +149,7 @@ def parse_result(line: str, number: int) -> LengthResult:
 
 def load_results(path: str | Path) -> list[LengthResult]:
     """Every non-blank line of the JSON Lines file `path`, scored for length."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.readlines()
-    except FileNotFoundError:
-        raise LongwriteError(f"cannot read {path}: no such file") from None
-    except IsADirectoryError:
-        raise LongwriteError(f"cannot read {path}: it is a folder") from None
-    except UnicodeDecodeError:
-        raise LongwriteError(f"cannot read {path}: not UTF-8 text") from None
-    except OSError as e:
-        raise LongwriteError(f"cannot read {path}: {e.strerror}") from None
+    lines = read_user_text(path).splitlines()
     results = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():

@@ -80,3 +80,17 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def read_user_text(path: str | Path) -> str:
+    """The UTF-8 text of a file the user named, or one clear LongwriteError line."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LongwriteError(f"cannot read {path}: no such file") from None
+    except IsADirectoryError:
+        raise LongwriteError(f"cannot read {path}: it is a folder") from None
+    except UnicodeDecodeError:
+        raise LongwriteError(f"cannot read {path}: not UTF-8 text") from None
+    except OSError as e:
+        raise LongwriteError(f"cannot read {path}: {e.strerror}") from None
