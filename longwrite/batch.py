@@ -50,7 +50,7 @@ from longwrite.engines.base import (
     Engine,
     Sampling,
 )
-from longwrite.errors import LongwriteError
+from longwrite.errors import LongwriteError, one_line
 from longwrite.job import WriteOptions
 
 EXIT_FAILED = 1
@@ -69,11 +69,6 @@ class BatchFailed(LongwriteError):
 def _err(message: str) -> None:
     sys.stderr.write(message + "\n")
     sys.stderr.flush()
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
 
 
 def done_ids(records: list[dict[str, Any]]) -> set[str]:
@@ -331,12 +326,12 @@ def run_batch(
                 record = run_item(_Tracked(slot.engine, on_tokens, cancel), item, base)
             except Exception as exc:  # noqa: BLE001 - one line's failure is reported, not fatal
                 if slot.server and is_connection_failure(exc):
-                    pool.retire(slot, _one_line(exc))
+                    pool.retire(slot, one_line(exc))
                     put_back(item)
                     continue
                 with lock:
-                    outcome.failed.append((item, _one_line(exc)))
-                warn(f"longwrite: error: line {item.line} (id {item.id}): {_one_line(exc)}")
+                    outcome.failed.append((item, one_line(exc)))
+                warn(f"longwrite: error: line {item.line} (id {item.id}): {one_line(exc)}")
                 if progress is not None:
                     progress.finished(False)
                 continue

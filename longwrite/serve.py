@@ -350,9 +350,9 @@ def serve_command(
         if api_key:
             _say(f"the API key goes to vLLM as {VLLM_API_KEY_ENV} in its environment")
         return
-    from longwrite.engines.transformers import _resolve_model_path
+    from longwrite.engines.loading import resolve_model_path
 
-    cmd[2] = _resolve_model_path(model)  # a missing local folder: one line now, not minutes later
+    cmd[2] = resolve_model_path(model)  # a missing local folder: one line now, not minutes later
     code = run_server(cmd, host=host, port=port, api_key=api_key)
     if code:
         raise typer.Exit(code)

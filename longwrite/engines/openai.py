@@ -26,7 +26,7 @@ from typing import Any
 import openai
 
 from longwrite.engines.base import FINISH_LENGTH, Chunk, EngineError, EngineInfo, Sampling
-from longwrite.errors import LongwriteError
+from longwrite.errors import LongwriteError, one_line
 
 ENV_SERVER = "LONGWRITE_SERVER"
 ENV_API_KEY = "LONGWRITE_API_KEY"
@@ -69,20 +69,14 @@ def from_env(server: str | None, model: str | None) -> OpenAIEngine:
     return OpenAIEngine(server, model, api_key=api_key)
 
 
-def _one_line(text: str, limit: int = 300) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    line = lines[0] if lines else ""
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
 def _server_message(exc: openai.APIError) -> str:
     """The server's own error message, on one line."""
     body = exc.body
     if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return _one_line(body["message"])
+        return one_line(body["message"])
     if isinstance(body, str) and body.strip():
-        return _one_line(body)
-    return _one_line(exc.message) or type(exc).__name__
+        return one_line(body)
+    return one_line(exc.message) or type(exc).__name__
 
 
 def _is_drop(exc: BaseException) -> bool:
@@ -213,7 +207,7 @@ class OpenAIEngine:
             reason = "connection refused" if _caused_by_refusal(exc) else "no connection"
             cause = exc.__cause__
             if reason == "no connection" and cause is not None and str(cause):
-                reason = _one_line(str(cause), 120)
+                reason = one_line(str(cause), 120)
             return EngineError(f"cannot reach the server at {url}: {reason} ({START_HINT})")
         if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
             return EngineError(

@@ -13,7 +13,6 @@ batch reports progress (tokens per step) while it runs and each row's text when 
 from __future__ import annotations
 
 import gc
-import os
 import threading
 from collections.abc import Iterator
 from functools import cache
@@ -28,150 +27,21 @@ from longwrite.engines.base import (
     EngineInfo,
     Sampling,
 )
+from longwrite.engines.loading import (
+    load_error,
+    load_tokenizer,
+    offline_kwargs,
+    resolve_device,
+    resolve_dtype,
+    resolve_model_path,
+)
+from longwrite.engines.stops import StopTrimmer
 
-DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
+__all__ = ["StopTrimmer", "TransformersEngine", "load_tokenizer"]
+
 JOIN_TIMEOUT_S = 30.0  # how long closing a stream waits for the generate thread
 
 _DONE = object()  # queue sentinel: the generate thread has finished (or failed)
-
-
-def _resolve_model_path(model: str) -> str:
-    """A local-looking path must be an existing folder; anything else is a hub id."""
-    expanded = os.path.expanduser(model)
-    looks_local = model.startswith(("/", "./", "../", "~")) or os.path.exists(expanded)
-    if not looks_local:
-        return model
-    if not os.path.isdir(expanded):
-        raise EngineError(f"model not found: {model} (no such folder)")
-    return expanded
-
-
-def _offline_kwargs(model: str, filename: str) -> dict[str, Any]:
-    """`local_files_only=True` for a hub id already in the local cache: no network round trips."""
-    if os.path.isdir(model):
-        return {}
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(model, filename)
-    except Exception:  # an id the hub library rejects: let from_pretrained explain
-        return {}
-    return {"local_files_only": True} if isinstance(cached, str) else {}
-
-
-def _one_line(exc: BaseException, limit: int = 300) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = lines[0] if lines else type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _load_error(what: str, model: str, exc: BaseException) -> EngineError:
-    hint = ""
-    if not os.path.isdir(os.path.expanduser(model)):
-        hint = (
-            " (not a local folder; the id is not in the local cache or no model hub is reachable)"
-        )
-    return EngineError(f"cannot load {what} {model!r}{hint}: {_one_line(exc)}")
-
-
-def load_tokenizer(path: str) -> Any:
-    """The tokenizer at `path` (a local folder or a cached hub id), or EngineError."""
-    from transformers import AutoTokenizer
-
-    resolved = _resolve_model_path(path)
-    try:
-        return AutoTokenizer.from_pretrained(
-            resolved, **_offline_kwargs(resolved, "tokenizer_config.json")
-        )
-    except (OSError, ValueError) as exc:
-        raise _load_error("tokenizer", path, exc) from exc
-
-
-def _resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, ValueError, TypeError):
-        raise EngineError(f"bad device {device!r}: use one of {', '.join(DEVICES)}") from None
-    if parsed.type == "cuda":
-        if not torch.cuda.is_available():
-            raise EngineError(f"device {device!r}: CUDA is not available here")
-        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            count = torch.cuda.device_count()
-            raise EngineError(f"device {device!r}: only {count} CUDA device(s) here")
-    elif parsed.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise EngineError(f"device {device!r}: MPS is not available here")
-    elif parsed.type != "cpu":
-        raise EngineError(f"bad device {device!r}: use one of {', '.join(DEVICES)}")
-    return str(parsed)
-
-
-def _resolve_dtype(dtype: str, device: str) -> str:
-    if dtype == "auto":
-        import torch
-
-        if device.startswith("cuda"):
-            return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-        return "float16" if device.startswith("mps") else "float32"
-    if dtype not in DTYPES:
-        raise EngineError(f"bad dtype {dtype!r}: use one of {', '.join(DTYPES)}")
-    return dtype
-
-
-def _partial_stop_len(text: str, stops: tuple[str, ...]) -> int:
-    """Length of the longest end of `text` that could still grow into a stop string."""
-    best = 0
-    for stop in stops:
-        for k in range(min(len(stop) - 1, len(text)), best, -1):
-            if text.endswith(stop[:k]):
-                best = k
-                break
-    return best
-
-
-class StopTrimmer:
-    """Cuts streamed text before the first stop string to complete.
-
-    `feed` returns the text that is safe to emit now: it holds back an end that may be the start
-    of a stop string. The first stop to complete (the earliest end; on a tie, the longest) wins,
-    so the result does not depend on how the text was split into pieces.
-    """
-
-    def __init__(self, stops: tuple[str, ...]) -> None:
-        self.stops = tuple(s for s in stops if s)
-        self.held = ""
-        self.stopped = False
-
-    def feed(self, piece: str) -> str:
-        if self.stopped:
-            return ""
-        self.held += piece
-        first: tuple[int, int] | None = None  # (end, start) of the first stop to complete
-        for stop in self.stops:
-            start = self.held.find(stop)
-            if start >= 0 and (first is None or (start + len(stop), start) < first):
-                first = (start + len(stop), start)
-        if first is not None:
-            self.stopped = True
-            out, self.held = self.held[: first[1]], ""
-            return out
-        safe = len(self.held) - _partial_stop_len(self.held, self.stops)
-        out, self.held = self.held[:safe], self.held[safe:]
-        return out
-
-    def flush(self) -> str:
-        """The held-back text, once the stream has ended without a stop string."""
-        out, self.held = self.held, ""
-        return out
 
 
 @cache
@@ -227,9 +97,9 @@ class TransformersEngine:
         import transformers
         from transformers import AutoModelForCausalLM
 
-        path = _resolve_model_path(model)
-        self.device = _resolve_device(device)
-        self.dtype = _resolve_dtype(dtype, self.device)
+        path = resolve_model_path(model)
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
         self.tokenizer = load_tokenizer(path)
         dtype_kw = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
         try:
@@ -238,14 +108,14 @@ class TransformersEngine:
                 # plain "cuda" spreads the layers over every visible GPU (a 32B model needs 2+)
                 device_map="auto" if self.device == "cuda" else self.device,
                 **{dtype_kw: getattr(torch, self.dtype)},
-                **_offline_kwargs(path, "config.json"),
+                **offline_kwargs(path, "config.json"),
             )
         except torch.OutOfMemoryError as exc:
             raise EngineError(
                 f"out of memory loading {model!r} on {self.device} as {self.dtype}"
             ) from exc
         except (OSError, ValueError) as exc:
-            raise _load_error("model", model, exc) from exc
+            raise load_error("model", model, exc) from exc
         self._model.eval()
         eos = self._model.generation_config.eos_token_id
         if eos is None:

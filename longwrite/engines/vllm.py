@@ -36,13 +36,14 @@ from longwrite.engines.base import (
     EngineInfo,
     Sampling,
 )
+from longwrite.engines.loading import DTYPES
+from longwrite.errors import one_line
 
 if TYPE_CHECKING:
     from vllm import SamplingParams
     from vllm.engine.arg_utils import AsyncEngineArgs
 
 INSTALL_HINT = "the vllm engine needs the vllm extra: pip install 'longwrite[vllm]'"
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 # vLLM's finish reasons (vllm.v1.engine.FINISH_REASON_STRINGS) in our words; "error" raises.
 FINISH_REASONS = {
     "stop": FINISH_STOP,
@@ -82,12 +83,6 @@ def default_tp(gpus: int) -> int:
     8 key/value heads), so on 3, 5, 6 or 7 GPUs some stay idle rather than vLLM refusing.
     """
     return 1 << (max(gpus, 1).bit_length() - 1)
-
-
-def _one_line(exc: BaseException, limit: int = 300) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = lines[0] if lines else type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def build_engine_args(
@@ -154,7 +149,7 @@ def build_sampling_params(sampling: Sampling) -> SamplingParams:
             output_kind=RequestOutputKind.DELTA,
         )
     except Exception as exc:  # vLLM's validation errors do not share one base class
-        raise EngineError(f"vllm refuses these sampling settings: {_one_line(exc)}") from exc
+        raise EngineError(f"vllm refuses these sampling settings: {one_line(exc)}") from exc
 
 
 class DeltaChunks:
@@ -252,9 +247,9 @@ def checked_engine_args(
         tp = default_tp(gpus)
     elif tp > gpus:
         raise EngineError(f"tensor parallel size {tp} needs {tp} GPUs; {gpus} visible here")
-    from longwrite.engines.transformers import _resolve_model_path
+    from longwrite.engines.loading import resolve_model_path
 
-    path = _resolve_model_path(model)
+    path = resolve_model_path(model)
     # vLLM logs to stdout by default, where the document goes, and its INFO lines would cut
     # through the spinner and the status line. It starts its workers from our loop thread
     # while other threads run (the spinner): forking then can deadlock, spawning cannot.
@@ -265,14 +260,14 @@ def checked_engine_args(
     try:
         return build_engine_args(path, tp, max_model_len, gpu_memory_utilization, dtype, seed)
     except ImportError as exc:  # installed but broken (a missing dependency)
-        raise EngineError(f"cannot import vllm ({_one_line(exc)}); {INSTALL_HINT}") from exc
+        raise EngineError(f"cannot import vllm ({one_line(exc)}); {INSTALL_HINT}") from exc
 
 
 def _async_llm_factory(args: AsyncEngineArgs) -> Callable[[], Any]:
     try:
         from vllm.v1.engine.async_llm import AsyncLLM
     except ImportError as exc:
-        raise EngineError(f"cannot import vllm ({_one_line(exc)}); {INSTALL_HINT}") from exc
+        raise EngineError(f"cannot import vllm ({one_line(exc)}); {INSTALL_HINT}") from exc
     return lambda: AsyncLLM.from_engine_args(args)
 
 
@@ -319,7 +314,7 @@ class VLLMEngine:
             self._stop_loop(timeout=1.0)
             if isinstance(exc, EngineError | KeyboardInterrupt | SystemExit):
                 raise
-            raise EngineError(f"vllm could not start {model!r}: {_one_line(exc)}") from exc
+            raise EngineError(f"vllm could not start {model!r}: {one_line(exc)}") from exc
         self.info = EngineInfo(
             name="vllm",
             model=model,
@@ -393,7 +388,7 @@ class VLLMEngine:
                 if isinstance(item, BaseException):
                     if isinstance(item, EngineError):
                         raise item
-                    raise EngineError(f"vllm failed: {_one_line(item)}") from item
+                    raise EngineError(f"vllm failed: {one_line(item)}") from item
                 yield from chunks.feed(item)
             finished = True
             missing = [i for i in range(n) if i not in chunks.finished]
