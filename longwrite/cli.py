@@ -25,7 +25,6 @@ from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 from longwrite.errors import LongwriteError
 
 SUBCOMMANDS = ("write", "count", "serve", "batch", "eval", "rl")
-NOT_BUILT_YET = ("rl",)
 EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
@@ -202,22 +201,10 @@ def _read_text(name: str) -> str:
     return sys.stdin.read() if name == "-" else read_user_text(name)
 
 
-def _not_built(name: str) -> None:
-    @app.command(name, hidden=True, context_settings={"ignore_unknown_options": True})
-    def _cmd(args: Annotated[list[str] | None, typer.Argument()] = None) -> None:
-        raise LongwriteError(
-            f"`longwrite {name}` is not part of this version yet; "
-            f"to write about '{name}', run: longwrite -- {name} ..."
-        )
-
-
-for _name in NOT_BUILT_YET:
-    _not_built(_name)
-
-
 def _register_subapps() -> None:
     from longwrite.batch import batch_command
     from longwrite.evaluate import eval_app
+    from longwrite.rl.cli import rl_app
     from longwrite.serve import serve_command
 
     app.command(
@@ -233,6 +220,9 @@ def _register_subapps() -> None:
         eval_app,
         name="eval",
         help="Score results: `eval length`, `eval quality` (LLM judge), `eval report`.",
+    )
+    app.add_typer(
+        rl_app, name="rl", help="Train with GRPO (TRL): prepare, train, plot, serve-rollouts."
     )
 
 

@@ -207,7 +207,6 @@ def test_dry_run_plain_prints_the_prompt():
         (["x", "--thinking", "loud"], "--thinking"),
         (["x", "--model", "/no/such/model"], "/no/such/model"),
         (["x", "-o", "/no/such/dir/out.md"], "/no/such/dir"),
-        (["rl"], "not part of this version"),
         (["count", "/no/such/file.md"], "/no/such/file.md"),
     ],
 )
