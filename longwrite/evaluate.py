@@ -21,7 +21,6 @@ PNG), imported only when `--plot` is given, and is written to a temporary file t
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,7 +29,7 @@ import typer
 
 from longwrite.counting import count_words
 from longwrite.errors import LongwriteError
-from longwrite.files import check_writable, read_user_text
+from longwrite.files import check_writable, read_user_text, save_figure
 
 DEFAULT_WORST = 5
 ID_WIDTH = 40  # a prompt standing in for a missing id is cut to this many characters
@@ -236,14 +235,7 @@ def plot_lengths(results: list[LengthResult], path: str | Path, *, title: str = 
     ax.set_title(title or "LongBench-Write length")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="upper left", fontsize="small")
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        fig.savefig(tmp, format="png", dpi=110)
-        os.replace(tmp, target)
-    except OSError as e:
-        raise LongwriteError(f"cannot write {target}: {e.strerror}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    save_figure(fig, target, dpi=110)
 
 
 def print_report(report: LengthReport) -> None:

@@ -9,9 +9,11 @@ generated so far.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import TextIO
+from typing import Any, TextIO
 
 from longwrite.errors import LongwriteError
 
@@ -67,19 +69,33 @@ class PartialFile:
             self._file.close()
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write `text` to `path` all at once: readers see the old file or the new, never half."""
+@contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside `path` that becomes `path` (atomically) if the block succeeds."""
     target = Path(path)
     check_writable(target)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
         os.replace(tmp, target)
+    except OSError as e:
+        raise LongwriteError(f"cannot write {target}: {e.strerror}") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write `text` to `path` all at once: readers see the old file or the new, never half."""
+    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def save_figure(fig: Any, path: str | Path, *, dpi: int = 110) -> None:
+    """Save a matplotlib figure as PNG atomically."""
+    with replacing(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
 
 
 def read_user_text(path: str | Path) -> str:

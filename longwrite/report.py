@@ -15,11 +15,11 @@ matplotlib is used through its object API (no pyplot), imported only when plotti
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from longwrite.errors import LongwriteError
+from longwrite.files import atomic_write_text, check_writable, save_figure
 from longwrite.judge import (
     DIMENSIONS,
     LABELS,
@@ -175,18 +175,7 @@ def plot_histograms(length: list[float], quality: list[float], path: str | Path)
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(f"{name} over {len(values)} items")
         ax.legend(loc="upper left", fontsize="small")
-    _save(fig, Path(path))
-
-
-def _save(fig: object, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        fig.savefig(tmp, format="png", dpi=110)  # type: ignore[attr-defined]
-        os.replace(tmp, target)
-    except OSError as e:
-        raise LongwriteError(f"cannot write {target}: {e.strerror}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    save_figure(fig, Path(path), dpi=110)
 
 
 def plot_paths(output: Path) -> tuple[Path, Path]:
@@ -200,7 +189,6 @@ def write_report(
 ) -> list[Path]:
     """Write the page and its plots; returns the files written (the page last)."""
     from longwrite.evaluate import plot_lengths
-    from longwrite.files import atomic_write_text, check_writable
 
     check_writable(output)
     items = load_items(results)

@@ -13,12 +13,12 @@ renamed, so a reader never sees half a picture.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from longwrite.errors import LongwriteError
+from longwrite.files import save_figure
 
 
 @dataclass(frozen=True)
@@ -66,17 +66,6 @@ def series(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[flo
     return steps, values
 
 
-def _save(fig: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise LongwriteError(f"cannot write {path}: {e.strerror}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def plot_run(
     run_dir: str | Path, out_dir: str | Path | None = None, *, window: int = 5
 ) -> list[Path]:
@@ -117,6 +106,6 @@ def plot_run(
         ax.set_ylabel(curve.ylabel)
         ax.grid(True, alpha=0.3)
         path = out / f"{curve.key}.png"
-        _save(fig, path)
+        save_figure(fig, path, dpi=100)
         written.append(path)
     return written
