@@ -69,4 +69,6 @@ class CandidateProgress:
         if self._progress is not None:
             self._progress.stop()
         for candidate in candidates:
-            self._console.print(score_line(candidate, best), highlight=False, markup=False)
+            self._console.print(
+                score_line(candidate, best), highlight=False, markup=False, soft_wrap=True
+            )

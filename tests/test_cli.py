@@ -306,3 +306,14 @@ def test_best_of_prints_the_best_and_scores_every_candidate(monkeypatch):
     scores = [c["scores"] for c in data["candidates"]]
     assert scores[0]["repetition"] > 0.5 > scores[1]["repetition"]  # the padded one is caught
     assert scores[1]["total"] == max(s["total"] for s in scores)
+
+
+def test_a_target_that_cannot_fit_is_reported_before_generating(scripted):
+    engine = scripted()
+    result = runner.invoke(app, ["write", "Write about tides", "--words", "30000", "--json"])
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.stderr.splitlines() if "does not fit" in x)
+    # 33,000 words (the top of the range) against a 32,768-token context
+    assert line.startswith("longwrite: warning: a 33,000-word answer does not fit in one pass")
+    assert "room for about" in line
+    assert engine.samplings[0].max_tokens < 32768  # capped by what the context leaves
