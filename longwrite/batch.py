@@ -121,31 +121,18 @@ class _Tracked:
 
 def run_item(engine: Engine, item: BatchItem, base: WriteOptions) -> dict[str, Any] | None:
     """Write one line as the main job would; its output record, or None when cancelled."""
-    from longwrite.control import best_of, with_budget
-    from longwrite.job import resolve_request
-    from longwrite.write import Continuation, write_document
+    from longwrite.control import best_of
+    from longwrite.job import budget_request, continuation_for, resolve_request, scorer_for
+    from longwrite.write import write_document
 
     opts = item_options(item, base)
-    request = resolve_request(opts)
-    hi = request.target_range[1] if request.target_range else None
-    request, _ = with_budget(
-        request,
-        hi,
-        context=engine.info.context,
-        count_tokens=engine.count_tokens,
-        keep_max_tokens=opts.max_tokens is not None,
-    )
+    request, _ = budget_request(opts, resolve_request(opts), engine)
     extra: dict[str, Any] = {}
     if opts.best_of == 1:
-        continuation = None
-        if request.target_range and opts.max_rounds > 0:
-            from longwrite.budget import tokens_per_word
-
-            tpw, _ = tokens_per_word(request.language, engine.count_tokens)
-            continuation = Continuation(request.target_range[0], opts.max_rounds, tpw)
+        continuation = continuation_for(opts, request, engine)
         result = write_document(engine, request, _Quiet(), continuation=continuation)
     else:
-        result, candidates, best = best_of(engine, request, opts.best_of, _scorer(request))
+        result, candidates, best = best_of(engine, request, opts.best_of, scorer_for(request))
         extra = {"best": best, "candidates": [c.summary() for c in candidates]}
     if result.finish_reason == FINISH_CANCELLED:
         return None
@@ -161,19 +148,6 @@ def run_item(engine: Engine, item: BatchItem, base: WriteOptions) -> dict[str, A
     record["target_words"] = request.target_words
     record["target_range"] = list(request.target_range) if request.target_range else None
     return record
-
-
-def _scorer(request: Any) -> Callable[[str], dict[str, float]]:
-    from longwrite.rewards import score_completion
-    from longwrite.targets import WordRange
-
-    rng = WordRange(*request.target_range) if request.target_range else None
-
-    def score(raw: str) -> dict[str, float]:
-        s = score_completion(raw, rng)
-        return {k: v for k, v in vars(s).items() if v is not None}
-
-    return score
 
 
 class BatchProgress:

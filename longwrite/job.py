@@ -151,17 +151,47 @@ def run_write(opts: WriteOptions) -> int:
         engine.close()
 
 
-def _budgeted(opts: WriteOptions, request: Request, engine: Engine) -> Request:
+def budget_request(opts: WriteOptions, request: Request, engine: Engine) -> tuple[Request, Any]:
+    """`request` with `max_tokens` budgeted with the engine's tokenizer and context."""
     from longwrite.control import with_budget
 
     hi = request.target_range[1] if request.target_range else None
-    request, budget = with_budget(
+    return with_budget(
         request,
         hi,
         context=engine.info.context,
         count_tokens=engine.count_tokens,
         keep_max_tokens=opts.max_tokens is not None,
     )
+
+
+def continuation_for(opts: WriteOptions, request: Request, engine: Engine) -> Any:
+    """The continuation rule for a request with a target range (None without one)."""
+    from longwrite.budget import tokens_per_word
+    from longwrite.write import Continuation
+
+    if not request.target_range or opts.max_rounds == 0:
+        return None
+    tpw, _ = tokens_per_word(request.language, engine.count_tokens)
+    return Continuation(request.target_range[0], opts.max_rounds, tpw)
+
+
+def scorer_for(request: Request) -> Any:
+    """Best-of scoring: the RL rewards of a raw completion against the request's range."""
+    from longwrite.rewards import score_completion
+    from longwrite.targets import WordRange
+
+    rng = WordRange(*request.target_range) if request.target_range else None
+
+    def score(raw: str) -> dict[str, float]:
+        return {k: v for k, v in vars(score_completion(raw, rng)).items() if v is not None}
+
+    return score
+
+
+def _budgeted(opts: WriteOptions, request: Request, engine: Engine) -> Request:
+    request, budget = budget_request(opts, request, engine)
+    hi = request.target_range[1] if request.target_range else None
     if not budget.fits and hi is not None:
         _err(
             f"longwrite: warning: a {hi:,}-word answer does not fit in one pass: the context "
@@ -196,15 +226,10 @@ def _generate(opts: WriteOptions, request: Request, engine: Engine) -> int:
 
 def _produce(opts: WriteOptions, request: Request, engine: Engine, renderer: Any) -> tuple:
     """One document (streamed, with continuation) or the best of K (shown when chosen)."""
-    from longwrite.write import Continuation, write_document
+    from longwrite.write import write_document
 
     if opts.best_of == 1:
-        continuation = None
-        if request.target_range and opts.max_rounds > 0:
-            from longwrite.budget import tokens_per_word
-
-            tpw, _ = tokens_per_word(request.language, engine.count_tokens)
-            continuation = Continuation(request.target_range[0], opts.max_rounds, tpw)
+        continuation = continuation_for(opts, request, engine)
         return write_document(engine, request, renderer, continuation=continuation), {}
     return _best_of(opts, request, engine, renderer)
 
@@ -212,16 +237,9 @@ def _produce(opts: WriteOptions, request: Request, engine: Engine, renderer: Any
 def _best_of(opts: WriteOptions, request: Request, engine: Engine, renderer: Any) -> tuple:
     from longwrite.control import best_of
     from longwrite.progress import CandidateProgress
-    from longwrite.rewards import score_completion
     from longwrite.stream import AnswerDelta, Done, ThinkDelta
-    from longwrite.targets import WordRange
 
-    rng = WordRange(*request.target_range) if request.target_range else None
-
-    def score(raw: str) -> dict[str, float]:
-        s = score_completion(raw, rng)
-        return {k: v for k, v in vars(s).items() if v is not None}
-
+    score = scorer_for(request)
     with CandidateProgress(opts.best_of, request.sampling.max_tokens) as progress:
         result, candidates, best = best_of(engine, request, opts.best_of, score, progress=progress)
         progress.summary(candidates, best)
