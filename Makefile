@@ -39,8 +39,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check longwrite tests bench
 	$(BIN)/ruff format --check longwrite tests bench
 
+# Every performance goal; each script's last line is `NAME: ratio=R goal...`.
+# bench/targets.py reads ../shared/data/longbench_write.jsonl unless given --data PATH.
 bench: $(STAMP)
-	$(BIN)/python bench/render.py
+	for b in render engine_overhead rewards batch rl_step targets; do \
+		$(BIN)/python bench/$$b.py | tail -n 1; done
 
 clean:
 	rm -rf $(VENV) runs
