@@ -23,6 +23,7 @@ demo: $(STAMP)
 	$(BIN)/python -m longwrite.tiny runs/tiny-model
 	$(BIN)/longwrite "Write a 300-word story about a lighthouse keeper" --words 300 \
 		--model runs/tiny-model --max-tokens 400 --seed 0
+	@echo
 	@echo "(demo: the tiny model's weights are random, so its text is noise; the pipeline is real)"
 
 # --no-deps: vllm's own pins (CUDA torch, ...) are for GPU boxes; the test only builds its
