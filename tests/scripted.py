@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+from collections.abc import Iterable, Iterator
 
 from longwrite.engines.base import Chunk, EngineInfo, Sampling
 
@@ -87,3 +88,24 @@ class CandidatesEngine(ScriptedEngine):
                     yield Chunk(text=p[step], tokens=1, index=i)
         for i, finish in enumerate(self.finishes):
             yield Chunk(text="", finish_reason=finish, index=i)
+
+
+def random_cut(text: str, seed: int = 0) -> list[str]:
+    """Cut `text` into deltas of 1-4 characters chosen by a seeded random generator."""
+    rng = random.Random(seed)
+    out, i = [], 0
+    while i < len(text):
+        n = rng.randint(1, 4)
+        out.append(text[i : i + n])
+        i += n
+    return out
+
+
+def join_candidates(chunks: Iterable[Chunk]) -> dict[int, tuple[str, int, str | None]]:
+    """index -> (text, tokens, finish_reason), checking one final chunk per candidate."""
+    out: dict[int, tuple[str, int, str | None]] = {}
+    for c in chunks:
+        assert c.index not in out or out[c.index][2] is None, "chunk after a candidate's end"
+        text, tokens, _ = out.get(c.index, ("", 0, None))
+        out[c.index] = (text + c.text, tokens + c.tokens, c.finish_reason)
+    return out

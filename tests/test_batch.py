@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from scripted import CandidatesEngine, RoundsEngine, ScriptedEngine, cut
+from scripted import CandidatesEngine, RoundsEngine, ScriptedEngine, cut, join_candidates
 
 from longwrite.appendlog import AppendLog
 from longwrite.batch import (
@@ -457,15 +457,6 @@ def tiny_engine(tiny_model_dir: Path):
     engine.close()
 
 
-def _rows(chunks) -> dict[int, tuple[str, int, str]]:
-    out: dict[int, tuple[str, int, str]] = {}
-    for c in chunks:
-        assert c.index not in out or out[c.index][2] is None, "chunk after a row's end"
-        text, tokens, _ = out.get(c.index, ("", 0, None))
-        out[c.index] = (text + c.text, tokens + c.tokens, c.finish_reason)
-    return out
-
-
 def test_stream_prompts_equals_one_greedy_stream_per_prompt(tiny_engine) -> None:
     from longwrite.prompting import build_prompt
 
@@ -479,7 +470,7 @@ def test_stream_prompts_equals_one_greedy_stream_per_prompt(tiny_engine) -> None
     for p, s in zip(prompts, samplings, strict=True):
         chunks = list(tiny_engine.stream(p, s))
         singles.append(("".join(c.text for c in chunks), sum(c.tokens for c in chunks)))
-    rows = _rows(tiny_engine.stream_prompts(prompts, samplings))
+    rows = join_candidates(tiny_engine.stream_prompts(prompts, samplings))
     assert sorted(rows) == [0, 1, 2]
     for i, (text, tokens) in enumerate(singles):
         assert rows[i] == (text, tokens, "length")  # left padding changes nothing
@@ -500,7 +491,7 @@ def test_stream_prompts_min_tokens_is_per_row(tiny_engine) -> None:
     hook = tiny_engine._model.lm_head.register_forward_hook(favour_eos)
     try:
         greedy = Sampling(max_tokens=30, temperature=0)
-        rows = _rows(
+        rows = join_candidates(
             tiny_engine.stream_prompts(
                 ["Write a story.", "Write a longer story."],
                 [greedy, replace(greedy, min_tokens=12)],

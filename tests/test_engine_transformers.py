@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from scripted import join_candidates
 
 from longwrite.engines.base import (
     FINISH_CANCELLED,
@@ -308,19 +309,9 @@ def test_stop_trimmer_is_independent_of_piece_boundaries(text, stops, cuts) -> N
     assert trimmer.stopped == any(s and s in text for s in stops)
 
 
-def _by_candidate(chunks: list) -> dict[int, tuple[str, int, str]]:
-    """index -> (text, tokens, finish_reason), checking one final chunk per candidate."""
-    out: dict[int, tuple[str, int, str]] = {}
-    for c in chunks:
-        assert c.index not in out or out[c.index][2] is None, "chunk after a candidate's end"
-        text, tokens, _ = out.get(c.index, ("", 0, None))
-        out[c.index] = (text + c.text, tokens + c.tokens, c.finish_reason)
-    return out
-
-
 def test_batch_of_greedy_candidates_equals_the_single_stream(engine) -> None:
     single = list(engine.stream(_prompt(), _greedy(24)))
-    batch = _by_candidate(list(engine.stream(_prompt(), replace(_greedy(24), n=3))))
+    batch = join_candidates(list(engine.stream(_prompt(), replace(_greedy(24), n=3))))
     assert sorted(batch) == [0, 1, 2]
     for text, tokens, finish in batch.values():
         assert text == _join(single)
@@ -331,7 +322,7 @@ def test_batch_of_greedy_candidates_equals_the_single_stream(engine) -> None:
 def test_batch_candidates_trim_their_stop_strings(engine) -> None:
     full = _join(engine.stream(_prompt(), _greedy(40)))
     stop = full[len(full) // 2 : len(full) // 2 + 3]
-    batch = _by_candidate(list(engine.stream(_prompt(), replace(_greedy(40), n=2, stop=(stop,)))))
+    batch = join_candidates(list(engine.stream(_prompt(), replace(_greedy(40), n=2, stop=(stop,)))))
     for text, _, finish in batch.values():
         assert text == full[: full.index(stop)]
         assert finish == "stop"
@@ -339,5 +330,5 @@ def test_batch_candidates_trim_their_stop_strings(engine) -> None:
 
 def test_sampled_batch_gives_different_candidates(engine) -> None:
     sampling = Sampling(max_tokens=48, temperature=1.0, top_p=1.0, seed=5, n=3)
-    texts = [t for t, _, _ in _by_candidate(list(engine.stream(_prompt(), sampling))).values()]
+    texts = [t for t, _, _ in join_candidates(list(engine.stream(_prompt(), sampling))).values()]
     assert len(set(texts)) == 3

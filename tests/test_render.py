@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 from rich.markdown import Markdown
+from scripted import random_cut
 
 from longwrite.counting import count_words
 from longwrite.render import (
@@ -82,16 +83,6 @@ def one_shot(doc: str, width: int = 80) -> list[str]:
     return screen(buf.getvalue())
 
 
-def deltas(text: str, seed: int = 0) -> list[str]:
-    rng = random.Random(seed)
-    out, i = [], 0
-    while i < len(text):
-        n = rng.randint(1, 4)
-        out.append(text[i : i + n])
-        i += n
-    return out
-
-
 class Clock:
     """A fake clock that moves on by `step` seconds each time it is read."""
 
@@ -133,7 +124,7 @@ def run(
 
 
 def answer_events(doc: str, seed: int = 0, finish: str | None = "stop") -> list:
-    return [AnswerDelta(d) for d in deltas(doc, seed)] + [Done(finish)]
+    return [AnswerDelta(d) for d in random_cut(doc, seed)] + [Done(finish)]
 
 
 DOC = """# Title
@@ -414,7 +405,7 @@ def test_3000_word_document_in_tiny_deltas_prints_each_block_once(seed):
     assert count_words(doc) >= 3000
     parser = ThinkAnswerParser()
     events = []
-    for d in deltas("<think>outline</think>\n<answer>\n" + doc, seed):
+    for d in random_cut("<think>outline</think>\n<answer>\n" + doc, seed):
         events += parser.feed(d)
     events += parser.close("stop")
     out, _, sink, r = run(events, RenderOptions(target_words=3000), height=30)
@@ -482,7 +473,7 @@ def test_exit_after_exception_flushes_the_trailing_block():
             clock=Clock(0.05),
         ) as r,
     ):
-        for d in deltas("# A\n\nFirst para.\n\nTrailing para B7 not finish"):
+        for d in random_cut("# A\n\nFirst para.\n\nTrailing para B7 not finish"):
             r.handle(AnswerDelta(d))
         raise KeyboardInterrupt
     shown = screen(out.getvalue())
@@ -526,7 +517,7 @@ def test_thinking_hide_shows_no_thinking():
 
 def test_thinking_show_on_terminal_dim_lines_then_answer():
     thinking = "Plan line K1.\nPlan line K2.\nlast K3"
-    events = [ThinkDelta(d) for d in deltas(thinking)] + answer_events(DOC)
+    events = [ThinkDelta(d) for d in random_cut(thinking)] + answer_events(DOC)
     out, _, _, _ = run(events, RenderOptions(thinking="show"))
     assert screen(out) == ["Plan line K1.", "Plan line K2.", "last K3", ""] + one_shot(DOC)
     assert "\x1b[2mPlan line K1." in out  # dim
@@ -551,7 +542,7 @@ def test_message_above_the_live_area_once():
     ) as r:
         r.message("loading model…")
         sent = ""
-        for d in deltas(DOC):
+        for d in random_cut(DOC):
             r.handle(AnswerDelta(d))
             sent += d
             if sent.endswith("P002."):
