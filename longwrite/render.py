@@ -12,9 +12,17 @@ block; every top-level block before the last one is finished (nothing later can 
 it is printed once with `console.print(Markdown(...))` and scrolls away like ordinary output.
 Only the unfinished last block (an unclosed code fence stays unfinished) lives in the Live area,
 cropped to its last lines so that the area always fits on the screen, together with the status
-line. Live refreshes are throttled to ~10 per second (read off `clock`), so the cost per delta
-is a few appends and comparisons plus, per finished block, one parse of that block and one
-print: a constant amount of work for each piece of text, however long the document gets.
+line. So the cost per delta is a few appends and comparisons plus, per finished block, one
+parse of that block and one print: a constant amount of work for each piece of text, however
+long the document gets.
+
+Redraws of the live area are what a user pays for while a model writes (each one renders the
+unfinished block and re-emits the whole area), and they are paid per second, not per token.
+So they happen only when something visible changed, and no more often than a reader can
+follow (times read off `clock`): the live block at most 4 times a second (a model writes ~75
+words a second, faster than anyone reads), the status line on its own at most twice a second
+(enough for its clock to tick every second). A block whose text did not change since the last
+redraw is not rendered again (a status-only redraw, or a finished block printed above it).
 
 Pipes and files get the raw text with no escape codes. Colour comes only from rich, which
 honours `NO_COLOR`.
@@ -38,7 +46,8 @@ from rich.text import Text
 from longwrite.counting import WordCounter
 from longwrite.stream import AnswerDelta, Done, Event, ThinkDelta
 
-REFRESH_INTERVAL = 0.1  # seconds between Live refreshes
+LIVE_INTERVAL = 0.25  # seconds between redraws for new text in the live block
+STATUS_INTERVAL = 0.5  # seconds between redraws for the status line alone
 THINK_OPEN = "<think>\n"
 THINK_CLOSE = "\n</think>\n\n"
 
@@ -60,13 +69,43 @@ def _blocks(text: str) -> list[tuple[int, str]]:
 
 def _split(pending: str) -> tuple[str, str, list[tuple[int, str]]]:
     """(finished, still_pending, the finished blocks); see split_finished_blocks."""
-    blocks = _blocks(pending)
+    return _cut(pending, _blocks(pending))
+
+
+def _cut(pending: str, blocks: list[tuple[int, str]]) -> tuple[str, str, list[tuple[int, str]]]:
+    """`_split` with the blocks of `pending` already parsed."""
     if len(blocks) < 2:
         return "", pending, []
     cut = 0
     for _ in range(blocks[-1][0]):
         cut = pending.index("\n", cut) + 1
     return pending[:cut], pending[cut:], blocks[:-1]
+
+
+# When the next line begins, which last blocks are over whatever that line turns out to be:
+# nothing continues a heading or a rule; after a blank line, nothing continues a paragraph,
+# quote or table (a lazy continuation line or a setext underline must follow directly); and
+# after a blank line a list goes on only with an indented line or another item.
+_OVER_AT_NEXT_LINE = frozenset({"heading_open", "hr"})
+_OVER_AFTER_BLANK = frozenset({"paragraph_open", "blockquote_open", "table_open"})
+_LISTS = frozenset({"bullet_list_open", "ordered_list_open"})
+_GOES_ON_WITH_A_LIST = frozenset(" \t-+*0123456789")
+
+
+def _may_end(kind: str, lines: str) -> bool:
+    """Whether the next line can end the last block of `lines` (complete lines), of type
+    `kind`, as soon as its first character is known (see `_ends_at`)."""
+    if kind in _OVER_AT_NEXT_LINE:
+        return True
+    if kind not in _OVER_AFTER_BLANK and kind not in _LISTS:
+        return False
+    last = lines[:-1][lines[:-1].rfind("\n") + 1 :]
+    return lines.count("\n") >= 2 and not last.strip()
+
+
+def _ends_at(kind: str, line: str) -> bool:
+    """Whether a next line beginning `line` (not blank) ends a block for which `_may_end`."""
+    return kind not in _LISTS or line[0] not in _GOES_ON_WITH_A_LIST
 
 
 def split_finished_blocks(pending: str) -> tuple[str, str]:
@@ -183,36 +222,70 @@ class _Lines:
         self.console.print(Text(text, style=self.style), soft_wrap=self.soft_wrap)
         self.printed = True
 
-    def live_text(self) -> Text | None:
-        line = "".join(self.partial)
-        return Text(line, style=self.style) if line else None
+    def live_line(self) -> str:
+        return "".join(self.partial)
 
 
 class _LiveView:
-    """The live area: the end of the pending block / partial line, then the status line."""
+    """The live area: the end of the pending block / partial line, then the status line.
+
+    The rendered lines of the block are kept until its text, the width or the room changes.
+    Drawing clears the renderer's `_changed`: what is on screen is now current.
+    """
 
     def __init__(self, renderer: Renderer) -> None:
         self.r = renderer
+        self._key: tuple | None = None
+        self._body: list[list[Segment]] = []
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         r = self.r
+        r._changed = False
         room = max(options.size.height - 1, 1)
-        status = r._status_line() if r._status_live else None
+        status = r.status_text() if r._status_live else None
         if status is not None:
             room -= 1
-        body: list[list[Segment]] = []
-        if room > 0:
-            free = options.update(height=None)
-            for item in r._live_items(room):
-                body += console.render_lines(item, free, pad=False)
-            body = body[-room:]
+            r._drawn = status
+        body = self._block(console, options, room) if room > 0 else []
         if status is not None:
-            body += console.render_lines(status, options.update(height=1), pad=False)[:1]
+            line = _status_line(status)
+            body = body + console.render_lines(line, options.update(height=1), pad=False)[:1]
         line = Segment.line()
         for i, segments in enumerate(body):
             if i:
                 yield line
             yield from segments
+
+    def _block(self, console: Console, options: ConsoleOptions, room: int) -> list[list[Segment]]:
+        sources = self.r._live_sources(room)
+        key = (sources, options.max_width, room)
+        if key != self._key:
+            free = options.update(height=None)
+            body: list[list[Segment]] = []
+            for item in _live_items(sources):
+                body += console.render_lines(item, free, pad=False)
+            self._key, self._body = key, body[-room:]
+        return self._body
+
+
+def _status_line(status: str) -> Text:
+    """The status text styled: the phase in bold colour, the rest dim, cut to one line."""
+    phase, _, rest = status.partition(" ")
+    colour = {"thinking": "cyan", "writing": "green", "done": "green"}.get(phase, "yellow")
+    text = Text.assemble((phase, f"bold {colour}"), (" " + rest, "dim"))
+    text.no_wrap, text.overflow = True, "ellipsis"
+    return text
+
+
+_LIVE_STYLES = {"think": "dim", "raw": ""}
+
+
+def _live_items(sources: tuple[tuple[str, str], ...]) -> list:
+    """The renderables for `Renderer._live_sources`: Markdown, or plain styled lines."""
+    return [
+        Markdown(text) if kind == "markdown" else Text(text, style=_LIVE_STYLES[kind])
+        for kind, text in sources
+    ]
 
 
 def _console(stream: TextIO, width: int | None, height: int | None) -> Console:
@@ -271,7 +344,10 @@ class Renderer:
             self._think_lines = _Lines(self._console, "dim", False)
 
         self._live: Live | None = None
-        self._next_refresh = 0.0
+        self._next_refresh = 0.0  # no redraw before this time
+        self._next_status = 0.0  # ... nor for the status line alone before this one
+        self._changed = False  # the live block changed since it was last drawn
+        self._drawn = ""  # the status text last drawn
         self._phase = "waiting"
         self._in_think = False  # keep mode: "<think>\n" written, "</think>" not yet
         self._finished = False
@@ -287,6 +363,7 @@ class Renderer:
         self._md_partial: list[str] = []
         self._md_nl = 0  # newlines in _md_lines
         self._md_nl_parsed = 0  # ... when it was last parsed without finding a finished block
+        self._md_may_end: str | None = None  # the pending block's type, if `_may_end`
         self._gap = ""  # what precedes the next printed Markdown: "", "hr" or "text"
 
     # -- public API -----------------------------------------------------------------------------
@@ -304,7 +381,7 @@ class Renderer:
                 vertical_overflow="crop",
             )
             self._live.start(refresh=True)
-            self._next_refresh = self._clock() + REFRESH_INTERVAL
+            self._next_refresh = self._clock() + LIVE_INTERVAL
         return self
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
@@ -369,6 +446,7 @@ class Renderer:
             self._document(text)
         if self._think_lines is not None:
             self._think_lines.feed(text)
+            self._changed = self._changed or bool(text)
         elif self._think_file is not None:
             self._think_file.write(text)
             self._think_file.flush()
@@ -389,28 +467,58 @@ class Renderer:
             self._t_answer = self._clock()
         self._document(text)
         self._counter.feed(text)
+        if text and (self._markdown or self._raw_lines is not None):
+            self._changed = True
         if self._markdown:
             i = text.rfind("\n")
             if i < 0:
                 self._md_partial.append(text)
+                if self._md_may_end is not None and text.strip():  # the next line has begun
+                    self._end_pending_block()
                 return
             self._md_partial.append(text[: i + 1])
             done = "".join(self._md_partial)
             self._md_partial = [text[i + 1 :]]
             self._md_lines += done
             self._md_nl += done.count("\n")
+            self._md_may_end = None
             # Parse on every new line while the pending text is short; for a huge block
             # (a long code fence) wait for it to grow by an eighth, keeping the work linear.
             if self._md_nl - self._md_nl_parsed >= max(1, self._md_nl_parsed >> 3):
                 self._commit_blocks()
 
     def _commit_blocks(self) -> None:
-        finished, rest, blocks = _split(self._md_lines)
+        """Print the blocks that the pending complete lines have finished: every block but
+        the last, and the last one too if the line begun after it ends it."""
+        blocks = _blocks(self._md_lines)
+        self._md_nl_parsed = self._md_nl
+        last = blocks[-1][1] if blocks else None
+        self._md_may_end = last if last and _may_end(last, self._md_lines) else None
+        if (
+            self._md_may_end is not None
+            and "".join(self._md_partial).strip()
+            and self._end_pending_block(blocks)
+        ):
+            return
+        finished, rest, done = _cut(self._md_lines, blocks)
         if finished:
             self._md_lines = rest
-            self._md_nl = rest.count("\n")
-            self._print_markdown(finished, blocks)
-        self._md_nl_parsed = self._md_nl
+            self._md_nl = self._md_nl_parsed = rest.count("\n")
+            self._print_markdown(finished, done)
+
+    def _end_pending_block(self, blocks: list[tuple[int, str]] | None = None) -> bool:
+        """The next line has begun after a block that `_may_end`: print all the pending
+        complete lines if it ends the block (decided once, on the line's first character).
+        `blocks`: those of the pending lines; by default the last block alone (once
+        `_commit_blocks` has printed the others, the pending lines hold nothing else)."""
+        kind, self._md_may_end = self._md_may_end, None
+        assert kind is not None
+        if not _ends_at(kind, "".join(self._md_partial)):
+            return False
+        text = self._md_lines
+        self._md_lines, self._md_nl, self._md_nl_parsed = "", 0, 0
+        self._print_markdown(text, blocks or [(0, kind)])
+        return True
 
     def _print_markdown(self, text: str, blocks: list[tuple[int, str]]) -> None:
         """Print finished blocks, separated from what came before as one document would be."""
@@ -426,30 +534,34 @@ class Renderer:
     # -- live area ------------------------------------------------------------------------------
 
     def _tick(self) -> None:
-        if self._live is not None:
-            now = self._clock()
-            if now >= self._next_refresh:
-                self._next_refresh = now + REFRESH_INTERVAL
-                self._live.refresh()
+        """Redraw the live area if something visible changed and a redraw is due."""
+        if self._live is None:
+            return
+        now = self._clock()
+        if now < self._next_refresh:
+            return
+        status = (
+            self._status_live and now >= self._next_status and self.status_text() != self._drawn
+        )
+        if not (self._changed or status):
+            return
+        self._next_refresh = now + LIVE_INTERVAL
+        if status:
+            self._next_status = now + STATUS_INTERVAL
+        self._live.refresh()
 
-    def _live_items(self, room: int) -> list:
-        items: list = []
+    def _live_sources(self, room: int) -> tuple[tuple[str, str], ...]:
+        """What the live area shows above the status line: (kind, text) pairs."""
+        sources = []
         if self._markdown:
             pending = self._md_lines + "".join(self._md_partial)
             if pending.strip():
-                items.append(Markdown(_tail_source(pending, room + 2)))
-        for lines in (self._think_lines, self._raw_lines):
-            text = lines.live_text() if lines is not None else None
-            if text is not None:
-                items.append(text)
-        return items
-
-    def _status_line(self) -> Text:
-        phase, _, rest = self.status_text().partition(" ")
-        colour = {"thinking": "cyan", "writing": "green", "done": "green"}.get(phase, "yellow")
-        text = Text.assemble((phase, f"bold {colour}"), (" " + rest, "dim"))
-        text.no_wrap, text.overflow = True, "ellipsis"
-        return text
+                sources.append(("markdown", _tail_source(pending, room + 2)))
+        for kind, lines in (("think", self._think_lines), ("raw", self._raw_lines)):
+            text = lines.live_line() if lines is not None else ""
+            if text:
+                sources.append((kind, text))
+        return tuple(sources)
 
     def status_text(self) -> str:
         """The status line as it would be shown now."""
@@ -494,4 +606,4 @@ class Renderer:
                 live, self._live = self._live, None
                 live.stop()
             if self._err_console is not None:
-                self._err_console.print(self._status_line())
+                self._err_console.print(_status_line(self.status_text()))
