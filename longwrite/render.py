@@ -195,11 +195,13 @@ class RenderOptions:
 
 
 class _Lines:
-    """Plain text shown line by line above the live area; the partial last line stays live."""
+    """Plain text shown line by line above the live area; the partial last line stays live.
+    Complete lines wait in `ready` for the next redraw (`print_ready`): one print for all."""
 
     def __init__(self, console: Console, style: str, soft_wrap: bool) -> None:
         self.console, self.style, self.soft_wrap = console, style, soft_wrap
         self.partial: list[str] = []
+        self.ready: list[str] = []  # complete lines, each with its newline
         self.printed = False
 
     def feed(self, text: str) -> None:
@@ -207,20 +209,24 @@ class _Lines:
         if i < 0:
             self.partial.append(text)
             return
-        self.partial.append(text[:i])
-        self._print("".join(self.partial))
+        self.partial.append(text[: i + 1])
+        self.ready.append("".join(self.partial))
         self.partial = [text[i + 1 :]] if i + 1 < len(text) else []
 
     def flush(self) -> None:
-        if self.partial:
-            line = "".join(self.partial)
-            self.partial = []
-            if line:
-                self._print(line)
+        """Print every line, the partial one too."""
+        line = "".join(self.partial)
+        self.partial = []
+        if line:
+            self.ready.append(line + "\n")
+        self.print_ready()
 
-    def _print(self, text: str) -> None:
-        self.console.print(Text(text, style=self.style), soft_wrap=self.soft_wrap)
-        self.printed = True
+    def print_ready(self) -> None:
+        if self.ready:
+            text = "".join(self.ready)[:-1]  # the print ends the last line
+            self.ready = []
+            self.console.print(Text(text, style=self.style), soft_wrap=self.soft_wrap)
+            self.printed = True
 
     def live_line(self) -> str:
         return "".join(self.partial)
@@ -229,7 +235,8 @@ class _Lines:
 class _LiveView:
     """The live area: the end of the pending block / partial line, then the status line.
 
-    The rendered lines of the block are kept until its text, the width or the room changes.
+    The rendered lines of the block are kept until its text, the width or the room changes,
+    and those of the status line until its text changes (`Renderer._shown_status`).
     Drawing clears the renderer's `_changed`: what is on screen is now current.
     """
 
@@ -237,21 +244,18 @@ class _LiveView:
         self.r = renderer
         self._key: tuple | None = None
         self._body: list[list[Segment]] = []
+        self._status_key: tuple | None = None
+        self._status: list[list[Segment]] = []
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         r = self.r
         r._changed = False
         room = max(options.size.height - 1, 1)
-        status = r.status_text() if r._status_live else None
-        if status is not None:
-            room -= 1
-            r._drawn = status
+        status = self._status_lines(console, options) if r._status_live else []
+        room -= len(status)
         body = self._block(console, options, room) if room > 0 else []
-        if status is not None:
-            line = _status_line(status)
-            body = body + console.render_lines(line, options.update(height=1), pad=False)[:1]
         line = Segment.line()
-        for i, segments in enumerate(body):
+        for i, segments in enumerate(body + status):
             if i:
                 yield line
             yield from segments
@@ -266,6 +270,14 @@ class _LiveView:
                 body += console.render_lines(item, free, pad=False)
             self._key, self._body = key, body[-room:]
         return self._body
+
+    def _status_lines(self, console: Console, options: ConsoleOptions) -> list[list[Segment]]:
+        key = (self.r._shown_status(), options.max_width)
+        if key != self._status_key:
+            line = _status_line(key[0])
+            self._status = console.render_lines(line, options.update(height=1), pad=False)[:1]
+            self._status_key = key
+        return self._status
 
 
 def _status_line(status: str) -> Text:
@@ -345,9 +357,11 @@ class Renderer:
 
         self._live: Live | None = None
         self._next_refresh = 0.0  # no redraw before this time
-        self._next_status = 0.0  # ... nor for the status line alone before this one
+        self._next_status = 0.0  # the status text is kept until then (or a new phase)
+        self._status_shown = ("", "")  # (phase, status text) as last drawn
         self._changed = False  # the live block changed since it was last drawn
-        self._drawn = ""  # the status text last drawn
+        self._ready = ""  # finished Markdown blocks, printed at the next redraw
+        self._ready_kinds = ("", "")  # token types of the first and the last of them
         self._phase = "waiting"
         self._in_think = False  # keep mode: "<think>\n" written, "</think>" not yet
         self._finished = False
@@ -399,6 +413,7 @@ class Renderer:
     def message(self, text: str) -> None:
         """One line for the user (stderr), above the live area when there is one."""
         if self._err_console is not None:
+            self._print_ready()  # what was written before the message goes above it
             console = self._console if self._live is not None else self._err_console
             console.print(Text(text))
         else:
@@ -521,34 +536,65 @@ class Renderer:
         return True
 
     def _print_markdown(self, text: str, blocks: list[tuple[int, str]]) -> None:
-        """Print finished blocks, separated from what came before as one document would be."""
+        """Queue finished blocks (the next piece of the document) for `_print_ready`."""
         if not blocks:
             return
-        # One print call: each print also redraws the live area below it.
-        if self._gap == "text" and blocks[0][1] not in _OWN_LEADING_BLANK:
+        first = self._ready_kinds[0] if self._ready else blocks[0][1]
+        self._ready += text
+        self._ready_kinds = (first, blocks[-1][1])
+
+    def _print_ready(self) -> None:
+        """Print what waits for the next redraw: complete lines of thinking or raw text, and
+        finished blocks, the latter separated from what came before as one document would
+        be. One print call for all the blocks: each print also redraws the live area."""
+        for lines in (self._think_lines, self._raw_lines):
+            if lines is not None:
+                lines.print_ready()
+        if not self._ready:
+            return
+        text, self._ready = self._ready, ""
+        first, last = self._ready_kinds
+        if self._gap == "text" and first not in _OWN_LEADING_BLANK:
             self._console.print(NewLine(), Markdown(text))
         else:
             self._console.print(Markdown(text))
-        self._gap = "hr" if blocks[-1][1] == "hr" else "text"
+        self._gap = "hr" if last == "hr" else "text"
+
+    def _waiting(self) -> bool:
+        """Whether something waits to be printed at the next redraw."""
+        lines = (self._think_lines, self._raw_lines)
+        return bool(self._ready) or any(x is not None and x.ready for x in lines)
 
     # -- live area ------------------------------------------------------------------------------
 
     def _tick(self) -> None:
-        """Redraw the live area if something visible changed and a redraw is due."""
-        if self._live is None:
-            return
+        """Redraw the live area, printing the finished blocks above it, if a redraw is due
+        and something on screen would change."""
         now = self._clock()
         if now < self._next_refresh:
             return
         status = (
-            self._status_live and now >= self._next_status and self.status_text() != self._drawn
+            self._live is not None
+            and self._status_live
+            and now >= self._next_status
+            and self.status_text() != self._status_shown[1]
         )
-        if not (self._changed or status):
+        waiting = self._waiting()
+        if not (waiting or self._changed or status):
             return
         self._next_refresh = now + LIVE_INTERVAL
-        if status:
+        if waiting:
+            self._print_ready()  # a print redraws the live area too
+        elif self._live is not None:
+            self._live.refresh()
+
+    def _shown_status(self) -> str:
+        """The status text to draw: kept for STATUS_INTERVAL, unless the phase changed."""
+        now = self._clock()
+        if now >= self._next_status or self._status_shown[0] != self._phase:
+            self._status_shown = (self._phase, self.status_text())
             self._next_status = now + STATUS_INTERVAL
-        self._live.refresh()
+        return self._status_shown[1]
 
     def _live_sources(self, room: int) -> tuple[tuple[str, str], ...]:
         """What the live area shows above the status line: (kind, text) pairs."""
@@ -597,6 +643,7 @@ class Renderer:
                 pending = self._md_lines + "".join(self._md_partial)
                 self._md_lines, self._md_partial = "", []
                 self._print_markdown(pending, _blocks(pending + "\n"))
+                self._print_ready()
             for stream in (self._sink, self._raw_file, self._think_file):
                 if stream is not None:
                     stream.flush()

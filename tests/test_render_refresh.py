@@ -169,3 +169,21 @@ def test_printing_blocks_early_leaves_what_one_markdown_print_leaves(lines):
             clock.now += 1 / PACE
             r.handle(AnswerDelta(delta))
     assert screen(out.getvalue()) == one_shot(doc)
+
+
+@pytest.mark.parametrize("mode", ["raw answer", "thinking shown"])
+def test_short_lines_are_printed_together_at_most_4_times_a_second(mode):
+    """Plain lines above the live area (raw text, or the thinking) are printed at redraws,
+    not one print (and redraw) per line: 100 one-token lines a second cost 4 redraws."""
+    clock, out, err = ManualClock(), io.StringIO(), io.StringIO()
+    lines = [f"L{i:04d}\n" if i % 7 else "\n" for i in range(1000)]  # 10 s, blank lines too
+    raw = mode == "raw answer"
+    with renderer(clock, out, err, **({"answer": "raw"} if raw else {"thinking": "show"})) as r:
+        for line in lines:
+            clock.now += 1 / PACE
+            r.handle(AnswerDelta(line) if raw else ThinkDelta(line))
+            r.add_tokens(1)
+        drawn = redraws(out.getvalue())
+        r.handle(Done("stop"))
+    assert 10 <= drawn <= 10 * 4 + 2
+    assert screen(out.getvalue())[:1000] == [line.strip() for line in lines]
