@@ -9,8 +9,16 @@ simulated: each test streams many seconds of tokens in a few milliseconds of rea
 
 from __future__ import annotations
 
+import fcntl
 import io
+import os
 import re
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -187,3 +195,57 @@ def test_short_lines_are_printed_together_at_most_4_times_a_second(mode):
         r.handle(Done("stop"))
     assert 10 <= drawn <= 10 * 4 + 2
     assert screen(out.getvalue())[:1000] == [line.strip() for line in lines]
+
+
+@pytest.mark.slow
+def test_the_cli_on_a_terminal_at_the_real_pace(tmp_path):
+    """`longwrite` on a 100x40 pseudo-terminal against a scripted server sending one token
+    every 10 ms: the screen ends as one Markdown print of the answer plus the final status,
+    and the live area was redrawn at most 4 times a second."""
+    from sse_server import Script, ScriptedServer
+    from test_render import words_doc
+
+    from longwrite.counting import count_words
+    from longwrite.job import WriteOptions, resolve_request
+
+    doc, _ = words_doc(150, seed=4)
+    prompt = "Write a short note about lanterns."
+    script = Script(
+        text="<think>A plan.</think>\n<answer>\n" + doc,
+        prompt=resolve_request(WriteOptions(prompt=prompt)).prompt,
+        pieces=(4,),
+        delay=1 / PACE,
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
+    env.update(TERM="xterm-256color", PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+    with ScriptedServer(script) as server:
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "longwrite", prompt, "--server", server.url],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            start_new_session=True,
+        )
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 1 << 16)
+            except OSError:  # EIO: the terminal's last writer is gone
+                break
+            if not data:
+                break
+            chunks.append(data)
+        os.close(master)
+        assert proc.wait(30) == 0
+        seconds = time.monotonic() - started
+    out = b"".join(chunks).decode()
+    shown = screen(out)
+    assert shown[:-1] == one_shot(doc, width=100)
+    assert shown[-1].startswith(f"done · {count_words(doc)} words · ")
+    assert server.pieces_sent * 0.01 > 2  # a stream of more than two seconds...
+    assert 4 <= redraws(out) <= seconds * 4 + 4  # ... redrawn at most 4 times a second
