@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +53,10 @@ class WriteOptions:
 def resolve_request(opts: WriteOptions) -> Request:
     """The request with its target and steering, validated; loads no model."""
     from longwrite.control import steer
+    from longwrite.prompting import clean_prompt
     from longwrite.targets import extract_target, paper_range
 
+    opts = replace(opts, prompt=clean_prompt(opts.prompt))
     kwargs: dict[str, Any] = dict(
         max_tokens=opts.max_tokens,
         temperature=opts.temperature,
@@ -73,6 +75,13 @@ def resolve_request(opts: WriteOptions) -> Request:
     elif opts.range_model:
         predicted = _predict_range(opts.prompt, opts.range_model)
         if predicted is None:
+            _err("longwrite: warning: the range model gave no usable word range: no length target")
+            return request
+        if predicted.hi == 0:  # the paper's rule for requests that need no long answer
+            _err(
+                "longwrite: warning: the range model predicted [0, 0] words (a request it "
+                "judges cannot or need not be answered at length): no length target"
+            )
             return request
         rng, question, words = predicted, None, (predicted.lo + predicted.hi) // 2
     else:

@@ -50,6 +50,20 @@ def detect_language(text: str) -> str:
     return "zh" if _CJK.search(text) else "en"
 
 
+def clean_prompt(text: str) -> str:
+    """The user's text as the model should see it, however it arrived.
+
+    A prompt piped from a Windows file ends lines with CRLF (and may start with a BOM); `echo`
+    and editors add a trailing newline; all of them would otherwise reach the model inside
+    the template (`...\\n <|assistant|>:`). Line ends become LF and surrounding whitespace
+    goes; everything else is kept byte for byte.
+
+    >>> clean_prompt("\\ufeffWrite a poem.\\r\\nAbout tides.\\r\\n\\r\\n")
+    'Write a poem.\\nAbout tides.'
+    """
+    return text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff").strip()
+
+
 def build_prompt(question: str, *, language: str | None = None, think: bool = True) -> str:
     """The full raw prompt for `question`; language detected unless given."""
     lang = language or detect_language(question)
@@ -108,7 +122,10 @@ def build_request(
     `question` (default: `user_prompt`) is the text put into the template; length steering
     passes the prompt with its added sentence here, so `user_prompt` stays the user's own.
     """
-    if not user_prompt.strip():
+    user_prompt = clean_prompt(user_prompt)
+    if question is not None:
+        question = clean_prompt(question)
+    if not user_prompt:
         raise LongwriteError("the prompt is empty: give PROMPT, or pipe text into stdin")
     if words is not None and words <= 0:
         raise LongwriteError(f"--words must be a positive number of words, not {words}")

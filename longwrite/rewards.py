@@ -16,7 +16,8 @@ Choices (the paper leaves them open)
 * Format: 1 or 0, as in R1-style format rewards; GRPO normalises each reward within its
   group, so partial credit would add little but arbitrariness. 1 needs, with only whitespace
   around them: `<think>`, non-blank thinking, `</think>`, `<answer>`, a non-blank answer, then
-  optionally `</answer>` (a stop string, so normally absent). Each tag may appear once.
+  optionally `</answer>` (a stop string, so normally absent), as the stream parser reads
+  them: a tag quoted inside the plan or the answer is text, not a second segment.
 * Repetition: the share of the answer that repeats earlier text (0 = none, 1 = all), below.
 * The paper's format reward also punishes repetition; here it is
   `format * (1 - repetition)`: a malformed completion gets 0 whatever its content, and a
@@ -55,7 +56,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from longwrite.counting import count_words
-from longwrite.stream import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, split_think_answer
+from longwrite.stream import parse_transcript, split_think_answer
 
 if TYPE_CHECKING:  # only for the annotation: any object with `lo` and `hi` will do
     from longwrite.targets import WordRange
@@ -110,27 +111,19 @@ def length_reward(words: int, lo: int, hi: int, *, max_words: int | None = None)
 def format_reward(text: str) -> float:
     """1.0 if `text` is one `<think>` segment then one `<answer>` segment, else 0.0.
 
+    The layout is read by the stream parser, so a tag the plan or the answer merely quotes
+    ("the essay goes inside <answer> tags") counts as text, exactly as at inference.
+
     >>> format_reward("<think>plan</think>\\n<answer>The document.")
+    1.0
+    >>> format_reward("<think>I will use <answer> tags.</think><answer>The document.")
     1.0
     >>> format_reward("The document, with no plan.")
     0.0
     """
-    if any(text.count(tag) != 1 for tag in (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN)):
-        return 0.0
-    if text.count(ANSWER_CLOSE) > 1:
-        return 0.0
-    body = text.strip()
-    if not body.startswith(THINK_OPEN):
-        return 0.0
-    think_end = body.find(THINK_CLOSE)
-    thinking = body[len(THINK_OPEN) : think_end]
-    rest = body[think_end + len(THINK_CLOSE) :].lstrip()
-    if not rest.startswith(ANSWER_OPEN) or ANSWER_CLOSE in thinking:
-        return 0.0
-    answer, _, after = rest[len(ANSWER_OPEN) :].partition(ANSWER_CLOSE)
-    if after.strip() or not thinking.strip() or not answer.strip():
-        return 0.0
-    return 1.0
+    parsed = parse_transcript(text)
+    ok = parsed.shape.well_formed and parsed.thinking.strip() and parsed.answer.strip()
+    return 1.0 if ok else 0.0
 
 
 def _units(tokens: list[str]) -> list[list[str]]:
