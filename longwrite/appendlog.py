@@ -49,17 +49,7 @@ class AppendLog:
                 os.truncate(self.path, end)
                 data = data[:end]
                 self.dropped_torn = True
-        records = []
-        for number, raw in enumerate(data.split(b"\n"), start=1):
-            if not raw.strip():
-                continue
-            obj = _json_object(raw)
-            if obj is None:
-                raise LongwriteError(
-                    f"{self.path}:{number}: not a JSON object; refusing to append to this file"
-                )
-            records.append(obj)
-        return records
+        return _records(data, self.path, "; refusing to append to this file")
 
     def _raw_append(self, data: bytes) -> None:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
@@ -86,6 +76,33 @@ class AppendLog:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+
+
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """The records of such a file, for a reader: the file is never changed (a torn last line
+    is left out, not cut off); no file means no records."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise LongwriteError(f"cannot read {path}: {e.strerror}") from None
+    end = data.rfind(b"\n") + 1
+    if end < len(data) and _json_object(data[end:]) is None:
+        data = data[:end]
+    return _records(data, Path(path), "")
+
+
+def _records(data: bytes, path: Path, refusal: str) -> list[dict[str, Any]]:
+    records = []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        obj = _json_object(raw)
+        if obj is None:
+            raise LongwriteError(f"{path}:{number}: not a JSON object{refusal}")
+        records.append(obj)
+    return records
 
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:

@@ -9,9 +9,10 @@ servers and batches in `batching.py`.
 Choices:
 - Output. Each finished line is the input object (every field kept) with `id` set and
   `answer`, `thinking`, `words` (the count), `tokens`, `finish_reason`, `seconds`, `rounds`
-  (or `best` and `candidates` with best-of), `target_words` and `target_range` added. An
-  input `words` (a target) is kept as `length` when there is no `length`, since `words` now
-  means the count and `eval length` reads `length`. Lines are written as they finish.
+  (or `best` and `candidates` with best-of), `target_words` and `target_range` added. The
+  produced count and the required length never share a field: `words` is always the count,
+  `length` the required length (an input `words` target is moved there; a line that gives
+  neither has no `length`, and `eval length` refuses it). Lines are written as they finish.
 - Resume. Re-running the same command skips the ids already in OUT. A line stopped by
   Ctrl-C is never written, so it runs again.
 - Exit codes: 0 when every line is in OUT; 1 when a line was malformed (reported with its

@@ -10,12 +10,15 @@ and S_l is the plain mean over items. y is `longwrite.counting.count_words` of t
 the benchmark's own count; an empty answer scores 0 (no division by zero).
 
 Choices: the results file is JSON Lines (blank lines skipped), each object holding the required
-length in `length` (LongBench-Write's field) or `words`, the text in `answer`, and optionally
-`type`, and `id` or `prompt` to name it. Any other fault on a line is a `LongwriteError` that
-names the file and the line. Per-type means cover the items that have a `type`; the overall
-score covers all. The worst outliers are the lowest scores, earlier lines first on ties. The
-plot uses matplotlib's object API (no pyplot, so no global backend is touched; Agg renders the
-PNG), imported only when `--plot` is given, and is written to a temporary file then renamed.
+length in `length` (LongBench-Write's field), the text in `answer`, and optionally `type`, and
+`id` or `prompt` to name it. `length` is the only field read as the required length: in
+longwrite's own outputs (`batch`, `--json`) `words` is the answer's word count, so reading it
+as a target would score every answer 100. A line without `length` is refused like any other
+fault on a line: a `LongwriteError` that names the file and the line. Per-type means cover
+the items that have a `type`; the overall score covers all. The worst outliers are the
+lowest scores, earlier lines first on ties. The plot uses matplotlib's object API (no pyplot,
+so no global backend is touched; Agg renders the PNG), imported only when `--plot` is given,
+and is written to a temporary file then renamed.
 """
 
 from __future__ import annotations
@@ -100,16 +103,25 @@ class LengthReport:
         }
 
 
+REQUIRED = "length"  # the one field that holds the required length (LongBench-Write's name)
+
+
+class NoRequiredLength(ValueError):
+    """A record that states no required length (as opposed to a malformed one)."""
+
+
 def _required(obj: dict[str, Any]) -> int:
     """The required length of one record; ValueError says what is wrong."""
-    key = "length" if "length" in obj else "words" if "words" in obj else None
-    if key is None:
-        raise ValueError("no required length: expected a `length` (or `words`) field")
-    value = obj[key]
+    if obj.get(REQUIRED) is None:
+        why = "no required length: expected a `length` field"
+        if "words" in obj:
+            why += " (`words` is the answer's own word count, never read as the target)"
+        raise NoRequiredLength(why)
+    value = obj[REQUIRED]
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"`{key}` must be a positive whole number, got {value!r}")
+        raise ValueError(f"`{REQUIRED}` must be a positive whole number, got {value!r}")
     return value
 
 
@@ -287,7 +299,7 @@ def length_cmd(
     results: Annotated[
         Path,
         typer.Argument(
-            help="JSON Lines: `length` (or `words`), `answer`, optional `type` and `id`.",
+            help="JSON Lines: `length` (the required length), `answer`, optional `type`, `id`.",
         ),
     ],
     as_json: Annotated[
@@ -366,7 +378,12 @@ def quality_cmd(
     complete, engine = server_judge(judge, judge_model, timeout)
     try:
         verdicts = judge_file(
-            items, complete, scores_path, concurrency=concurrency, retries=retries
+            items,
+            complete,
+            scores_path,
+            concurrency=concurrency,
+            retries=retries,
+            judge_model=engine.model,
         )
     finally:
         engine.close()

@@ -16,13 +16,20 @@ Choices:
   request is retried; after the last attempt the item is recorded as unscored, never as 0,
   and left out of every mean.
 - Resumable like `batch`: every verdict is appended to `RESULTS.quality.jsonl` (or `-o`) as
-  it comes, crash-safely (`appendlog.py`). An item is named by its `id`, else `line:N`. A
-  re-run skips the scored items and asks again about the unscored ones; when an item has
-  several records, the last one counts. The command exits with 1 while any item is unscored.
+  it comes, crash-safely (`appendlog.py`). An item is named by its `id`, else `line:N`, and a
+  verdict also records a digest of what was judged (`answer_sha`: the prompt and the answer)
+  and who judged it (`judge`: the judge model and a digest of the judge prompt). A verdict
+  counts only for an item with the same key and the same digest, so regenerating the outputs
+  under the same ids gets them judged again instead of reusing the old scores; a re-run asks
+  again about what is unscored, changed, or was judged by another judge. When several
+  records match, the last one counts. The command exits with 1 while any item is unscored.
+- Any failure of a judge request (ours or the client's, e.g. a reply that is not JSON) is
+  retried like a malformed reply, then recorded as unscored.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -33,8 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from longwrite.errors import LongwriteError
-from longwrite.evaluate import LengthResult, parse_result
+from longwrite.errors import LongwriteError, one_line
+from longwrite.evaluate import LengthResult, NoRequiredLength, parse_result
 
 DIMENSIONS = (
     "relevance",
@@ -131,6 +138,25 @@ def judge_prompt(prompt: str, answer: str, template: str | None = None) -> str:
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
 
 
+def _sha(*parts: str) -> str:
+    """16 hex digits of the SHA-256 of `parts`, joined by NUL (which no JSON text holds raw)."""
+    return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()[:16]
+
+
+def answer_digest(prompt: str, answer: str) -> str:
+    """What a verdict was given for: the request and the answer.
+
+    >>> answer_digest("p", "a") == answer_digest("p", "a") != answer_digest("p", "b")
+    True
+    """
+    return _sha(prompt, answer)
+
+
+def judge_identity(model: str | None, template: str) -> str:
+    """Who gives the verdicts: the judge model and a digest of the judge prompt."""
+    return f"{model or '?'}@{_sha(template)}"
+
+
 @dataclass(frozen=True)
 class JudgeItem:
     """One line of a results file, as the judge and the report see it."""
@@ -142,6 +168,10 @@ class JudgeItem:
     prompt: str
     answer: str
     length: LengthResult | None  # None when the line gives no required length
+
+    @property
+    def digest(self) -> str:
+        return answer_digest(self.prompt, self.answer)
 
 
 def load_items(path: str | Path) -> list[JudgeItem]:
@@ -169,8 +199,10 @@ def load_items(path: str | Path) -> list[JudgeItem]:
             raise LongwriteError(f"{path}:{number}: needs `prompt` and `answer` text")
         try:
             length = parse_result(text, number)
-        except ValueError:
-            length = None
+        except NoRequiredLength:
+            length = None  # judged all the same; left out of S_l
+        except ValueError as e:
+            raise LongwriteError(f"{path}:{number}: {e}") from None
         given = obj.get("id")
         kind = obj.get("type")
         items.append(
@@ -197,6 +229,8 @@ class Verdict:
     scores: dict[str, float] | None
     attempts: int
     error: str | None = None
+    answer_sha: str | None = None  # `answer_digest` of what was judged (None: an old record)
+    judge: str | None = None  # `judge_identity` of who judged it
 
     @property
     def quality(self) -> float | None:
@@ -209,6 +243,8 @@ class Verdict:
             "quality": self.quality,
             "attempts": self.attempts,
             "error": self.error,
+            "answer_sha": self.answer_sha,
+            "judge": self.judge,
         }
 
     @classmethod
@@ -221,7 +257,15 @@ class Verdict:
                 scores = {d: _rating(scores[d], d) for d in DIMENSIONS}
             except (KeyError, TypeError, ValueError):
                 return None
-        return cls(obj["key"], scores, int(obj.get("attempts") or 0), obj.get("error"))
+        sha, judge = obj.get("answer_sha"), obj.get("judge")
+        return cls(
+            obj["key"],
+            scores,
+            int(obj.get("attempts") or 0),
+            obj.get("error"),
+            sha if isinstance(sha, str) else None,
+            judge if isinstance(judge, str) else None,
+        )
 
 
 def judge_one(
@@ -231,42 +275,64 @@ def judge_one(
     retries: int = DEFAULT_RETRIES,
     backoff: float = BACKOFF_S,
     template: str | None = None,
+    judge: str | None = None,
 ) -> Verdict:
-    """Ask the judge about `item` up to 1 + `retries` times; unscored if no good reply."""
+    """Ask the judge about `item` up to 1 + `retries` times; unscored if no good reply.
+
+    Any exception from the request counts as a failed attempt: the client can raise more than
+    our own errors (a reply that is not JSON, a protocol error), and one item must not stop
+    the others.
+    """
     text = judge_prompt(item.prompt, item.answer, template)
     error = "not asked"
     for attempt in range(1, retries + 2):
         try:
             reply = complete(text)
-            return Verdict(item.key, parse_judgement(reply), attempt)
-        except ValueError as e:
-            error = f"malformed reply: {e}"
         except LongwriteError as e:
             error = str(e)
+        except Exception as e:  # noqa: BLE001 - any failure of the request: retried, then unscored
+            error = f"the judge request failed: {type(e).__name__}: {one_line(str(e))}"
+        else:
+            try:
+                scores = parse_judgement(reply if isinstance(reply, str) else "")
+                return Verdict(item.key, scores, attempt, None, item.digest, judge)
+            except ValueError as e:
+                error = f"malformed reply: {e}"
         if attempt <= retries and backoff:
             time.sleep(backoff * attempt)
-    return Verdict(item.key, None, retries + 1, error)
+    return Verdict(item.key, None, retries + 1, error, item.digest, judge)
 
 
 def is_scored(verdict: Verdict | None) -> bool:
     return verdict is not None and verdict.scores is not None
 
 
-def load_verdicts(path: str | Path) -> dict[str, Verdict]:
-    """The last verdict per item in a scores file (none when there is no file)."""
-    from longwrite.appendlog import AppendLog
+def load_verdicts(path: str | Path, items: list[JudgeItem]) -> dict[str, Verdict]:
+    """The verdict of each item in a scores file, read without changing the file (a torn last
+    line is skipped, not cut off): a reader such as `eval report` writes nothing."""
+    from longwrite.appendlog import read_records
 
-    if not Path(path).exists():
-        return {}
-    return _latest(AppendLog(path).load())
+    return match_verdicts(items, read_records(path))
 
 
-def _latest(records: list[dict[str, Any]]) -> dict[str, Verdict]:
-    out: dict[str, Verdict] = {}
+def match_verdicts(
+    items: list[JudgeItem], records: list[dict[str, Any]], judge: str | None = None
+) -> dict[str, Verdict]:
+    """Item key -> its last verdict given for the same prompt and answer (and, when `judge` is
+    given, by that judge). A verdict for other content under the same id does not count."""
+    latest: dict[tuple[str, str], Verdict] = {}
     for obj in records:
         verdict = Verdict.from_json(obj)
+        if verdict is None or verdict.answer_sha is None:
+            continue  # no digest (an old record): what it judged is unknown
+        if judge is not None and verdict.judge != judge:
+            continue
+        latest[(verdict.key, verdict.answer_sha)] = verdict
+    out = {}
+    for it in items:
+        verdict = latest.get((it.key, it.digest))
         if verdict is not None:
-            out[verdict.key] = verdict
+            out[it.key] = verdict
     return out
 
 
@@ -284,15 +350,18 @@ def judge_file(
     retries: int = DEFAULT_RETRIES,
     backoff: float = BACKOFF_S,
     on_verdict: Callable[[Verdict], None] | None = None,
+    judge_model: str | None = None,
 ) -> dict[str, Verdict]:
-    """Judge the items not yet scored in `scores_path`, appending each verdict to it as it
-    comes; returns the verdict of every item (the old ones included)."""
+    """Judge the items that have no score in `scores_path` for their current prompt and
+    answer from this judge (`judge_model` and the judge prompt), appending each verdict as it
+    comes; returns the verdict of every item (the reused ones included)."""
     from longwrite.appendlog import AppendLog
 
-    log = AppendLog(scores_path)
-    verdicts = _latest(log.load())
-    todo = deque(it for it in items if not is_scored(verdicts.get(it.key)))
     template = judge_template()
+    judge = judge_identity(judge_model, template)
+    log = AppendLog(scores_path)
+    verdicts = match_verdicts(items, log.load(), judge)
+    todo = deque(it for it in items if not is_scored(verdicts.get(it.key)))
     lock = threading.Lock()
 
     def work() -> None:
@@ -301,7 +370,9 @@ def judge_file(
                 if not todo:
                     return
                 item = todo.popleft()
-            verdict = judge_one(complete, item, retries=retries, backoff=backoff, template=template)
+            verdict = judge_one(
+                complete, item, retries=retries, backoff=backoff, template=template, judge=judge
+            )
             log.append(verdict.to_json())
             with lock:
                 verdicts[item.key] = verdict

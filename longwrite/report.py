@@ -7,6 +7,11 @@ histograms of the per-item scores. Quality comes from the scores file of `eval q
 (`RESULTS.quality.jsonl` unless `--quality` names another); without one, the page covers
 length only.
 
+The command is read-only except for what it was asked to write: the results and scores files
+are read, never repaired (a torn last line of a scores file is skipped, not cut off), and
+only the page and its two plots are written. A verdict counts only for the answer it was
+given for (`judge.match_verdicts`), so a report on regenerated outputs never shows old scores.
+
 The Markdown is built by a pure function of the scores (`render_markdown`), so tests check
 it as text. Every file is written to a temporary name and renamed, so a reader never sees a
 half-written report; the plots are written first, so the page never links a missing image.
@@ -84,6 +89,11 @@ def render_markdown(data: ReportData) -> str:
         rows.append(["S_q (quality)", _num(total.quality), total.scored])
         rows.append(["overall = mean(S_l, S_q)", _num(total.overall), ""])
     out += _table(["score", "value", "items"], rows, {1, 2})
+    if with_length < total.n:
+        out += [
+            "",
+            f"{total.n - with_length} item(s) give no required length (`length`): left out of S_l.",
+        ]
     if data.summary.by_type:
         out += ["", "## By type", ""]
         header = ["type", "n", "S_l"] + (["S_q", "overall"] if judged else [])
@@ -196,7 +206,7 @@ def write_report(
         quality = default_scores_path(results)
     if quality is not None and not quality.exists():
         raise LongwriteError(f"cannot read {quality}: no such file")
-    verdicts = load_verdicts(quality) if quality is not None else {}
+    verdicts = load_verdicts(quality, items) if quality is not None else {}
     summary = summarize_quality(items, verdicts)
     length_png, hist_png = plot_paths(output)
     written = []

@@ -68,7 +68,7 @@ LINES = [
     {"id": "a2", "type": "A", "length": 2, "answer": "a b, c d"},  # y = 2x: 66.67
     {"prompt": "Write a story", "type": "B", "length": 4, "answer": "2,000 more words!"},  # 50
     {"id": 7, "type": "B", "length": 3, "answer": ""},  # 0
-    {"type": "B", "words": 1, "answer": "hello 世界"},  # y = 3x: 33.33
+    {"type": "B", "length": 1, "words": 3, "answer": "hello 世界"},  # y = 3x: 33.33
 ]
 
 
@@ -122,9 +122,10 @@ def test_untyped_results_have_no_per_type_scores(tmp_path: Path):
 
 
 def test_length_and_words_fields(tmp_path: Path):
+    # `words` is the answer's own count in longwrite's outputs: never the required length
     rows = [
         {"length": 4, "answer": "a b"},  # 50
-        {"words": 4, "answer": "a b"},  # 50
+        {"length": 4, "words": 2, "answer": "a b"},  # 50
         {"length": 2.0, "answer": "a b"},  # a whole float is fine: 100
         {"length": 1, "words": 99, "answer": "a"},  # `length` wins: 100
     ]
@@ -140,7 +141,8 @@ def test_length_and_words_fields(tmp_path: Path):
         ('["length", 10]', "expected a JSON object"),
         ('{"answer": "x"}', "no required length"),
         ('{"length": 0, "answer": "x"}', "positive whole number"),
-        ('{"words": -5, "answer": "x"}', "positive whole number"),
+        ('{"length": -5, "answer": "x"}', "positive whole number"),
+        ('{"words": 5, "answer": "x"}', "no required length"),
         ('{"length": 2.5, "answer": "x"}', "positive whole number"),
         ('{"length": "2000", "answer": "x"}', "positive whole number"),
         ('{"length": true, "answer": "x"}', "positive whole number"),

@@ -70,7 +70,8 @@ def test_format_reward_by_hand():
         "<think>plan</think><answer>one two three four five\n\nsix seven eight nine ten",
         "<think>plan</think><answer>a b c d e\n\na b c d e",  # half repeated
         "just prose, no tags",
-        "<think>plan</think><answer>x</answer> trailing",
+        # (text after `</answer>` is cut off, as inference stops there: tests/test_rl_fixes.py)
+        "<think>plan</think><answer>x <answer> y",
     ]
     metrics = Metrics()
     rewards = FormatReward()(["p"] * 5, completions, log_metric=metrics)
