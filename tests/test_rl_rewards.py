@@ -71,7 +71,7 @@ def test_format_reward_by_hand():
         "<think>plan</think><answer>a b c d e\n\na b c d e",  # half repeated
         "just prose, no tags",
         # (text after `</answer>` is cut off, as inference stops there: tests/test_rl_fixes.py)
-        "<think>plan</think><answer>x <answer> y",
+        "<think>plan <answer>x y",  # no </think>; the mid-line <answer> is quoted, not a tag
     ]
     metrics = Metrics()
     rewards = FormatReward()(["p"] * 5, completions, log_metric=metrics)
