@@ -116,7 +116,10 @@ def best_of(
             if progress is not None:
                 progress(i, tokens[i], finish[i])
     except KeyboardInterrupt:
+        interrupted = True
         finish = [f or FINISH_CANCELLED for f in finish]
+    else:
+        interrupted = False
     finally:
         close = getattr(stream, "close", None)
         if close is not None:
@@ -135,14 +138,25 @@ def best_of(
                 scores=score(raw),
             )
         )
-    best = max(candidates, key=lambda c: (c.scores.get("total", 0.0), -c.index))
+    best = choose_best(candidates)
     result = Result(
         prompt=request.user_prompt,
         thinking=best.thinking,
         answer=best.answer,
         words=best.words,
         tokens=sum(tokens),
-        finish_reason=best.finish_reason,
+        # an interrupted run is interrupted, whichever candidate is shown
+        finish_reason=FINISH_CANCELLED if interrupted else best.finish_reason,
         seconds=round(time.monotonic() - started, 3),
     )
     return result, candidates, best.index
+
+
+def choose_best(candidates: list[Candidate]) -> Candidate:
+    """The highest total score among the candidates that ended on their own (ties: the
+    earliest). A candidate cut off by Ctrl-C never wins against one that ended; when all were
+    cut off, the one with the most words is kept."""
+    ended = [c for c in candidates if c.finish_reason != FINISH_CANCELLED]
+    if ended:
+        return max(ended, key=lambda c: (c.scores.get("total", 0.0), -c.index))
+    return max(candidates, key=lambda c: (c.words, -c.index))

@@ -8,7 +8,9 @@ generated so far.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,13 +44,47 @@ class PartialFile:
         check_writable(self.path)
         self._file: TextIO | None = None
         self.committed = False
+        self.moved_aside: Path | None = None
 
     def __enter__(self) -> TextIO:
         try:
-            self._file = open(self.partial, "w", encoding="utf-8")  # noqa: SIM115
+            self._file = self._open_new()
         except OSError as e:
             raise LongwriteError(f"cannot write {self.partial}: {e.strerror}") from e
         return self._file
+
+    def _open_new(self) -> TextIO:
+        """Create `.partial` afresh, never truncating one an earlier run left behind: that
+        one is moved aside (`FILE.partial.1`, `.2`, ...) and said so; one still being written
+        by a running longwrite (it holds a lock on it) is refused."""
+        while True:
+            try:
+                f = open(self.partial, "x", encoding="utf-8")  # noqa: SIM115
+            except FileExistsError:
+                self.moved_aside = self._move_aside()
+                continue
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return f
+
+    def _move_aside(self) -> Path:
+        with open(self.partial, "rb") as old:
+            try:
+                fcntl.flock(old.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise LongwriteError(
+                    f"another longwrite run is writing {self.path} ({self.partial} is in use)"
+                ) from None
+            if os.fstat(old.fileno()).st_size == 0:  # nothing was kept in it
+                self.partial.unlink()
+                return self.partial
+            n = 1
+            while (aside := self.partial.with_name(f"{self.partial.name}.{n}")).exists():
+                n += 1
+            os.rename(self.partial, aside)
+        sys.stderr.write(
+            f"longwrite: note: an earlier run's {self.partial.name} was kept as {aside}\n"
+        )
+        return aside
 
     def commit(self) -> None:
         assert self._file is not None

@@ -193,7 +193,8 @@ def scorer_for(request: Request) -> Any:
     rng = WordRange(*request.target_range) if request.target_range else None
 
     def score(raw: str) -> dict[str, float]:
-        return {k: v for k, v in vars(score_completion(raw, rng)).items() if v is not None}
+        scores = score_completion(raw, rng, think=request.think)
+        return {k: v for k, v in vars(scores).items() if v is not None}
 
     return score
 
@@ -256,7 +257,30 @@ def _best_of(opts: WriteOptions, request: Request, engine: Engine, renderer: Any
         renderer.handle(ThinkDelta(result.thinking))
     renderer.handle(AnswerDelta(result.answer))
     renderer.handle(Done(result.finish_reason))
-    return result, {"best": best, "candidates": [c.summary() for c in candidates]}
+    summaries = [c.summary() for c in candidates]
+    if result.finish_reason == FINISH_CANCELLED:
+        # Interrupted: every candidate's text so far is kept, not only the one shown.
+        summaries = [{**s, "thinking": c.thinking, "answer": c.answer}
+                     for s, c in zip(summaries, candidates, strict=True)]  # fmt: skip
+        _keep_candidates(opts, summaries)
+    return result, {"best": best, "candidates": summaries}
+
+
+def _keep_candidates(opts: WriteOptions, records: list[dict[str, Any]]) -> None:
+    """After Ctrl-C in best-of: all candidates beside `-o FILE`, or a note where they are."""
+    if opts.output is None:
+        if not opts.as_json:
+            _err(
+                f"longwrite: note: {len(records)} candidates were cut off; only the one shown "
+                "is kept (use -o FILE or --json to keep every candidate)"
+            )
+        return
+    from longwrite.files import atomic_write_text
+
+    path = opts.output.with_name(opts.output.name + ".candidates.jsonl")
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    atomic_write_text(path, lines)
+    _err(f"longwrite: kept all {len(records)} candidates in {path}")
 
 
 class _nothing:

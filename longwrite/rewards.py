@@ -126,6 +126,24 @@ def format_reward(text: str) -> float:
     return 1.0 if ok else 0.0
 
 
+def direct_format_reward(text: str) -> float:
+    """The format reward for `--no-think`: the direct template already opens `<answer>`, so a
+    well-formed completion is the work alone, with no thinking block and nothing after it.
+
+    >>> direct_format_reward("The document."), direct_format_reward("<think>plan</think>Doc")
+    (1.0, 0.0)
+    """
+    parsed = parse_transcript(text)
+    shape = parsed.shape
+    ok = (
+        shape.think_blocks == 0
+        and not shape.preamble
+        and not shape.trailing
+        and parsed.answer.strip()
+    )
+    return 1.0 if ok else 0.0
+
+
 def _units(tokens: list[str]) -> list[list[str]]:
     """`tokens` cut into near-equal chunks of at most `MAX_UNIT` tokens."""
     if len(tokens) <= MAX_UNIT:
@@ -203,8 +221,9 @@ class Scores:
         return format_with_repetition(self.format, self.repetition)
 
 
-def score_completion(text: str, target: WordRange | None) -> Scores:
-    """All rewards of a raw completion (`<think>...</think><answer>...`).
+def score_completion(text: str, target: WordRange | None, *, think: bool = True) -> Scores:
+    """All rewards of a raw completion (`<think>...</think><answer>...`, or with `think=False`
+    the answer alone, as the direct template asks).
 
     `total` is the mean of the rewards present: the length reward (when there is a target)
     and the format reward with repetition folded in.
@@ -215,7 +234,7 @@ def score_completion(text: str, target: WordRange | None) -> Scores:
     (0.5, 1.0, 0.0, 0.75)
     """
     _, answer = split_think_answer(text)
-    fmt = format_reward(text)
+    fmt = format_reward(text) if think else direct_format_reward(text)
     rep = repetition_penalty(answer)
     shaped = format_with_repetition(fmt, rep)
     if target is None:

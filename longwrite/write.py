@@ -22,7 +22,13 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 from longwrite.counting import count_words
-from longwrite.engines.base import FINISH_CANCELLED, FINISH_STOP, Engine, Sampling
+from longwrite.engines.base import (
+    FINISH_CANCELLED,
+    FINISH_STOP,
+    Engine,
+    Sampling,
+    fit_max_tokens,
+)
 from longwrite.prompting import Request
 from longwrite.stream import Event, ThinkAnswerParser
 
@@ -98,8 +104,29 @@ def _stream_round(
     return "".join(pieces), tokens, finish or FINISH_STOP  # FINISH_STOP: ended without a word
 
 
+def tokens_left(engine: Engine, request: Request, generated: str, used: int) -> int:
+    """How many new tokens the next request for `request` may ask for, `used` being spent.
+
+    The one owner of that number: the request's budget less what was used, within what the
+    engine's context leaves after the prompt plus the text so far (counted with the engine's
+    tokenizer where it has one). Engines apply the same rule (`fit_max_tokens`), so a round
+    never asks for more than fits and the caller's count matches the engine's.
+    """
+    left = request.sampling.max_tokens - used
+    context = engine.info.context
+    if context:
+        counted = engine.count_tokens(request.prompt + generated)
+        if counted is not None:
+            left = fit_max_tokens(left, counted, context)
+    return left
+
+
 def _next_round(
-    request: Request, continuation: Continuation | None, rounds: list[Round], used: int
+    request: Request,
+    continuation: Continuation | None,
+    rounds: list[Round],
+    left: int,
+    generated: str,
 ) -> tuple[Sampling, str] | None:
     """The sampling and separator of the next continuation round, or None to stop."""
     if continuation is None or not rounds:
@@ -109,14 +136,16 @@ def _next_round(
         return None
     if len(rounds) > continuation.max_rounds:
         return None
-    left = request.sampling.max_tokens - used
     if left < MIN_ROUND_TOKENS:
         return None
     missing = math.ceil((continuation.below - last.answer_words) * continuation.tokens_per_word)
     sampling = replace(request.sampling, max_tokens=left, min_tokens=min(missing, left), n=1)
-    # The model stopped on its own: start a new paragraph. Cut off by max_tokens (or still
-    # thinking): carry on mid-sentence, exactly where the text ends.
-    separator = PARAGRAPH if last.finish_reason == FINISH_STOP and last.answer_words else ""
+    # The model stopped on its own: start a new paragraph (only the line breaks the text does
+    # not already end with). Cut off by max_tokens (or still thinking): carry on mid-sentence,
+    # exactly where the text ends.
+    separator = ""
+    if last.finish_reason == FINISH_STOP and last.answer_words:
+        separator = PARAGRAPH[min(_trailing_newlines(generated), len(PARAGRAPH)) :]
     return sampling, separator
 
 
@@ -137,6 +166,9 @@ def write_document(
     generated = ""  # the raw completion so far, as the model will see it when continuing
     rounds: list[Round] = []
     sampling, separator = request.sampling, ""
+    left = tokens_left(engine, request, "", 0)
+    if 0 < left < sampling.max_tokens:  # the context holds less than the budget
+        sampling = replace(sampling, max_tokens=left, min_tokens=min(sampling.min_tokens, left))
     while True:
         if separator:
             generated += separator
@@ -147,7 +179,10 @@ def write_document(
         )
         generated += text
         rounds.append(Round(tokens, finish, count_words(parser.answer)))
-        step = _next_round(request, continuation, rounds, sum(r.tokens for r in rounds))
+        step = None
+        if continuation is not None:
+            left = tokens_left(engine, request, generated, sum(r.tokens for r in rounds))
+            step = _next_round(request, continuation, rounds, left, generated)
         if step is None:
             break
         sampling, separator = step

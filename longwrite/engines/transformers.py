@@ -26,6 +26,7 @@ from longwrite.engines.base import (
     EngineError,
     EngineInfo,
     Sampling,
+    fit_max_tokens,
 )
 from longwrite.engines.loading import (
     load_error,
@@ -192,7 +193,7 @@ class TransformersEngine:
                 raise EngineError(
                     f"the prompt is {n_prompt} tokens; the model's context is {limit}"
                 )
-            max_new = min(max_new, limit - n_prompt)
+            max_new = fit_max_tokens(max_new, n_prompt, limit)
 
         stops = tuple(s for s in sampling.stop if s)
         if sampling.n > 1:
@@ -317,7 +318,7 @@ class TransformersEngine:
                 raise EngineError(
                     f"the prompt is {len(ids)} tokens; the model's context is {limit}"
                 )
-            row_max.append(s.max_tokens if limit is None else min(s.max_tokens, limit - len(ids)))
+            row_max.append(fit_max_tokens(s.max_tokens, len(ids), limit))
         row_min = [min(s.min_tokens, m) for s, m in zip(samplings, row_max, strict=True)]
         pad = self._generate_kwargs(first, 1).get("pad_token_id", 0)
         width = max(len(ids) for ids in encoded)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from longwrite.errors import LongwriteError
-from longwrite.prompting import build_prompt
+from longwrite.prompting import build_prompt, clean_prompt
 from longwrite.targets import WordRange, extract_target, predict_range
 
 SOURCES = ("given", "request", "predicted")
@@ -188,7 +188,7 @@ def prepare(
 
     def resolve(item: tuple[int, dict[str, Any]]) -> PreparedRow | None:
         index, row = item
-        question = row["prompt"]
+        question = clean_prompt(row["prompt"])  # as inference sends it: no CRLF, no stray newline
         found = stated_range(row)
         if found is not None:
             return make_row(index, question, *found)
@@ -233,7 +233,9 @@ def load_training_rows(path: str | Path) -> tuple[list[PreparedRow], int]:
     for index, row in read_prompts(path):
         if _valid_range(row.get("lo"), row.get("hi")):
             question = row.get("question") if isinstance(row.get("question"), str) else None
-            prompt = row["prompt"] if question is not None else build_prompt(row["prompt"])
+            prompt = (
+                row["prompt"] if question is not None else build_prompt(clean_prompt(row["prompt"]))
+            )
             source = row.get("range_source") if row.get("range_source") in SOURCES else "given"
             rows.append(
                 PreparedRow(index, question or row["prompt"], prompt, row["lo"], row["hi"], source)
