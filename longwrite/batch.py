@@ -16,10 +16,13 @@ Choices:
   Ctrl-C is never written, so it runs again.
 - Exit codes: 0 when every line is in OUT; 1 when a line was malformed (reported with its
   line number and skipped) or failed, or every server died (OUT keeps what finished); 2 for
-  a mistake found before anything runs; 130 after Ctrl-C.
-- Concurrency: `--concurrency N` lines in flight, on worker threads over the synchronous
-  Engine protocol (the openai client and the vLLM engine are thread-safe; transformers gets
-  a `RowBatcher`).
+  a mistake found before anything runs (another run holding OUT too); 130 after Ctrl-C.
+- Concurrency: `--concurrency N` lines in flight per server (a local engine counts as one),
+  on worker threads over the synchronous Engine protocol (the openai client and the vLLM
+  engine are thread-safe; transformers gets a `RowBatcher`). A server that fails is backed
+  off and its lines sent again (`batching.py`); a line fails after `LINE_TRIES` failures.
+- One writer: OUT is locked for the run (`AppendLog.lock`); a second run on the same OUT
+  is refused with exit 2.
 - Progress on stderr: a rich bar on a terminal (done/total, tokens per second, ETA), else a
   plain line at most every `PLAIN_EVERY_S` seconds and one at the end.
 """
@@ -40,7 +43,16 @@ import typer
 from longwrite import options as opt
 from longwrite.appendlog import AppendLog
 from longwrite.batch_input import BatchItem, Problem, item_options, read_items
-from longwrite.batching import EnginePool, is_connection_failure, open_pool, server_urls
+from longwrite.batching import (
+    FAILED,
+    LINE,
+    LINE_TRIES,
+    REJECTED,
+    EnginePool,
+    failure_kind,
+    open_pool,
+    server_urls,
+)
 from longwrite.engines import EngineOptions
 from longwrite.engines.base import (
     DEFAULT_TEMPERATURE,
@@ -263,6 +275,16 @@ class Outcome:
     all_dead: bool = False
 
 
+@dataclass
+class _Tries:
+    """What a line met so far: the servers that refused it or failed it, and the last error."""
+
+    refused_by: frozenset[str] = frozenset()
+    failed_on: frozenset[str] = frozenset()
+    failures: int = 0
+    last: str = ""
+
+
 def run_batch(
     items: list[BatchItem],
     pool: EnginePool,
@@ -273,13 +295,16 @@ def run_batch(
     progress: BatchProgress | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> Outcome:
-    """Run `items` on `concurrency` worker threads; each result is appended to `log`."""
+    """Run `items`, `concurrency` at a time on each engine of `pool` (on worker threads);
+    each result is appended to `log`. A line a server failed is sent again (see batching)."""
     warn = warn or _err
     todo: deque[BatchItem] = deque(items)
+    tries: dict[int, _Tries] = {}  # by the line's position in `items`
     lock = threading.Lock()
     cancel = threading.Event()
     outcome = Outcome()
     on_tokens = progress.add_tokens if progress is not None else (lambda n: None)
+    pool.per_slot = concurrency
 
     def next_item() -> BatchItem | None:
         with lock:
@@ -289,28 +314,51 @@ def run_batch(
         with lock:
             todo.appendleft(item)
 
+    def fail(item: BatchItem, why: str) -> None:
+        with lock:
+            outcome.failed.append((item, why))
+        warn(f"longwrite: error: line {item.line} (id {item.id}): {why}")
+        if progress is not None:
+            progress.finished(False)
+
     def work() -> None:
         while (item := next_item()) is not None:
-            slot = pool.acquire()
+            met = tries.get(id(item), _Tries())
+            slot = pool.acquire(met.refused_by, cancel, avoid=met.failed_on)
             if slot is None:
+                if cancel.is_set():
+                    put_back(item)
+                    return
+                if met.refused_by and pool.live():  # refused by every live server
+                    fail(item, met.last)
+                    continue
                 put_back(item)
                 outcome.all_dead = True
                 return
+            episode = slot.episode
             try:
                 record = run_item(_Tracked(slot.engine, on_tokens, cancel), item, base)
             except Exception as exc:  # noqa: BLE001 - one line's failure is reported, not fatal
-                if slot.server and is_connection_failure(exc):
-                    pool.retire(slot, one_line(exc))
-                    put_back(item)
+                why, kind = one_line(exc), failure_kind(slot, exc)
+                if kind == LINE:
+                    fail(item, why)
                     continue
-                with lock:
-                    outcome.failed.append((item, one_line(exc)))
-                warn(f"longwrite: error: line {item.line} (id {item.id}): {one_line(exc)}")
-                if progress is not None:
-                    progress.finished(False)
+                pool.failed(slot, episode, kind, why)
+                met = _Tries(
+                    met.refused_by | ({slot.name} if kind == REJECTED else set()),
+                    met.failed_on | ({slot.name} if kind == FAILED else set()),
+                    met.failures + (kind == FAILED),
+                    why,
+                )
+                tries[id(item)] = met
+                if met.failures >= LINE_TRIES:
+                    fail(item, f"{why} ({met.failures} tries)")
+                    continue
+                put_back(item)  # to another server, or to this one after its pause
                 continue
             finally:
                 pool.release(slot)
+            pool.succeeded(slot, episode)
             if record is None:  # cancelled: not written, so it runs again next time
                 put_back(item)
                 return
@@ -320,7 +368,7 @@ def run_batch(
             if progress is not None:
                 progress.finished(True)
 
-    running = [max(1, min(concurrency, len(items)))]
+    running = [max(1, min(concurrency * len(pool.slots), len(items)))]
 
     def worker() -> None:
         try:
@@ -355,8 +403,9 @@ def batch_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="Results, one JSON line per "
                       "prompt, appended as each finishes; re-running skips the ids there.",
                       show_default=False)],
-    concurrency: Annotated[int, typer.Option(help="Prompts in flight at once (transformers: "
-                           "prompts per batch).", min=1)] = DEFAULT_CONCURRENCY,
+    concurrency: Annotated[int, typer.Option(help="Prompts in flight per server (a local "
+                           "engine: in all; transformers: prompts per batch).",
+                           min=1)] = DEFAULT_CONCURRENCY,
     best_of: opt.BestOf = 1,
     max_rounds: opt.MaxRounds = 2,
     range_model: opt.RangeModel = None,
@@ -418,21 +467,26 @@ def run_batch_command(
     for p in problems:
         _err(f"longwrite: error: {input}:{p.line}: {p.message}; line skipped")
     log = AppendLog(output)
-    finished = done_ids(log.load())
-    if log.dropped_torn:
-        _err(f"longwrite: warning: {output} ended in a torn line (an earlier crash): cut off")
-    todo = [item for item in items if item.id not in finished]
-    already = len(items) - len(todo)
-    if not todo:
-        _err(f"batch: all {len(items)} lines are in {output}")
-        return EXIT_FAILED if problems else 0
-    pool = open_pool(base.engine, servers, concurrency)
+    log.lock()  # one writer per OUT: two runs would write the same ids twice
     try:
-        with BatchProgress(len(items), already) as progress:
-            outcome = run_batch(todo, pool, log, base, concurrency=concurrency, progress=progress)
+        finished = done_ids(log.load())
+        if log.dropped_torn:
+            _err(f"longwrite: warning: {output} ended in a torn line (an earlier crash): cut off")
+        todo = [item for item in items if item.id not in finished]
+        already = len(items) - len(todo)
+        if not todo:
+            _err(f"batch: all {len(items)} lines are in {output}")
+            return EXIT_FAILED if problems else 0
+        pool = open_pool(base.engine, servers, concurrency)
+        try:
+            with BatchProgress(len(items), already) as progress:
+                outcome = run_batch(
+                    todo, pool, log, base, concurrency=concurrency, progress=progress
+                )
+        finally:
+            pool.close()
     finally:
         log.close()
-        pool.close()
     return _report(outcome, problems, already, output)
 
 

@@ -42,7 +42,7 @@ from test_batch_servers import (
 from longwrite.appendlog import AppendLog
 from longwrite.batch import run_batch, run_batch_command
 from longwrite.batch_input import read_items
-from longwrite.batching import EnginePool
+from longwrite.batching import FAILED, REJECTED, EnginePool
 from longwrite.engines.base import Chunk, EngineError, Sampling
 from longwrite.engines.openai import OpenAIEngine, ServerError
 from longwrite.errors import LongwriteError
@@ -311,6 +311,55 @@ def test_a_line_that_fails_everywhere_fails_once_tried_on_each(tmp_path: Path) -
     assert all(s.dead is None for s in pool.slots)
     assert not (tmp_path / "out.jsonl").exists() or AppendLog(tmp_path / "out.jsonl").load() == []
     assert len(ids) == 4
+
+
+class _Named:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def close(self) -> None:
+        pass
+
+
+def test_pool_counts_one_failure_per_episode_and_probes_after_the_pause() -> None:
+    warnings: list[str] = []
+    engines = [(n, _Named(n)) for n in "ab"]
+    pool = EnginePool(engines, servers=True, warn=warnings.append, per_slot=3, backoff=0.2)
+    a, b = pool.slots
+    held = [pool.acquire() for _ in range(6)]
+    assert [s.name for s in held] == ["a", "b", "a", "b", "a", "b"]
+    episode = a.episode
+    for _ in range(3):  # three lines in flight on a fail together: one failure, not three
+        pool.failed(a, episode, FAILED, "HTTP 502")
+        pool.release(a)
+    assert a.strikes == 1 and a.dead is None and len(warnings) == 1
+    assert "backing off 0.2 s" in warnings[0]
+    for _ in range(3):
+        pool.release(b)
+    assert [pool.acquire().name for _ in range(3)] == ["b", "b", "b"]  # a is paused
+    time.sleep(0.25)
+    pool.release(b)
+    probe = pool.acquire()
+    assert probe is a and pool.acquire() is b  # a: one line at a time until one succeeds
+    pool.release(b)
+    assert pool.acquire() is b
+    pool.release(a)
+    pool.succeeded(a, a.episode)
+    assert a.failures == a.strikes == 0 and a.until <= time.monotonic()
+    pool.failed(a, a.episode - 1, FAILED, "late")  # started before the failure: not counted
+    assert a.strikes == 0
+
+
+def test_pool_refusals_do_not_retire_and_a_lone_server_is_not_paused() -> None:
+    pool = EnginePool([("a", _Named("a")), ("b", _Named("b"))], servers=True, warn=lambda m: None)
+    a, b = pool.slots
+    for _ in range(5):
+        pool.failed(a, a.episode, REJECTED, "HTTP 400")
+    assert a.dead is None and a.strikes == 0 and a.failures == 5
+    pool.retire(b, "connection refused")
+    pool.succeeded(a, a.episode)
+    pool.failed(a, a.episode, REJECTED, "HTTP 400")
+    assert a.failures == 0 and a.until <= time.monotonic()  # nowhere else to go
 
 
 # ---------------------------------------------------------------- 14: concurrency per server
