@@ -24,7 +24,7 @@ Choices:
 - One writer: OUT is locked for the run (`AppendLog.lock`); a second run on the same OUT
   is refused with exit 2.
 - Progress on stderr: a rich bar on a terminal (done/total, tokens per second, ETA), else a
-  plain line at most every `PLAIN_EVERY_S` seconds and one at the end.
+  plain line every so often and one at the end (`batch_progress.py`).
 """
 
 from __future__ import annotations
@@ -36,13 +36,14 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, Any
 
 import typer
 
 from longwrite import options as opt
 from longwrite.appendlog import AppendLog
 from longwrite.batch_input import BatchItem, Problem, item_options, read_items
+from longwrite.batch_progress import BatchProgress
 from longwrite.batching import (
     FAILED,
     LINE,
@@ -68,7 +69,6 @@ from longwrite.job import WriteOptions
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 DEFAULT_CONCURRENCY = 8
-PLAIN_EVERY_S = 10.0  # progress lines when stderr is not a terminal: at most this often
 STOP_WAIT_S = 5.0  # after Ctrl-C, how long the workers get to stop
 
 
@@ -162,108 +162,6 @@ def run_item(engine: Engine, item: BatchItem, base: WriteOptions) -> dict[str, A
     return record
 
 
-class BatchProgress:
-    """done/total, tokens per second and ETA on stderr: a rich bar on a terminal, else a
-    plain line at most every `every` seconds and one at the end."""
-
-    def __init__(
-        self,
-        total: int,
-        done: int = 0,
-        *,
-        stream: TextIO | None = None,
-        tty: bool | None = None,
-        every: float = PLAIN_EVERY_S,
-    ) -> None:
-        self.total, self.done, self.failed = total, done, 0
-        self._start_done = done
-        self.tokens = 0
-        self._stream = stream if stream is not None else sys.stderr
-        self._tty = self._stream.isatty() if tty is None else tty
-        self._every = every
-        self._started = time.monotonic()
-        self._printed: float | None = None  # when the last plain line went out
-        self._lock = threading.Lock()
-        self._bar: Any = None
-
-    def __enter__(self) -> BatchProgress:
-        if self._tty:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._bar = Progress(
-                TextColumn("batch"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]} tok/s"),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                console=Console(file=self._stream),
-                transient=False,
-            )
-            self._task = self._bar.add_task("", total=self.total, completed=self.done, rate="0")
-            self._bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, rate=self._rate())
-            self._bar.stop()
-        else:
-            self._line()
-
-    def _rate(self) -> str:
-        return f"{self.tokens / max(time.monotonic() - self._started, 1e-9):,.0f}"
-
-    def add_tokens(self, n: int) -> None:
-        with self._lock:
-            self.tokens += n
-        if self._bar is not None:
-            self._bar.update(self._task, rate=self._rate())
-
-    def finished(self, ok: bool) -> None:
-        with self._lock:
-            if ok:
-                self.done += 1
-            else:
-                self.failed += 1
-        if self._bar is not None:
-            self._bar.update(self._task, completed=self.done, rate=self._rate())
-        elif self._printed is None or time.monotonic() - self._printed >= self._every:
-            self._line()
-
-    def eta(self) -> float | None:
-        """Seconds left at this run's pace, or None before the first line is done."""
-        finished = self.done - self._start_done + self.failed
-        left = self.total - self.done - self.failed
-        if finished <= 0:
-            return None
-        return (time.monotonic() - self._started) / finished * max(left, 0)
-
-    def _line(self) -> None:
-        self._printed = time.monotonic()
-        eta = self.eta()
-        failed = f", {self.failed} failed" if self.failed else ""
-        when = f", ETA {_duration(eta)}" if eta is not None and self.done < self.total else ""
-        self._stream.write(
-            f"batch: {self.done}/{self.total} done{failed}, {self._rate()} tok/s{when}\n"
-        )
-        self._stream.flush()
-
-
-def _duration(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
 @dataclass
 class Outcome:
     """What a run did."""
@@ -284,6 +182,15 @@ class _Tries:
     failures: int = 0
     last: str = ""
 
+    def after(self, kind: str, server: str, why: str) -> _Tries:
+        """These tries and one more, on `server`, that ended as `kind` (REJECTED, FAILED)."""
+        return _Tries(
+            self.refused_by | ({server} if kind == REJECTED else set()),
+            self.failed_on | ({server} if kind == FAILED else set()),
+            self.failures + (kind == FAILED),
+            why,
+        )
+
 
 def run_batch(
     items: list[BatchItem],
@@ -299,7 +206,7 @@ def run_batch(
     each result is appended to `log`. A line a server failed is sent again (see batching)."""
     warn = warn or _err
     todo: deque[BatchItem] = deque(items)
-    tries: dict[int, _Tries] = {}  # by the line's position in `items`
+    tries: dict[int, _Tries] = {}  # by id() of the line (one worker holds a line at a time)
     lock = threading.Lock()
     cancel = threading.Event()
     outcome = Outcome()
@@ -344,13 +251,7 @@ def run_batch(
                     fail(item, why)
                     continue
                 pool.failed(slot, episode, kind, why)
-                met = _Tries(
-                    met.refused_by | ({slot.name} if kind == REJECTED else set()),
-                    met.failed_on | ({slot.name} if kind == FAILED else set()),
-                    met.failures + (kind == FAILED),
-                    why,
-                )
-                tries[id(item)] = met
+                met = tries[id(item)] = met.after(kind, slot.name, why)
                 if met.failures >= LINE_TRIES:
                     fail(item, f"{why} ({met.failures} tries)")
                     continue

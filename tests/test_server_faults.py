@@ -380,7 +380,7 @@ def test_concurrency_is_per_server(tmp_path: Path) -> None:
 def test_a_second_batch_on_the_same_output_is_refused(tmp_path: Path) -> None:
     ids = write_input(tmp_path / "in.jsonl", 10)
     out = tmp_path / "out.jsonl"
-    with EchoServer(slow(0.01)) as srv:
+    with EchoServer(slow(0.02)) as srv:  # about 0.75 s a line: the first run takes ~7 s
         argv = batch_argv() + [str(tmp_path / "in.jsonl"), "-o", str(out), "--server", srv.url]
         argv += ["--concurrency", "1", "--max-tokens", "200", "--max-rounds", "0"]
         env = {**os.environ, "LONGWRITE_SERVER": ""}
