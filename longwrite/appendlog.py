@@ -7,10 +7,18 @@ the middle of it, so `load` checks the end of the file: a last line without its 
 the remains of such a write and is cut off (unless it is a whole JSON object, which is kept
 and given its newline). Any other line that is not a JSON object means the file is not one
 of ours, and appending to it is refused.
+
+A writer takes `lock()` first: an exclusive `flock` on `PATH.lock` beside the file, held
+until `close` (the kernel drops it if the process dies, so a kill leaves no stale lock).
+Two runs appending to one file would interleave their lines and write the same ids twice;
+the second is refused with the first one's pid, which the lock file holds. The lock file is
+removed on `close`; a process that opened it just before that finds it no longer at the
+path and takes the lock afresh.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -31,6 +39,41 @@ class AppendLog:
         self.dropped_torn = False
         self._fd: int | None = None
         self._lock = threading.Lock()
+        self._lock_fd: int | None = None
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
+
+    def lock(self) -> None:
+        """Hold the file for this process until `close`; another holder is a user error."""
+        import fcntl
+
+        path = self.lock_path
+        while True:
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise LongwriteError(f"cannot write {path}: {e.strerror}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+                os.close(fd)
+                raise LongwriteError(
+                    f"another longwrite run is writing {self.path} (pid {holder}); "
+                    "wait for it to finish or stop it"
+                ) from None
+            try:
+                current = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                break
+            os.close(fd)  # its holder removed it as we took it: take the new one
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        self._lock_fd = fd
 
     def load(self) -> list[dict[str, Any]]:
         try:
@@ -76,6 +119,11 @@ class AppendLog:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+            if self._lock_fd is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.lock_path)  # still held: nobody takes it in between
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:

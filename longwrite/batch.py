@@ -17,12 +17,15 @@ Choices:
   Ctrl-C is never written, so it runs again.
 - Exit codes: 0 when every line is in OUT; 1 when a line was malformed (reported with its
   line number and skipped) or failed, or every server died (OUT keeps what finished); 2 for
-  a mistake found before anything runs; 130 after Ctrl-C.
-- Concurrency: `--concurrency N` lines in flight, on worker threads over the synchronous
-  Engine protocol (the openai client and the vLLM engine are thread-safe; transformers gets
-  a `RowBatcher`).
+  a mistake found before anything runs (another run holding OUT too); 130 after Ctrl-C.
+- Concurrency: `--concurrency N` lines in flight per server (a local engine counts as one),
+  on worker threads over the synchronous Engine protocol (the openai client and the vLLM
+  engine are thread-safe; transformers gets a `RowBatcher`). A server that fails is backed
+  off and its lines sent again (`batching.py`); a line fails after `LINE_TRIES` failures.
+- One writer: OUT is locked for the run (`AppendLog.lock`); a second run on the same OUT
+  is refused with exit 2.
 - Progress on stderr: a rich bar on a terminal (done/total, tokens per second, ETA), else a
-  plain line at most every `PLAIN_EVERY_S` seconds and one at the end.
+  plain line every so often and one at the end (`batch_progress.py`).
 """
 
 from __future__ import annotations
@@ -34,14 +37,24 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, Any
 
 import typer
 
 from longwrite import options as opt
 from longwrite.appendlog import AppendLog
 from longwrite.batch_input import BatchItem, Problem, item_options, read_items
-from longwrite.batching import EnginePool, is_connection_failure, open_pool, server_urls
+from longwrite.batch_progress import BatchProgress
+from longwrite.batching import (
+    FAILED,
+    LINE,
+    LINE_TRIES,
+    REJECTED,
+    EnginePool,
+    failure_kind,
+    open_pool,
+    server_urls,
+)
 from longwrite.engines import EngineOptions
 from longwrite.engines.base import (
     DEFAULT_TEMPERATURE,
@@ -57,7 +70,6 @@ from longwrite.job import WriteOptions
 EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 DEFAULT_CONCURRENCY = 8
-PLAIN_EVERY_S = 10.0  # progress lines when stderr is not a terminal: at most this often
 STOP_WAIT_S = 5.0  # after Ctrl-C, how long the workers get to stop
 
 
@@ -151,108 +163,6 @@ def run_item(engine: Engine, item: BatchItem, base: WriteOptions) -> dict[str, A
     return record
 
 
-class BatchProgress:
-    """done/total, tokens per second and ETA on stderr: a rich bar on a terminal, else a
-    plain line at most every `every` seconds and one at the end."""
-
-    def __init__(
-        self,
-        total: int,
-        done: int = 0,
-        *,
-        stream: TextIO | None = None,
-        tty: bool | None = None,
-        every: float = PLAIN_EVERY_S,
-    ) -> None:
-        self.total, self.done, self.failed = total, done, 0
-        self._start_done = done
-        self.tokens = 0
-        self._stream = stream if stream is not None else sys.stderr
-        self._tty = self._stream.isatty() if tty is None else tty
-        self._every = every
-        self._started = time.monotonic()
-        self._printed: float | None = None  # when the last plain line went out
-        self._lock = threading.Lock()
-        self._bar: Any = None
-
-    def __enter__(self) -> BatchProgress:
-        if self._tty:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._bar = Progress(
-                TextColumn("batch"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]} tok/s"),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                console=Console(file=self._stream),
-                transient=False,
-            )
-            self._task = self._bar.add_task("", total=self.total, completed=self.done, rate="0")
-            self._bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, rate=self._rate())
-            self._bar.stop()
-        else:
-            self._line()
-
-    def _rate(self) -> str:
-        return f"{self.tokens / max(time.monotonic() - self._started, 1e-9):,.0f}"
-
-    def add_tokens(self, n: int) -> None:
-        with self._lock:
-            self.tokens += n
-        if self._bar is not None:
-            self._bar.update(self._task, rate=self._rate())
-
-    def finished(self, ok: bool) -> None:
-        with self._lock:
-            if ok:
-                self.done += 1
-            else:
-                self.failed += 1
-        if self._bar is not None:
-            self._bar.update(self._task, completed=self.done, rate=self._rate())
-        elif self._printed is None or time.monotonic() - self._printed >= self._every:
-            self._line()
-
-    def eta(self) -> float | None:
-        """Seconds left at this run's pace, or None before the first line is done."""
-        finished = self.done - self._start_done + self.failed
-        left = self.total - self.done - self.failed
-        if finished <= 0:
-            return None
-        return (time.monotonic() - self._started) / finished * max(left, 0)
-
-    def _line(self) -> None:
-        self._printed = time.monotonic()
-        eta = self.eta()
-        failed = f", {self.failed} failed" if self.failed else ""
-        when = f", ETA {_duration(eta)}" if eta is not None and self.done < self.total else ""
-        self._stream.write(
-            f"batch: {self.done}/{self.total} done{failed}, {self._rate()} tok/s{when}\n"
-        )
-        self._stream.flush()
-
-
-def _duration(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
 @dataclass
 class Outcome:
     """What a run did."""
@@ -262,6 +172,25 @@ class Outcome:
     left: list[BatchItem] = field(default_factory=list)  # not run (all servers dead, Ctrl-C)
     interrupted: bool = False
     all_dead: bool = False
+
+
+@dataclass
+class _Tries:
+    """What a line met so far: the servers that refused it or failed it, and the last error."""
+
+    refused_by: frozenset[str] = frozenset()
+    failed_on: frozenset[str] = frozenset()
+    failures: int = 0
+    last: str = ""
+
+    def after(self, kind: str, server: str, why: str) -> _Tries:
+        """These tries and one more, on `server`, that ended as `kind` (REJECTED, FAILED)."""
+        return _Tries(
+            self.refused_by | ({server} if kind == REJECTED else set()),
+            self.failed_on | ({server} if kind == FAILED else set()),
+            self.failures + (kind == FAILED),
+            why,
+        )
 
 
 def run_batch(
@@ -274,13 +203,16 @@ def run_batch(
     progress: BatchProgress | None = None,
     warn: Callable[[str], None] | None = None,
 ) -> Outcome:
-    """Run `items` on `concurrency` worker threads; each result is appended to `log`."""
+    """Run `items`, `concurrency` at a time on each engine of `pool` (on worker threads);
+    each result is appended to `log`. A line a server failed is sent again (see batching)."""
     warn = warn or _err
     todo: deque[BatchItem] = deque(items)
+    tries: dict[int, _Tries] = {}  # by id() of the line (one worker holds a line at a time)
     lock = threading.Lock()
     cancel = threading.Event()
     outcome = Outcome()
     on_tokens = progress.add_tokens if progress is not None else (lambda n: None)
+    pool.per_slot = concurrency
 
     def next_item() -> BatchItem | None:
         with lock:
@@ -290,28 +222,45 @@ def run_batch(
         with lock:
             todo.appendleft(item)
 
+    def fail(item: BatchItem, why: str) -> None:
+        with lock:
+            outcome.failed.append((item, why))
+        warn(f"longwrite: error: line {item.line} (id {item.id}): {why}")
+        if progress is not None:
+            progress.finished(False)
+
     def work() -> None:
         while (item := next_item()) is not None:
-            slot = pool.acquire()
+            met = tries.get(id(item), _Tries())
+            slot = pool.acquire(met.refused_by, cancel, avoid=met.failed_on)
             if slot is None:
+                if cancel.is_set():
+                    put_back(item)
+                    return
+                if met.refused_by and pool.live():  # refused by every live server
+                    fail(item, met.last)
+                    continue
                 put_back(item)
                 outcome.all_dead = True
                 return
+            episode = slot.episode
             try:
                 record = run_item(_Tracked(slot.engine, on_tokens, cancel), item, base)
             except Exception as exc:  # noqa: BLE001 - one line's failure is reported, not fatal
-                if slot.server and is_connection_failure(exc):
-                    pool.retire(slot, one_line(exc))
-                    put_back(item)
+                why, kind = one_line(exc), failure_kind(slot, exc)
+                if kind == LINE:
+                    fail(item, why)
                     continue
-                with lock:
-                    outcome.failed.append((item, one_line(exc)))
-                warn(f"longwrite: error: line {item.line} (id {item.id}): {one_line(exc)}")
-                if progress is not None:
-                    progress.finished(False)
+                pool.failed(slot, episode, kind, why)
+                met = tries[id(item)] = met.after(kind, slot.name, why)
+                if met.failures >= LINE_TRIES:
+                    fail(item, f"{why} ({met.failures} tries)")
+                    continue
+                put_back(item)  # to another server, or to this one after its pause
                 continue
             finally:
                 pool.release(slot)
+            pool.succeeded(slot, episode)
             if record is None:  # cancelled: not written, so it runs again next time
                 put_back(item)
                 return
@@ -321,7 +270,7 @@ def run_batch(
             if progress is not None:
                 progress.finished(True)
 
-    running = [max(1, min(concurrency, len(items)))]
+    running = [max(1, min(concurrency * len(pool.slots), len(items)))]
 
     def worker() -> None:
         try:
@@ -356,8 +305,9 @@ def batch_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="Results, one JSON line per "
                       "prompt, appended as each finishes; re-running skips the ids there.",
                       show_default=False)],
-    concurrency: Annotated[int, typer.Option(help="Prompts in flight at once (transformers: "
-                           "prompts per batch).", min=1)] = DEFAULT_CONCURRENCY,
+    concurrency: Annotated[int, typer.Option(help="Prompts in flight per server (a local "
+                           "engine: in all; transformers: prompts per batch).",
+                           min=1)] = DEFAULT_CONCURRENCY,
     best_of: opt.BestOf = 1,
     max_rounds: opt.MaxRounds = 2,
     range_model: opt.RangeModel = None,
@@ -419,21 +369,26 @@ def run_batch_command(
     for p in problems:
         _err(f"longwrite: error: {input}:{p.line}: {p.message}; line skipped")
     log = AppendLog(output)
-    finished = done_ids(log.load())
-    if log.dropped_torn:
-        _err(f"longwrite: warning: {output} ended in a torn line (an earlier crash): cut off")
-    todo = [item for item in items if item.id not in finished]
-    already = len(items) - len(todo)
-    if not todo:
-        _err(f"batch: all {len(items)} lines are in {output}")
-        return EXIT_FAILED if problems else 0
-    pool = open_pool(base.engine, servers, concurrency)
+    log.lock()  # one writer per OUT: two runs would write the same ids twice
     try:
-        with BatchProgress(len(items), already) as progress:
-            outcome = run_batch(todo, pool, log, base, concurrency=concurrency, progress=progress)
+        finished = done_ids(log.load())
+        if log.dropped_torn:
+            _err(f"longwrite: warning: {output} ended in a torn line (an earlier crash): cut off")
+        todo = [item for item in items if item.id not in finished]
+        already = len(items) - len(todo)
+        if not todo:
+            _err(f"batch: all {len(items)} lines are in {output}")
+            return EXIT_FAILED if problems else 0
+        pool = open_pool(base.engine, servers, concurrency)
+        try:
+            with BatchProgress(len(items), already) as progress:
+                outcome = run_batch(
+                    todo, pool, log, base, concurrency=concurrency, progress=progress
+                )
+        finally:
+            pool.close()
     finally:
         log.close()
-        pool.close()
     return _report(outcome, problems, already, output)
 
 

@@ -1,10 +1,20 @@
 """How the lines of a batch share engines: servers by load, a local model by real batches.
 
-- Servers (`EnginePool`): each line goes to the live server with the fewest lines in flight
-  (ties: the one given the fewest so far, then the first listed). A connection failure
-  (refused, reset, timed out, dropped past the engine's own resumes) retires the server for
-  the rest of the run; the caller starts that line again on the others, so a dying server
-  loses nothing. A server that answers with an error is alive: that line just fails.
+- Servers (`EnginePool`): each line goes to the ready server with the fewest lines in flight
+  (ties: the one given the fewest so far, then the first listed), at most `--concurrency`
+  lines per server. What a failure says about the server (`failure_kind`):
+  - nobody listens there (connection refused): it is retired at once;
+  - it failed (no connection, HTTP 5xx, a reply that is not JSON, a timeout, a stream
+    broken past the engine's resumes), or refused the request (HTTP 4xx): it is backed
+    off. A server that fails fast has nothing in flight, so without a pause least-in-flight
+    routing would hand it every line; it gets no new line for `backoff` seconds (doubling
+    with each failure in a row), then one line at a time until one succeeds. Lines that
+    were in flight when it failed count as that one failure. `STRIKES` server failures in
+    a row retire it; refusals do not, since a 4xx may be the line's own fault.
+  The caller sends the line again: after a refusal to a server that has not refused it (it
+  fails once every live server has), after a failure to a server it has not failed on where
+  one is live (else to any), up to `LINE_TRIES` times. A slow request is one failed
+  request, never a dead server.
 - transformers (`RowBatcher`): `generate` runs one batch at a time, so concurrent lines
   would only queue behind each other. The batcher gathers the requests of the worker
   threads (until `--concurrency` are waiting, or none has come for `gap` seconds) and runs
@@ -34,6 +44,17 @@ from longwrite.errors import LongwriteError
 
 GATHER_GAP_S = 0.05  # RowBatcher: start a batch once no new request came for this long
 CLOSE_WAIT_S = 5.0
+BACKOFF_S = 1.0  # a failing server's first pause; it doubles with each failure in a row
+BACKOFF_MAX_S = 30.0
+STRIKES = 3  # server failures in a row (not refusals) that retire a server
+LINE_TRIES = 3  # server failures one line may meet before it is reported failed
+WAIT_STEP_S = 0.1  # how often a waiting `acquire` looks at its cancel event
+
+# What a failed line says about its server (`failure_kind`).
+LINE = "line"  # nothing about the server: the line fails (a local engine, a bug)
+REFUSED = "refused"  # nobody listens there: retire it now
+REJECTED = "rejected"  # HTTP 4xx: back off; the line tries another server
+FAILED = "failed"  # the server failed or was too slow: back off, strike; retry the line
 
 
 def _err(message: str) -> None:
@@ -160,14 +181,19 @@ class Slot:
     name: str
     engine: Any
     order: int
-    server: bool = False  # a connection failure retires a server; a local engine just fails
+    server: bool = False  # a server can be backed off and retired; a local engine just fails
     in_flight: int = 0
     assigned: int = 0
     dead: str | None = None
+    failures: int = 0  # failures in a row (refusals too): sets the back-off
+    strikes: int = 0  # server failures in a row: STRIKES retire it
+    episode: int = 0  # counted failures so far; a line started before the last one shares it
+    until: float = 0.0  # no new line before this time (time.monotonic)
 
 
 class EnginePool:
-    """Hands out the live engine with the fewest lines in flight; retires dead servers."""
+    """Hands out the ready engine with the fewest lines in flight; backs off failing servers
+    and retires dead ones."""
 
     def __init__(
         self,
@@ -175,31 +201,97 @@ class EnginePool:
         *,
         servers: bool = False,
         warn: Callable[[str], None] = _err,
+        per_slot: int | None = None,
+        backoff: float = BACKOFF_S,
     ) -> None:
         self.slots = [Slot(name, e, i, servers) for i, (name, e) in enumerate(engines)]
-        self._lock = threading.Lock()
+        self.per_slot = per_slot  # lines in flight per engine (None: no limit)
+        self.backoff = backoff
+        self._cond = threading.Condition()
         self._warn = warn
 
-    def acquire(self) -> Slot | None:
-        with self._lock:
-            live = [s for s in self.slots if s.dead is None]
-            if not live:
-                return None
-            slot = min(live, key=lambda s: (s.in_flight, s.assigned, s.order))
-            slot.in_flight += 1
-            slot.assigned += 1
-            return slot
+    def live(self) -> int:
+        with self._cond:
+            return sum(s.dead is None for s in self.slots)
+
+    def _capacity(self, slot: Slot) -> float:
+        if slot.failures:
+            return 1  # on probation after a back-off: one line until one succeeds
+        return float("inf") if self.per_slot is None else self.per_slot
+
+    def acquire(
+        self,
+        exclude: frozenset[str] = frozenset(),
+        cancel: threading.Event | None = None,
+        avoid: frozenset[str] = frozenset(),
+    ) -> Slot | None:
+        """The live engine to run the next line on, waiting while every one is backing off
+        or full; None when none is live, or `cancel` is set. Engines named in `exclude` are
+        never used; those in `avoid` only when every other live one is in it too."""
+        with self._cond:
+            while True:
+                live = [s for s in self.slots if s.dead is None and s.name not in exclude]
+                if not live or (cancel is not None and cancel.is_set()):
+                    return None
+                live = [s for s in live if s.name not in avoid] or live
+                now = time.monotonic()
+                ready = [s for s in live if s.until <= now and s.in_flight < self._capacity(s)]
+                if ready:
+                    slot = min(ready, key=lambda s: (s.in_flight, s.assigned, s.order))
+                    slot.in_flight += 1
+                    slot.assigned += 1
+                    return slot
+                waits = [s.until - now for s in live if s.until > now]
+                self._cond.wait(min([WAIT_STEP_S, *waits]))
 
     def release(self, slot: Slot) -> None:
-        with self._lock:
+        with self._cond:
             slot.in_flight -= 1
+            self._cond.notify_all()
+
+    def succeeded(self, slot: Slot, episode: int) -> None:
+        """A line started in `episode` finished on `slot`: it is healthy again."""
+        with self._cond:
+            if episode == slot.episode:
+                slot.failures = slot.strikes = 0
+                slot.until = 0.0
+                self._cond.notify_all()
+
+    def failed(self, slot: Slot, episode: int, kind: str, reason: str) -> None:
+        """A line started in `episode` failed on `slot` (`kind`: see `failure_kind`)."""
+        if kind == REFUSED:
+            self.retire(slot, reason)
+            return
+        with self._cond:
+            if slot.dead is not None or episode != slot.episode:
+                return  # in flight before the failure already counted: the same failure
+            others = sum(s.dead is None for s in self.slots) - 1
+            if kind == REJECTED and not others:
+                return  # no other server to send lines to: a pause would only slow the run
+            slot.episode += 1
+            slot.failures += 1
+            slot.strikes += kind == FAILED
+            out = slot.strikes >= STRIKES
+            if not out:
+                pause = min(self.backoff * 2 ** (slot.failures - 1), BACKOFF_MAX_S)
+                slot.until = time.monotonic() + pause
+                self._cond.notify_all()
+        if out:
+            self.retire(slot, f"{reason}; {STRIKES} failures in a row")
+        else:
+            meanwhile = "; its lines go to the other servers meanwhile" if others else ""
+            self._warn(
+                f"longwrite: warning: {slot.name} failed ({reason}); "
+                f"backing off {pause:g} s{meanwhile}"
+            )
 
     def retire(self, slot: Slot, reason: str) -> None:
-        with self._lock:
+        with self._cond:
             if slot.dead is not None:
                 return
             slot.dead = reason
             left = sum(s.dead is None for s in self.slots)
+            self._cond.notify_all()
         self._warn(
             f"longwrite: warning: {slot.name} failed ({reason}); retired, "
             f"{left} server(s) left; its lines start again on the others"
@@ -210,10 +302,27 @@ class EnginePool:
             cancel = getattr(slot.engine, "cancel", None)
             if cancel is not None:
                 cancel()
+        with self._cond:
+            self._cond.notify_all()
 
     def close(self) -> None:
         for slot in self.slots:
             slot.engine.close()
+
+
+def failure_kind(slot: Slot, exc: BaseException) -> str:
+    """What `exc`, raised by a line on `slot`, says about that engine (LINE ... FAILED)."""
+    if not slot.server:
+        return LINE
+    engine = sys.modules.get("longwrite.engines.openai")
+    if engine is not None:
+        if isinstance(exc, engine.ServerUnreachable):
+            return REFUSED if exc.refused else FAILED
+        if isinstance(exc, engine.ServerRejected):
+            return REJECTED
+        if isinstance(exc, engine.ServerError | engine.ServerTimeout | engine.StreamBroken):
+            return FAILED
+    return FAILED if is_connection_failure(exc) else LINE
 
 
 def is_connection_failure(exc: BaseException) -> bool:
@@ -270,7 +379,7 @@ def open_pool(options: EngineOptions, servers: list[str], concurrency: int) -> E
             engine = load_engine(options)
         if hasattr(engine, "stream_prompts"):
             engine = RowBatcher(engine, expected=concurrency, owns_engine=True)
-        return EnginePool([(engine.info.name, engine)])
+        return EnginePool([(engine.info.name, engine)], per_slot=concurrency)
     from longwrite.engines.openai import from_env
 
     urls = servers or [u for u in [configured_server(None)] if u]
@@ -285,4 +394,4 @@ def open_pool(options: EngineOptions, servers: list[str], concurrency: int) -> E
             _err(f"longwrite: warning: skipping {url}: {e}")
     if not engines:
         raise LongwriteError(f"no server could be reached ({len(urls)} tried): {errors[0]}")
-    return EnginePool(engines, servers=True)
+    return EnginePool(engines, servers=True, per_slot=concurrency)

@@ -15,8 +15,6 @@ from scripted import CandidatesEngine, RoundsEngine, ScriptedEngine, cut, join_c
 
 from longwrite.appendlog import AppendLog
 from longwrite.batch import (
-    BatchProgress,
-    _duration,
     _report,
     done_ids,
     run_batch,
@@ -24,6 +22,7 @@ from longwrite.batch import (
     run_item,
 )
 from longwrite.batch_input import BatchItem, parse_item, prompt_id, read_items
+from longwrite.batch_progress import BatchProgress, duration
 from longwrite.batching import EnginePool, RowBatcher, is_connection_failure
 from longwrite.engines.base import Chunk, EngineError, EngineInfo, Sampling
 from longwrite.errors import LongwriteError
@@ -356,8 +355,8 @@ def test_ctrl_c_keeps_whole_lines_only(tmp_path: Path) -> None:
 
 
 def test_duration() -> None:
-    assert _duration(75) == "1m15s"
-    assert _duration(3725) == "1h02m"
+    assert duration(75) == "1m15s"
+    assert duration(3725) == "1h02m"
 
 
 # ---------------------------------------------------------------- the row batcher
