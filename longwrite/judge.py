@@ -360,7 +360,12 @@ def judge_file(
     template = judge_template()
     judge = judge_identity(judge_model, template)
     log = AppendLog(scores_path)
-    verdicts = match_verdicts(items, log.load(), judge)
+    log.lock()  # one writer per scores file, as for batch outputs
+    try:
+        verdicts = match_verdicts(items, log.load(), judge)
+    except BaseException:
+        log.close()
+        raise
     todo = deque(it for it in items if not is_scored(verdicts.get(it.key)))
     lock = threading.Lock()
 
