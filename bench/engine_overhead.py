@@ -30,7 +30,7 @@ from sse_server import Script, ScriptedServer  # noqa: E402
 
 from longwrite.engines.base import DEFAULT_STOP, Sampling  # noqa: E402
 from longwrite.engines.openai import OpenAIEngine  # noqa: E402
-from longwrite.stream import ThinkAnswerParser  # noqa: E402
+from longwrite.generate.parser import ThinkAnswerParser  # noqa: E402
 
 TOKENS = 20_000
 PIECE = 4  # characters per token

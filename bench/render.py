@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rich.console import Console  # noqa: E402
 from rich.markdown import Markdown  # noqa: E402
 
-from longwrite.counting import count_words  # noqa: E402
-from longwrite.render import Renderer, RenderOptions  # noqa: E402
-from longwrite.stream import ThinkAnswerParser  # noqa: E402
+from longwrite.display.renderer import Renderer, RenderOptions  # noqa: E402
+from longwrite.generate.parser import ThinkAnswerParser  # noqa: E402
+from longwrite.io.counting import count_words  # noqa: E402
 
 TARGET_WORDS = 10_000
 TOKENS_PER_WORD = 1.3

@@ -17,10 +17,11 @@ from scripted import CandidatesEngine, RoundsEngine, ScriptedEngine, cut
 from sse_server import Script, ScriptedServer, plan
 from typer.testing import CliRunner
 
-from longwrite.cli import app, main
+from longwrite.cli.app import app, main
 from longwrite.engines.base import Chunk, EngineInfo, Sampling
-from longwrite.prompting import build_prompt, build_request
-from longwrite.write import Continuation, tokens_left, write_document
+from longwrite.generate.rounds import Continuation, tokens_left, write_document
+from longwrite.prompt.request import build_request
+from longwrite.prompt.templates import build_prompt
 
 runner = CliRunner()
 

@@ -22,18 +22,19 @@ from test_batch_servers import EchoServer
 from test_eval_quality import JudgeServer, answer
 from typer.testing import CliRunner
 
-from longwrite.batch import run_batch_command
-from longwrite.counting import count_words
+from longwrite.cli.batch import run_batch_command
+from longwrite.cli.eval import eval_app
 from longwrite.errors import LongwriteError
-from longwrite.evaluate import eval_app, length_score
-from longwrite.judge import (
+from longwrite.evaluate.length import length_score
+from longwrite.evaluate.quality import (
     DIMENSIONS,
     judge_file,
     load_items,
     server_judge,
     summarize_quality,
 )
-from longwrite.report import write_report
+from longwrite.evaluate.report import write_report
+from longwrite.io.counting import count_words
 
 ROOT = Path(__file__).resolve().parents[1]
 

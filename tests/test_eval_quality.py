@@ -20,10 +20,9 @@ import pytest
 from sse_server import Script, ScriptedServer, _Handler, _HTTPServer, error_body, plan
 from typer.testing import CliRunner
 
-from longwrite.appendlog import AppendLog
+from longwrite.cli.eval import eval_app
 from longwrite.errors import LongwriteError
-from longwrite.evaluate import eval_app
-from longwrite.judge import (
+from longwrite.evaluate.quality import (
     DIMENSIONS,
     Verdict,
     default_scores_path,
@@ -37,6 +36,7 @@ from longwrite.judge import (
     server_judge,
     summarize_quality,
 )
+from longwrite.io.jsonl import AppendLog
 
 # ---------------------------------------------------------------- pure parts
 
@@ -292,9 +292,9 @@ def test_eval_quality_command(tmp_path: Path) -> None:
 
 
 def test_a_second_judge_run_on_the_same_scores_file_is_refused(tmp_path: Path) -> None:
-    from longwrite.appendlog import AppendLog
     from longwrite.errors import LongwriteError
-    from longwrite.judge import judge_file, load_items
+    from longwrite.evaluate.quality import judge_file, load_items
+    from longwrite.io.jsonl import AppendLog
 
     results = hand_file(tmp_path)
     holder = AppendLog(default_scores_path(results))

@@ -11,21 +11,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import longwrite.evaluate
+import longwrite.evaluate.length
+from longwrite.cli.eval import eval_app
 from longwrite.errors import LongwriteError
-from longwrite.evaluate import (
-    LengthResult,
-    eval_app,
-    length_score,
-    load_results,
-    summarize,
-)
+from longwrite.evaluate.length import LengthResult, length_score, load_results, summarize
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def test_doctests():
-    result = doctest.testmod(longwrite.evaluate)
+    result = doctest.testmod(longwrite.evaluate.length)
     assert result.attempted > 0
     assert result.failed == 0
 
@@ -229,7 +224,7 @@ def test_cli_plot_into_a_missing_folder(results_file: Path, tmp_path: Path):
 
 def test_importing_evaluate_loads_no_plotting_library():
     code = (
-        "import sys, longwrite.evaluate; "
+        "import sys, longwrite.evaluate.length; "
         "print(sorted(m for m in ('matplotlib', 'numpy') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -149,8 +149,8 @@ def test_continuation_through_the_transformers_engine(tiny_model_dir):
 
     from longwrite.engines.base import Sampling
     from longwrite.engines.transformers import TransformersEngine
-    from longwrite.prompting import build_request
-    from longwrite.write import Continuation, write_document
+    from longwrite.generate.rounds import Continuation, write_document
+    from longwrite.prompt.request import build_request
 
     class Sink:
         def handle(self, event):

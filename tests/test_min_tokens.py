@@ -16,7 +16,7 @@ from scripted import join_candidates
 from longwrite.engines.base import Sampling
 from longwrite.engines.stops import StopTrimmer
 from longwrite.engines.transformers import TransformersEngine
-from longwrite.prompting import build_prompt
+from longwrite.prompt.templates import build_prompt
 
 PROMPT = build_prompt("Write a 2000-word story about a lighthouse.")
 

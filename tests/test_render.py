@@ -1,4 +1,4 @@
-"""Tests for the streaming display (`longwrite.render`).
+"""Tests for the streaming display (`longwrite.display.renderer`).
 
 Terminal output is checked through a tiny terminal emulator (`screen`): it applies the cursor
 and erase codes rich's Live area uses, so what it returns is what stays in the scrollback after
@@ -19,8 +19,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 from scripted import random_cut
 
-from longwrite.counting import count_words
-from longwrite.render import (
+from longwrite.display.renderer import (
     Renderer,
     RenderOptions,
     _blocks,
@@ -29,7 +28,8 @@ from longwrite.render import (
     format_status,
     split_finished_blocks,
 )
-from longwrite.stream import AnswerDelta, Done, ThinkAnswerParser, ThinkDelta
+from longwrite.generate.parser import AnswerDelta, Done, ThinkAnswerParser, ThinkDelta
+from longwrite.io.counting import count_words
 
 # --------------------------------------------------------------------------------------------
 # Helpers

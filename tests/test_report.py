@@ -8,10 +8,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from longwrite.cli.eval import eval_app
 from longwrite.errors import LongwriteError
-from longwrite.evaluate import eval_app
-from longwrite.judge import DIMENSIONS, Verdict, answer_digest, load_items, summarize_quality
-from longwrite.report import ReportData, plot_paths, render_markdown, write_report
+from longwrite.evaluate.quality import (
+    DIMENSIONS,
+    Verdict,
+    answer_digest,
+    load_items,
+    summarize_quality,
+)
+from longwrite.evaluate.report import ReportData, plot_paths, render_markdown, write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

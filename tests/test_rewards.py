@@ -8,9 +8,10 @@ import random
 
 import pytest
 
-import longwrite.rewards
-from longwrite.counting import count_words
-from longwrite.rewards import (
+import longwrite.scoring.rewards
+from longwrite.io.counting import count_words
+from longwrite.length.targets import WordRange
+from longwrite.scoring.rewards import (
     Scores,
     default_max_words,
     format_reward,
@@ -19,11 +20,10 @@ from longwrite.rewards import (
     repetition_penalty,
     score_completion,
 )
-from longwrite.targets import WordRange
 
 
 def test_doctests():
-    result = doctest.testmod(longwrite.rewards)
+    result = doctest.testmod(longwrite.scoring.rewards)
     assert result.attempted > 0
     assert result.failed == 0
 

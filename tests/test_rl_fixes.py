@@ -22,7 +22,7 @@ from test_rl_train import fake_checkpoint
 
 from longwrite.engines.base import DEFAULT_STOP
 from longwrite.errors import LongwriteError
-from longwrite.prompting import build_request
+from longwrite.prompt.request import build_request
 from longwrite.rl import train
 from longwrite.rl.config import ConfigError, RewardsConfig, WritingRewardConfig, load_config
 from longwrite.rl.rewards import (

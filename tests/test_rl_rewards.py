@@ -6,7 +6,7 @@ import pytest
 import sse_server
 from sse_server import Script, ScriptedServer, plan
 
-import longwrite.rl.cli
+import longwrite.cli.rl
 import longwrite.rl.plots
 import longwrite.rl.rewards
 import longwrite.rl.train
@@ -24,7 +24,7 @@ from longwrite.rl.rewards import (
 
 
 def test_doctests():
-    for module in (longwrite.rl.rewards, longwrite.rl.train, longwrite.rl.plots, longwrite.rl.cli):
+    for module in (longwrite.rl.rewards, longwrite.rl.train, longwrite.rl.plots, longwrite.cli.rl):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
 

@@ -39,13 +39,14 @@ from test_batch_servers import (
     write_input,
 )
 
-from longwrite.appendlog import AppendLog
-from longwrite.batch import run_batch, run_batch_command
-from longwrite.batch_input import read_items
-from longwrite.batching import FAILED, REJECTED, EnginePool
+from longwrite.batch.input import read_items
+from longwrite.batch.pool import FAILED, REJECTED, EnginePool
+from longwrite.batch.runner import run_batch
+from longwrite.cli.batch import run_batch_command
 from longwrite.engines.base import Chunk, EngineError, Sampling
 from longwrite.engines.openai import OpenAIEngine, ServerError
 from longwrite.errors import LongwriteError
+from longwrite.io.jsonl import AppendLog
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "PROMPT:"

@@ -1,4 +1,4 @@
-"""Tests for the incremental think/answer parser (`longwrite.stream`)."""
+"""Tests for the incremental think/answer parser (`longwrite.generate.parser`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from longwrite.stream import (
+from longwrite.generate.parser import (
     PREAMBLE,
     AnswerDelta,
     Done,

@@ -74,7 +74,7 @@ class RolloutConfig:
 @dataclass(frozen=True)
 class LengthRewardConfig:
     weight: float = 1.0
-    max_words: int | None = None  # the paper's Lmax; None: per range, longwrite.rewards' default
+    max_words: int | None = None  # the paper's Lmax; None: scoring.rewards' default
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from longwrite.errors import LongwriteError
-from longwrite.prompting import build_prompt, clean_prompt
-from longwrite.targets import WordRange, extract_target, predict_range
+from longwrite.length.assess import predict_range
+from longwrite.length.targets import WordRange, extract_target
+from longwrite.prompt.templates import build_prompt, clean_prompt
 
 SOURCES = ("given", "request", "predicted")
 
@@ -159,7 +160,7 @@ def _done_indices(out: Path) -> set[int]:
         keep.append(line)
     repaired = "".join(keep)
     if repaired != text:
-        from longwrite.files import atomic_write_text
+        from longwrite.io.files import atomic_write_text
 
         atomic_write_text(out, repaired)
     return done
@@ -178,7 +179,7 @@ def prepare(
     `on_row(done)` is called after each input row is handled, for a progress display.
     """
     out_path = Path(out)
-    from longwrite.files import check_writable
+    from longwrite.io.files import check_writable
 
     check_writable(out_path)
     done = _done_indices(out_path)

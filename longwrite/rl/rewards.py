@@ -1,6 +1,6 @@
 """The paper's three rewards as TRL reward functions: `(prompts, completions, **kwargs) -> list`.
 
-The scoring itself lives in `longwrite.rewards` (length, format, repetition), shared with
+The scoring itself lives in `longwrite.scoring.rewards` (length, format, repetition), shared with
 best-of-N at inference; this module only adapts it to TRL's calling convention and adds the
 writing reward, which needs a model. Each function is a small callable object whose
 `__name__` ("length", "format", "writing") names TRL's metrics (`rewards/length/mean`, ...),
@@ -19,7 +19,7 @@ and each reports its parts through TRL's `log_metric` hook: `answer_words` (all 
 
 * Length: the answer's LongBench-Write word count against the prompt's own [lo, hi] (the `lo`
   and `hi` dataset columns reach the function as keyword arguments).
-* Format: structure times (1 - repeated share), `longwrite.rewards.format_with_repetition`.
+* Format: structure times (1 - repeated share), `longwrite.scoring.rewards.format_with_repetition`.
 * Writing, from either
   - a sequence-classification reward model (`AutoModelForSequenceClassification`, one logit)
     that scores the answer alone (not the prompt, not the thinking), in batches, on a device
@@ -50,13 +50,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from longwrite.counting import count_words
 from longwrite.engines.base import DEFAULT_STOP
 from longwrite.errors import LongwriteError
-from longwrite.prompting import PLACEHOLDER, load_template
-from longwrite.rewards import format_reward, format_with_repetition, length_reward
-from longwrite.rewards import repetition_penalty as repeated_share
-from longwrite.stream import split_think_answer
+from longwrite.generate.parser import split_think_answer
+from longwrite.io.counting import count_words
+from longwrite.prompt.templates import PLACEHOLDER, load_template
+from longwrite.scoring.rewards import format_reward, format_with_repetition, length_reward
+from longwrite.scoring.rewards import repetition_penalty as repeated_share
 
 if TYPE_CHECKING:
     from longwrite.rl.config import RewardsConfig, WritingRewardConfig
@@ -104,7 +104,7 @@ def _log(kwargs: dict[str, Any], name: str, values: Sequence[float]) -> None:
 
 
 class LengthReward:
-    """1 inside the prompt's [lo, hi], falling off outside it (`longwrite.rewards`).
+    """1 inside the prompt's [lo, hi], falling off outside it (`longwrite.scoring.rewards`).
 
     >>> LengthReward()(["p"], ["<think>plan</think><answer>one two three"], lo=[6], hi=[8])
     [0.5]

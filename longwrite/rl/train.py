@@ -183,7 +183,7 @@ def trim_metrics(path: Path, last_step: int) -> None:
     """Keep only the records up to `last_step` (atomically): a resumed run logs the rest."""
     if not path.exists():
         return
-    from longwrite.files import atomic_write_text
+    from longwrite.io.files import atomic_write_text
 
     kept = [r for r in read_metrics(path) if r["step"] <= last_step]
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
@@ -456,7 +456,7 @@ def prepare_run_dir(cfg: RunConfig, resume: bool, state: Any) -> Path | None:
         run.mkdir(parents=True, exist_ok=True)
         import yaml
 
-        from longwrite.files import atomic_write_text
+        from longwrite.io.files import atomic_write_text
 
         atomic_write_text(run / "config.yaml", yaml.safe_dump(cfg.to_json(), sort_keys=False))
         trim_metrics(run / METRICS_FILE, (checkpoint_step(checkpoint) or 0) if checkpoint else 0)

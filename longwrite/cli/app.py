@@ -20,12 +20,11 @@ from typing import Annotated, Literal
 import typer
 
 from longwrite import __version__
-from longwrite import options as opt
+from longwrite.cli import options as opt
 from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
-from longwrite.errors import LongwriteError
+from longwrite.errors import EXIT_INTERRUPTED, LongwriteError, say
 
 SUBCOMMANDS = ("write", "count", "serve", "batch", "eval", "rl")
-EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name="longwrite",
@@ -125,8 +124,9 @@ def write_cmd(
                      rich_help_panel=opt.OUTPUT),
     ] = False,
 ) -> None:  # fmt: skip
+    from longwrite.cli.write import run_write
     from longwrite.engines import EngineOptions
-    from longwrite.job import WriteOptions, run_write
+    from longwrite.generate.job import WriteOptions
 
     options = WriteOptions(
         prompt=_read_prompt(prompt),
@@ -168,7 +168,7 @@ def count_cmd(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file.")] = False,
 ) -> None:
-    from longwrite.counting import count_tokens, count_words
+    from longwrite.io.counting import count_tokens, count_words
 
     texts = [(name, _read_text(name)) for name in files]
     tok = None
@@ -196,15 +196,15 @@ def _count_line(words: int, tokens: int | None, label: str) -> str:
 
 
 def _read_text(name: str) -> str:
-    from longwrite.files import read_user_text
+    from longwrite.io.files import read_user_text
 
     return sys.stdin.read() if name == "-" else read_user_text(name)
 
 
 def _register_subapps() -> None:
-    from longwrite.batch import batch_command
-    from longwrite.evaluate import eval_app
-    from longwrite.rl.cli import rl_app
+    from longwrite.cli.batch import batch_command
+    from longwrite.cli.eval import eval_app
+    from longwrite.cli.rl import rl_app
     from longwrite.serve import serve_command
 
     app.command(
@@ -236,11 +236,6 @@ def route(argv: list[str]) -> list[str]:
     return ["write", *argv]
 
 
-def _err(message: str) -> None:
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
-
-
 def main(argv: list[str] | None = None) -> None:
     args = route(list(sys.argv[1:] if argv is None else argv))
     try:
@@ -248,13 +243,13 @@ def main(argv: list[str] | None = None) -> None:
         code = command.main(args=args, prog_name="longwrite", standalone_mode=False)
     except typer.TyperException as e:  # bad usage: unknown option, invalid value, ...
         message = e.format_message() if hasattr(e, "format_message") else str(e)
-        _err(f"longwrite: error: {message} (see longwrite --help)")
+        say(f"longwrite: error: {message} (see longwrite --help)")
         code = getattr(e, "exit_code", 2)
     except LongwriteError as e:
-        _err(f"longwrite: error: {e}")
+        say(f"longwrite: error: {e}")
         code = e.exit_code
     except (KeyboardInterrupt, typer.Abort):
-        _err("interrupted")
+        say("interrupted")
         code = EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as other Unix tools do.

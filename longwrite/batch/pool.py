@@ -28,7 +28,6 @@
 
 from __future__ import annotations
 
-import os
 import queue
 import sys
 import threading
@@ -40,7 +39,7 @@ from typing import Any
 
 from longwrite.engines import EngineOptions
 from longwrite.engines.base import FINISH_CANCELLED, Chunk, EngineError, Sampling
-from longwrite.errors import LongwriteError
+from longwrite.errors import LongwriteError, say
 
 GATHER_GAP_S = 0.05  # RowBatcher: start a batch once no new request came for this long
 CLOSE_WAIT_S = 5.0
@@ -55,11 +54,6 @@ LINE = "line"  # nothing about the server: the line fails (a local engine, a bug
 REFUSED = "refused"  # nobody listens there: retire it now
 REJECTED = "rejected"  # HTTP 4xx: back off; the line tries another server
 FAILED = "failed"  # the server failed or was too slow: back off, strike; retry the line
-
-
-def _err(message: str) -> None:
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
 
 
 @dataclass
@@ -200,7 +194,7 @@ class EnginePool:
         engines: list[tuple[str, Any]],
         *,
         servers: bool = False,
-        warn: Callable[[str], None] = _err,
+        warn: Callable[[str], None] = say,
         per_slot: int | None = None,
         backoff: float = BACKOFF_S,
     ) -> None:
@@ -364,19 +358,15 @@ def server_urls(servers: list[str] | None, servers_file: Path | None) -> list[st
 
 def open_pool(options: EngineOptions, servers: list[str], concurrency: int) -> EnginePool:
     """The engines to run on: one per reachable server, or the local engine (batched)."""
-    from longwrite.engines import configured_server, load_engine, resolve_engine_name
+    from longwrite.engines import configured_server, resolve_engine_name
 
     backend = resolve_engine_name(options.engine, server=servers[0] if servers else None)
     if backend != "openai":
         if servers:
             raise LongwriteError(f"--server is for the openai engine, not {backend}")
-        from longwrite.job import _Loading, _warn_if_too_large
+        from longwrite.display.loading import load_local_engine
 
-        if backend == "transformers":
-            _warn_if_too_large(options)
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        with _Loading(options.model or backend):
-            engine = load_engine(options)
+        engine = load_local_engine(options, backend)
         if hasattr(engine, "stream_prompts"):
             engine = RowBatcher(engine, expected=concurrency, owns_engine=True)
         return EnginePool([(engine.info.name, engine)], per_slot=concurrency)
@@ -391,7 +381,7 @@ def open_pool(options: EngineOptions, servers: list[str], concurrency: int) -> E
             if len(urls) == 1:
                 raise
             errors.append(e)
-            _err(f"longwrite: warning: skipping {url}: {e}")
+            say(f"longwrite: warning: skipping {url}: {e}")
     if not engines:
         raise LongwriteError(f"no server could be reached ({len(urls)} tried): {errors[0]}")
     return EnginePool(engines, servers=True, per_slot=concurrency)

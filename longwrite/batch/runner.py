@@ -1,10 +1,10 @@
 """`longwrite batch IN.jsonl -o OUT.jsonl`: a document for every line of a file, resumable.
 
-Every line runs exactly the main job (`job.resolve_request` for the target and steering,
-`control.with_budget`, then `write.write_document` with continuation rounds, or
-`control.best_of`), so a batch line and `longwrite PROMPT` agree. The input format and ids
-are in `batch_input.py`, the crash-safe output file in `appendlog.py`, how lines share
-servers and batches in `batching.py`.
+Every line runs exactly the main job (`generate.job.resolve_request` for the target and
+steering, `length.budget.with_budget`, then `generate.rounds.write_document` with
+continuation rounds, or `generate.best_of`), so a batch line and `longwrite PROMPT` agree.
+The input format and ids are in `batch.input`, the crash-safe output file in `io.jsonl`, how
+lines share servers and batches in `batch.pool`; the command itself is `cli.batch`.
 
 Choices:
 - Output. Each finished line is the input object (every field kept) with `id` set and
@@ -30,46 +30,36 @@ Choices:
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
-from longwrite import options as opt
-from longwrite.appendlog import AppendLog
-from longwrite.batch_input import BatchItem, Problem, item_options, read_items
-from longwrite.batch_progress import BatchProgress
-from longwrite.batching import (
+from longwrite.batch.input import BatchItem, item_options
+from longwrite.batch.pool import (
     FAILED,
     LINE,
     LINE_TRIES,
     REJECTED,
     EnginePool,
     failure_kind,
-    open_pool,
-    server_urls,
 )
-from longwrite.engines import EngineOptions
+from longwrite.display.batch_progress import BatchProgress
 from longwrite.engines.base import (
-    DEFAULT_TEMPERATURE,
-    DEFAULT_TOP_P,
     FINISH_CANCELLED,
     Chunk,
     Engine,
     Sampling,
 )
-from longwrite.errors import LongwriteError, one_line
-from longwrite.job import WriteOptions
+from longwrite.errors import EXIT_FAILED, LongwriteError, one_line, say
+from longwrite.generate.job import WriteOptions
+from longwrite.io.jsonl import AppendLog
 
-EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130
 DEFAULT_CONCURRENCY = 8
+
+
 STOP_WAIT_S = 5.0  # after Ctrl-C, how long the workers get to stop
 
 
@@ -77,11 +67,6 @@ class BatchFailed(LongwriteError):
     """A run that cannot finish (every server died); OUT keeps what finished."""
 
     exit_code = EXIT_FAILED
-
-
-def _err(message: str) -> None:
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
 
 
 def done_ids(records: list[dict[str, Any]]) -> set[str]:
@@ -134,9 +119,9 @@ class _Tracked:
 
 def run_item(engine: Engine, item: BatchItem, base: WriteOptions) -> dict[str, Any] | None:
     """Write one line as the main job would; its output record, or None when cancelled."""
-    from longwrite.control import best_of
-    from longwrite.job import budget_request, continuation_for, resolve_request, scorer_for
-    from longwrite.write import write_document
+    from longwrite.generate.best_of import best_of
+    from longwrite.generate.job import budget_request, continuation_for, resolve_request, scorer_for
+    from longwrite.generate.rounds import write_document
 
     opts = item_options(item, base)
     request, _ = budget_request(opts, resolve_request(opts), engine)
@@ -205,7 +190,7 @@ def run_batch(
 ) -> Outcome:
     """Run `items`, `concurrency` at a time on each engine of `pool` (on worker threads);
     each result is appended to `log`. A line a server failed is sent again (see batching)."""
-    warn = warn or _err
+    warn = warn or say
     todo: deque[BatchItem] = deque(items)
     tries: dict[int, _Tries] = {}  # by id() of the line (one worker holds a line at a time)
     lock = threading.Lock()
@@ -296,121 +281,3 @@ def run_batch(
         outcome.interrupted = True
     outcome.left = list(todo)
     return outcome
-
-
-def batch_command(
-    input: Annotated[Path, typer.Argument(help="JSON Lines: `prompt`, optional `id`, `words` "
-                     "or `length`, and overrides: temperature, top_p, max_tokens, seed, "
-                     "best_of.", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Results, one JSON line per "
-                      "prompt, appended as each finishes; re-running skips the ids there.",
-                      show_default=False)],
-    concurrency: Annotated[int, typer.Option(help="Prompts in flight per server (a local "
-                           "engine: in all; transformers: prompts per batch).",
-                           min=1)] = DEFAULT_CONCURRENCY,
-    best_of: opt.BestOf = 1,
-    max_rounds: opt.MaxRounds = 2,
-    range_model: opt.RangeModel = None,
-    model: opt.Model = None,
-    engine: opt.EngineName = "auto",
-    server: Annotated[list[str] | None, typer.Option(help="OpenAI-compatible server URL; give "
-                      "it several times to spread the prompts (default: env LONGWRITE_SERVER).",
-                      rich_help_panel=opt.ENGINE)] = None,
-    servers_file: Annotated[Path | None, typer.Option(help="A file of server URLs, one per "
-                            "line.", rich_help_panel=opt.ENGINE)] = None,
-    tp: opt.Tp = None,
-    max_model_len: opt.MaxModelLen = 32768,
-    gpu_memory_utilization: opt.GpuMemoryUtilization = 0.9,
-    device: opt.Device = "auto",
-    dtype: opt.Dtype = "auto",
-    max_tokens: opt.MaxTokens = None,
-    temperature: opt.Temperature = DEFAULT_TEMPERATURE,
-    top_p: opt.TopP = DEFAULT_TOP_P,
-    seed: opt.Seed = None,
-    no_think: opt.NoThink = False,
-) -> None:  # fmt: skip
-    """Write a document for every line of a JSON Lines file; resumable."""
-    base = WriteOptions(
-        prompt="",
-        max_tokens=max_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        seed=seed,
-        think=not no_think,
-        best_of=best_of,
-        max_rounds=max_rounds,
-        range_model=range_model,
-        engine=EngineOptions(
-            engine=engine,
-            model=model,
-            device=device,
-            dtype=dtype,
-            tp=tp,
-            max_model_len=max_model_len,
-            gpu_memory_utilization=gpu_memory_utilization,
-        ),
-    )
-    code = run_batch_command(input, output, base, server_urls(server, servers_file), concurrency)
-    if code:
-        raise typer.Exit(code)
-
-
-def run_batch_command(
-    input: Path, output: Path, base: WriteOptions, servers: list[str], concurrency: int
-) -> int:
-    """The whole command: read, resume, load, run, report; returns the exit code."""
-    if concurrency < 1:
-        raise LongwriteError(f"--concurrency must be at least 1, not {concurrency}")
-    if base.best_of < 1:
-        raise LongwriteError(f"--best-of must be at least 1, not {base.best_of}")
-    if base.max_rounds < 0:
-        raise LongwriteError(f"--max-rounds must be >= 0, not {base.max_rounds}")
-    items, problems = read_items(input, base)
-    for p in problems:
-        _err(f"longwrite: error: {input}:{p.line}: {p.message}; line skipped")
-    log = AppendLog(output)
-    log.lock()  # one writer per OUT: two runs would write the same ids twice
-    try:
-        finished = done_ids(log.load())
-        if log.dropped_torn:
-            _err(f"longwrite: warning: {output} ended in a torn line (an earlier crash): cut off")
-        todo = [item for item in items if item.id not in finished]
-        already = len(items) - len(todo)
-        if not todo:
-            _err(f"batch: all {len(items)} lines are in {output}")
-            return EXIT_FAILED if problems else 0
-        pool = open_pool(base.engine, servers, concurrency)
-        try:
-            with BatchProgress(len(items), already) as progress:
-                outcome = run_batch(
-                    todo, pool, log, base, concurrency=concurrency, progress=progress
-                )
-        finally:
-            pool.close()
-    finally:
-        log.close()
-    return _report(outcome, problems, already, output)
-
-
-def _report(outcome: Outcome, problems: list[Problem], already: int, output: Path) -> int:
-    parts = [f"{outcome.written} written to {output}"]
-    if already:
-        parts.append(f"{already} already there")
-    if outcome.failed:
-        parts.append(f"{len(outcome.failed)} failed")
-    if problems:
-        parts.append(f"{len(problems)} malformed line(s) skipped")
-    if outcome.left:
-        parts.append(f"{len(outcome.left)} not run")
-    _err("batch: " + ", ".join(parts))
-    if outcome.interrupted:
-        _err("interrupted: run the same command again to finish")
-        return EXIT_INTERRUPTED
-    if outcome.all_dead and outcome.left:
-        raise BatchFailed(
-            f"every server failed; {len(outcome.left)} line(s) not run. {output} keeps what "
-            "finished: run the same command again to finish"
-        )
-    if outcome.failed or problems:
-        return EXIT_FAILED
-    return 0

@@ -6,7 +6,7 @@ on a ratio scale that forgives overshooting more than falling short:
     score = 100 * max(0, 1 - (y/x - 1) / 3)   if y > x   (0 from y = 4x)
     score = 100 * max(0, 1 - (x/y - 1) / 2)   otherwise  (0 from y = x/3)
 
-and S_l is the plain mean over items. y is `longwrite.counting.count_words` of the answer,
+and S_l is the plain mean over items. y is `longwrite.io.counting.count_words` of the answer,
 the benchmark's own count; an empty answer scores 0 (no division by zero).
 
 Choices: the results file is JSON Lines (blank lines skipped), each object holding the required
@@ -26,17 +26,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
-from longwrite.counting import count_words
 from longwrite.errors import LongwriteError
-from longwrite.files import check_writable, read_user_text, save_figure
+from longwrite.io.counting import count_words
+from longwrite.io.files import read_user_text
 
 DEFAULT_WORST = 5
+
+
 ID_WIDTH = 40  # a prompt standing in for a missing id is cut to this many characters
-BAND = 0.10  # the plot's band around y = x
 
 
 def length_score(required: int, produced: int) -> float:
@@ -201,55 +200,6 @@ def summarize(results: list[LengthResult], *, worst: int = DEFAULT_WORST) -> Len
     )
 
 
-def plot_lengths(results: list[LengthResult], path: str | Path, *, title: str = "") -> None:
-    """Requested vs produced length on log-log axes, as a PNG at `path` (written atomically).
-
-    Shows the ideal line y = x and the band within 10% of it; points are coloured by type
-    when there are types. Empty answers are drawn at 1 word (a log axis has no 0).
-    """
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter, NullFormatter
-
-    target = Path(path)
-    check_writable(target)
-    fig = Figure(figsize=(7, 6), layout="constrained")
-    ax = fig.subplots()
-    lo = min(r.required for r in results) / 1.5
-    hi = max(r.required for r in results) * 1.5
-    ax.fill_between(
-        [lo, hi],
-        [lo * (1 - BAND), hi * (1 - BAND)],
-        [lo * (1 + BAND), hi * (1 + BAND)],
-        color="tab:green",
-        alpha=0.15,
-        label=f"within ±{BAND:.0%}",
-    )
-    ax.plot([lo, hi], [lo, hi], color="black", linestyle="--", linewidth=1, label="y = x")
-    groups: dict[str, list[LengthResult]] = {}
-    for r in results:
-        groups.setdefault(r.type or "untyped", []).append(r)
-    for name, items in sorted(groups.items()):
-        label = name if len(groups) > 1 or name != "untyped" else "results"
-        ax.scatter(
-            [r.required for r in items],
-            [max(r.produced, 1) for r in items],
-            s=22,
-            alpha=0.8,
-            label=label,
-        )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
-        axis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("required length (words)")
-    ax.set_ylabel("produced length (words)")
-    ax.set_title(title or "LongBench-Write length")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="upper left", fontsize="small")
-    save_figure(fig, target, dpi=110)
-
-
 def print_report(report: LengthReport) -> None:
     """Human-readable tables on stdout: per type and overall, then the worst items."""
     from rich.console import Console
@@ -279,139 +229,3 @@ def print_report(report: LengthReport) -> None:
             f"{r.score:.2f}",
         )
     console.print(worst)
-
-
-eval_app = typer.Typer(
-    help="Score generated documents the way the benchmarks do.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-
-
-# The callback keeps `eval` a group of subcommands even while it has a single command.
-@eval_app.callback()
-def _eval() -> None:
-    """Score generated documents the way the benchmarks do."""
-
-
-@eval_app.command("length", help="LongBench-Write length score S_l of a JSON Lines results file.")
-def length_cmd(
-    results: Annotated[
-        Path,
-        typer.Argument(
-            help="JSON Lines: `length` (the required length), `answer`, optional `type`, `id`.",
-        ),
-    ],
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object instead of tables.")
-    ] = False,
-    plot: Annotated[
-        Path | None,
-        typer.Option("--plot", help="Also draw required vs produced length into FILE.png."),
-    ] = None,
-    worst: Annotated[
-        int, typer.Option("--worst", min=0, help="How many lowest-scoring items to list.")
-    ] = DEFAULT_WORST,
-) -> None:
-    if plot is not None:
-        check_writable(plot)
-    items = load_results(results)
-    report = summarize(items, worst=worst)
-    if plot is not None:
-        title = f"LongBench-Write length: S_l = {report.length_score:.1f} (n = {report.n})"
-        plot_lengths(items, plot, title=title)
-    if as_json:
-        typer.echo(json.dumps(report.to_json(), ensure_ascii=False))
-    else:
-        print_report(report)
-
-
-# `eval quality` and `eval report`: thin wrappers over judge.py and report.py.
-@eval_app.command(
-    "quality",
-    help="LongBench-Write quality score S_q from an LLM judge (and the overall score).",
-)
-def quality_cmd(
-    results: Annotated[
-        Path,
-        typer.Argument(help="JSON Lines: `prompt`, `answer`; optional `type`, `id`, `length`."),
-    ],
-    judge: Annotated[
-        str,
-        typer.Option(
-            "--judge",
-            help="OpenAI-compatible URL of the judge (API key: env LONGWRITE_API_KEY).",
-        ),
-    ],
-    judge_model: Annotated[
-        str | None, typer.Option(help="The judge's model (default: the first the server serves).")
-    ] = None,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output",
-            "-o",
-            help="Scores file, appended as verdicts come (default: RESULTS.quality.jsonl).",
-        ),
-    ] = None,
-    concurrency: Annotated[int, typer.Option(min=1, help="Judge requests at once.")] = 4,
-    retries: Annotated[
-        int, typer.Option(min=0, help="Retries of a malformed reply or failed request.")
-    ] = 2,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for a judge reply.")] = 300.0,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object instead of tables.")
-    ] = False,
-) -> None:
-    from longwrite.judge import (
-        default_scores_path,
-        judge_file,
-        load_items,
-        print_quality,
-        server_judge,
-        summarize_quality,
-    )
-
-    scores_path = output or default_scores_path(results)
-    check_writable(scores_path)
-    items = load_items(results)
-    complete, engine = server_judge(judge, judge_model, timeout)
-    try:
-        verdicts = judge_file(
-            items,
-            complete,
-            scores_path,
-            concurrency=concurrency,
-            retries=retries,
-            judge_model=engine.model,
-        )
-    finally:
-        engine.close()
-    report = summarize_quality(items, verdicts)
-    if as_json:
-        typer.echo(json.dumps(report.to_json(), ensure_ascii=False))
-    else:
-        print_quality(report)
-    if report.unscored:
-        raise typer.Exit(1)
-
-
-@eval_app.command("report", help="A Markdown report with tables and PNG plots beside it.")
-def report_cmd(
-    results: Annotated[Path, typer.Argument(help="The JSON Lines results file.")],
-    output: Annotated[
-        Path, typer.Option("--output", "-o", help="The Markdown file to write (atomically).")
-    ],
-    quality: Annotated[
-        Path | None,
-        typer.Option(help="Scores of `eval quality` (default: RESULTS.quality.jsonl if any)."),
-    ] = None,
-    worst: Annotated[
-        int, typer.Option("--worst", min=0, help="How many worst cases to list.")
-    ] = DEFAULT_WORST,
-) -> None:
-    from longwrite.report import write_report
-
-    written = write_report(results, output, quality=quality, worst=worst)
-    for path in written:
-        typer.echo(str(path))

@@ -35,8 +35,8 @@ from rich.markdown import Markdown
 from rich.segment import Segment
 from rich.text import Text
 
-from longwrite.counting import WordCounter
-from longwrite.stream import AnswerDelta, Done, Event, ThinkDelta
+from longwrite.generate.parser import AnswerDelta, Done, Event, ThinkDelta
+from longwrite.io.counting import WordCounter
 
 REFRESH_INTERVAL = 0.1  # seconds between Live refreshes
 THINK_OPEN = "<think>\n"

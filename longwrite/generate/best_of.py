@@ -1,16 +1,9 @@
-"""Length control on top of any engine: steer the prompt, budget tokens, pick the best of K.
+"""Best of K: sample K candidates in one batch, score them, keep the best.
 
-- Steering: when the user gives `--words N` and the prompt states no length of its own, one
-  short sentence of ours (`prompts/steer_*.txt`) says it, in the prompt's language. A prompt
-  that already states a length is left alone, and `--words` only sets the target.
-- Target: `--words N` wins; else the length the prompt asks for (`targets.py`); the range
-  is the paper's (+/-10% for "about N", one-sided for bounds).
-- Budget: `max_tokens` from the target (`budget.py`), measured with the engine's tokenizer
-  when it has one, unless the user set `--max-tokens`.
-- Best of K: the engine samples K candidates at once (`Sampling.n`); each is scored with the
-  same rewards the RL pipeline trains with (length, format, repetition) and the best total
-  wins, ties going to the earliest candidate. Continuation rounds are for the single-stream
-  path (`write.py`).
+The engine samples K candidates at once (`Sampling.n`); each is scored with the same rewards
+the RL recipe trains with (length, format, repetition) and the best total wins, ties going to
+the earliest candidate. A candidate cut off by Ctrl-C never wins against one that ended on
+its own. Continuation rounds are for the single-stream path (`generate.rounds`).
 """
 
 from __future__ import annotations
@@ -20,54 +13,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from longwrite.budget import Budget, plan_budget
-from longwrite.counting import count_words
 from longwrite.engines.base import FINISH_CANCELLED, Engine
-from longwrite.prompting import Request, templates_dir
-from longwrite.stream import split_think_answer
-from longwrite.write import Result
-
-PLACEHOLDER = "{words}"
-_SENTENCE_END = ".!?:;。！？：；…)）」』\"'”’"
-
-
-def steer_sentence(words: int, language: str) -> str:
-    """Our one-sentence length request, e.g. "The answer should be about 3,000 words long." """
-    template = (templates_dir() / f"steer_{language}.txt").read_bytes().decode("utf-8")
-    number = f"{words:,}" if language == "en" else str(words)
-    return template.strip().replace(PLACEHOLDER, number)
-
-
-def steer(user_prompt: str, words: int, language: str) -> str:
-    """`user_prompt` with the length sentence appended, the user's sentence closed first."""
-    text = user_prompt.rstrip()
-    if text and text[-1] not in _SENTENCE_END:
-        text += "。" if language == "zh" else "."
-    return text + ("" if language == "zh" else " ") + steer_sentence(words, language)
-
-
-def with_budget(
-    request: Request,
-    budget_hi: int | None,
-    *,
-    context: int | None = None,
-    count_tokens: Callable[[str], int | None] | None = None,
-    keep_max_tokens: bool = False,
-) -> tuple[Request, Budget]:
-    """`request` with `max_tokens` from the budget (unless the user fixed it)."""
-    budget = plan_budget(
-        request.prompt,
-        language=request.language,
-        target_hi=budget_hi,
-        think=request.think,
-        context=context,
-        count_tokens=count_tokens,
-    )
-    if keep_max_tokens:
-        return request, budget
-    return replace(
-        request, sampling=replace(request.sampling, max_tokens=budget.max_tokens)
-    ), budget
+from longwrite.generate.parser import split_think_answer
+from longwrite.generate.rounds import Result
+from longwrite.io.counting import count_words
+from longwrite.prompt.request import Request
 
 
 @dataclass(frozen=True)
@@ -89,6 +39,8 @@ class Candidate:
 
 
 Scorer = Callable[[str], dict[str, float]]  # raw completion -> {"total": ..., ...}
+
+
 Progress = Callable[[int, int, str | None], None]  # (index, tokens so far, finish or None)
 
 

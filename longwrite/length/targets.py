@@ -3,7 +3,7 @@
 Length control, the RL length reward and `eval length` all need to know how long the answer
 should be. When the prompt says so ("a 3,000-word essay", "不少于800字", "five posts of about
 300 words each") `extract_target` reads it with regular expressions; when it does not,
-`predict_range` asks an LLM, as the paper's length assessor does.
+`length.assess.predict_range` asks an LLM, as the paper's length assessor does.
 
 Choices, each one a rule rather than a list of known prompts:
 
@@ -37,15 +37,20 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from longwrite.prompting import PLACEHOLDER, load_template
-
 KINDS = ("exact", "about", "at_least", "at_most", "between")
+
+
 WORDS_PER_PAGE = {"en": 200, "zh": 500}
+
+
 MIN_WORDS = 10
+
+
 MIN_CHARACTERS = 50
+
+
 MAX_PREDICTED, MAX_SPREAD, STEP = 12_000, 3_000, 100  # the paper's rules for predicted ranges
 
 
@@ -63,8 +68,6 @@ class Target:
     source: str
 
 
-# ---- numbers ---------------------------------------------------------------------------
-
 _CN_DIGITS = {
     "一": 1,
     "二": 2,
@@ -77,7 +80,11 @@ _CN_DIGITS = {
     "八": 8,
     "九": 9,
 }
+
+
 _CN_UNITS = {"十": 10, "百": 100, "千": 1000}
+
+
 _CN_MYRIAD = 10_000  # 万: multiplies everything before it
 
 
@@ -117,8 +124,14 @@ _EN_ONES = (
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
     "fifteen sixteen seventeen eighteen nineteen"
 )
+
+
 _EN_TENS = "twenty thirty forty fifty sixty seventy eighty ninety"
+
+
 _EN_VALUES = dict(zip(_EN_ONES.split(), range(20), strict=True))
+
+
 _EN_VALUES |= dict(zip(_EN_TENS.split(), range(20, 100, 10), strict=True))
 
 
@@ -141,6 +154,8 @@ def parse_english_number(text: str) -> int:
 
 
 _SCALE = {"k": 1000, "thousand": 1000, "千": 1000, "万": 10_000}
+
+
 _DIGITS_RE = re.compile(r"(\d[\d,]*(?:\.\d+)?)\s*(k|thousand|千|万)?", re.I)
 
 
@@ -153,16 +168,22 @@ def parse_number(text: str) -> int:
     return parse_english_number(text)
 
 
-# ---- the length pattern ----------------------------------------------------------------
-
 _NW = "|".join(sorted(_EN_VALUES, key=len, reverse=True) + ["hundred", "thousand"])
+
+
 _EN_NUM = rf"(?:an?[\s-]+(?=hundred|thousand))?\b(?:{_NW})(?:(?:[\s-]+and)?[\s-]+(?:{_NW}))*\b"
+
+
 _NUM = (
     r"(?<![A-Za-z\d.])(?<!\d,)(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+(?:\.\d+)?)"
     r"(?:[kK](?![A-Za-z])|\s?thousand\b|[千万])?"
     rf"|[零〇一二两三四五六七八九十百千万]+|{_EN_NUM}"
 )
+
+
 _UNIT = r"words?\b|characters?\b|chars?\b|pages?\b|个?(?:汉字|字|词|页)"
+
+
 _BOUNDS = {
     "at_least": (
         r"at\s+least|no[t]?\s+(?:less|fewer)\s+than|(?:a\s+)?minimum\s+of|at\s+(?:the\s+)?minimum"
@@ -184,9 +205,17 @@ _BOUNDS = {
         r"or\s+so|give\s+or\s+take|more\s+or\s+less|左右|上下|许",
     ),
 }
+
+
 _PRE = "|".join(pre for pre, _ in _BOUNDS.values())
+
+
 _SUF = "|".join(suf for _, suf in _BOUNDS.values())
+
+
 _LABEL = r"字数|篇幅|长度|word\s+(?:count|limit)|length"
+
+
 _LENGTH = re.compile(
     rf"(?:(?P<label>{_LABEL})\s*(?:要求|限制|控制)?\s*(?::|is|of|在|为|是|需要|要)?\s*)?"
     rf"(?:(?:(?P<between>between)|(?P<pre>from|{_PRE}))\s*(?:of\s+|要|为|在|是|写|达到?)?\s*)?"
@@ -196,19 +225,40 @@ _LENGTH = re.compile(
     re.I,
 )
 
+
 # Several pieces: a count is a number before a plural noun, or before a Chinese measure word.
 _MEASURE = r"篇|首|段|章|节|天|日|部分|封|则|幕|集|课|讲|期|条|份|回|周|部|本|组|项|次"
+
+
 _COUNT_NUM = rf"(?:\d+|[一二两三四五六七八九十]+|{_EN_NUM})"
+
+
 _COUNT_EN = rf"(?P<c>{_COUNT_NUM})\s+(?:[a-z-]+\s+){{0,3}}?(?!words|characters|pages)[a-z-]+s\b"
+
+
 _COUNT_ZH = rf"(?<!第)(?P<c>{_COUNT_NUM})\s*个?(?:{_MEASURE})"
+
+
 _EACH_AFTER = re.compile(r"\s*(?:each|apiece|per\s+[a-z]+)\b", re.I)
+
+
 _EACH_BEFORE = re.compile(r"\beach\b[^.!?;\n\d]{0,30}$", re.I)
+
+
 _OF_EN = re.compile(rf"{_COUNT_EN}\s+(?:of|with)\s+$", re.I)
+
+
 _DIRECT_EN = re.compile(rf"(?<![A-Za-z\d.,-])(?P<c>{_COUNT_NUM})\s+$", re.I)
+
+
 _DIRECT_ZH = re.compile(rf"{_COUNT_ZH}\s*的?\s*$")
+
+
 _PER_ZH = re.compile(
     rf"(?:每|各)(?:一|个)?(?P<cls>{_MEASURE})?(?:写|约|大约|大概|需要|要|都|为|在|是)*\s*:?\s*$"
 )
+
+
 # A length right after these words describes the user's own text: never the target ...
 _INPUT = re.compile(
     r"(?:\b(?:this|that|these|those|my|your|his|her|our|their|its|following|attached|given"
@@ -216,6 +266,8 @@ _INPUT = re.compile(
     r"|(?:这|该|此|上面|以下|下面|上述|原文)一?(?:篇|段|份|个|部|本)?的?\s*)$",
     re.I,
 )
+
+
 # ... and after these it probably does ("summarise the 3,000-word report in 200 words"): such a
 # length is the target only when the prompt states no other.
 _MAYBE_INPUT = re.compile(r"\b(?:the|of\s+an?)\s+$", re.I)
@@ -329,61 +381,3 @@ def paper_range(words: int, kind: str, lo: int | None = None, hi: int | None = N
     if kind not in ranges:
         raise ValueError(f"unknown kind {kind!r}: use one of {', '.join(KINDS)}")
     return WordRange(*ranges[kind])
-
-
-# ---- LLM prediction for prompts that state no length ----------------------------------
-
-ASSESSOR_TEMPLATE = "length_assessor_en"
-_INT = r"\d{1,3}(?:,\d{3})+(?!\d)|\d+"
-_PAIR = re.compile(rf"({_INT})\s*(?:-|–|—|~|to|,)\s*({_INT})")
-
-
-def assessor_prompt(question: str) -> str:
-    """The length assessor's prompt for `question` (plain substitution: braces are safe)."""
-    before, after = load_template(ASSESSOR_TEMPLATE).split(PLACEHOLDER)
-    return before + question + after
-
-
-def parse_range_reply(reply: str) -> tuple[int, int] | None:
-    """(lo, hi) from an assessor reply: the last {"lo": .., "hi": ..} object, else the last
-    "A-B" or "[A, B]" pair; None when there is neither."""
-    for block in reversed(re.findall(r"\{[^{}]*\}", reply)):
-        lo, hi = (re.search(rf"\b{key}[\"']?\s*:\s*[\"']?({_INT})", block) for key in ("lo", "hi"))
-        if lo and hi:
-            return int(lo[1].replace(",", "")), int(hi[1].replace(",", ""))
-    pairs = _PAIR.findall(reply)
-    if pairs:
-        lo, hi = pairs[-1]
-        return int(lo.replace(",", "")), int(hi.replace(",", ""))
-    return None
-
-
-def apply_range_rules(lo: int, hi: int) -> WordRange:
-    """Clamp a predicted range to the paper's rules: multiples of 100, 0 <= lo <= hi <= 12,000,
-    hi - lo <= 3,000 (a wider range is narrowed around its middle)."""
-    lo, hi = sorted(min(max(0, (v + STEP // 2) // STEP * STEP), MAX_PREDICTED) for v in (lo, hi))
-    if hi - lo > MAX_SPREAD:
-        middle = ((lo + hi) // 2 + STEP // 2) // STEP * STEP
-        lo = min(max(0, middle - MAX_SPREAD // 2), MAX_PREDICTED - MAX_SPREAD)
-        hi = lo + MAX_SPREAD
-    return WordRange(lo, hi)
-
-
-def predict_range(
-    prompt: str, complete: Callable[[str], str], *, attempts: int = 3
-) -> WordRange | None:
-    """Ask an LLM (`complete` sends a prompt and returns the reply) for the word range a
-    response to `prompt` needs; retry unparsable replies; None after `attempts` failures.
-    Errors raised by `complete` propagate."""
-    question = assessor_prompt(prompt)
-    for _ in range(attempts):
-        if (pair := parse_range_reply(complete(question))) is not None:
-            return apply_range_rules(*pair)
-    return None
-
-
-def target_range(prompt: str, complete: Callable[[str], str] | None = None) -> WordRange | None:
-    """The stated length's paper range, else the LLM's prediction (when `complete` is given)."""
-    if (target := extract_target(prompt)) is not None:
-        return target.range
-    return predict_range(prompt, complete) if complete else None

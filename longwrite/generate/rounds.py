@@ -21,7 +21,6 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
-from longwrite.counting import count_words
 from longwrite.engines.base import (
     FINISH_CANCELLED,
     FINISH_STOP,
@@ -29,8 +28,9 @@ from longwrite.engines.base import (
     Sampling,
     fit_max_tokens,
 )
-from longwrite.prompting import Request
-from longwrite.stream import Event, ThinkAnswerParser
+from longwrite.generate.parser import Event, ThinkAnswerParser
+from longwrite.io.counting import count_words
+from longwrite.prompt.request import Request
 
 PARAGRAPH = "\n\n"  # what a continuation round starts with when the answer had stopped
 MIN_ROUND_TOKENS = 16  # a continuation with less room than this is not worth a request

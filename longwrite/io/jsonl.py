@@ -32,7 +32,7 @@ class AppendLog:
     """Load what the file holds (`load`), then `append` records from any thread."""
 
     def __init__(self, path: str | Path) -> None:
-        from longwrite.files import check_writable
+        from longwrite.io.files import check_writable
 
         self.path = Path(path)
         check_writable(self.path)

@@ -22,12 +22,13 @@ import math
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from longwrite.counting import count_words
 from longwrite.engines.base import DEFAULT_MAX_TOKENS
+from longwrite.io.counting import count_words
+from longwrite.prompt.request import Request
 
 THINK_TOKENS = 3000  # the paper: thinking typically runs 2-3k tokens
 HEADROOM = 1.25  # answer tokens allowed per expected answer token
@@ -153,3 +154,27 @@ def plan_budget(
         max_words=max_words,
         fits=target_hi is None or target_hi <= max_words,
     )
+
+
+def with_budget(
+    request: Request,
+    budget_hi: int | None,
+    *,
+    context: int | None = None,
+    count_tokens: Callable[[str], int | None] | None = None,
+    keep_max_tokens: bool = False,
+) -> tuple[Request, Budget]:
+    """`request` with `max_tokens` from the budget (unless the user fixed it)."""
+    budget = plan_budget(
+        request.prompt,
+        language=request.language,
+        target_hi=budget_hi,
+        think=request.think,
+        context=context,
+        count_tokens=count_tokens,
+    )
+    if keep_max_tokens:
+        return request, budget
+    return replace(
+        request, sampling=replace(request.sampling, max_tokens=budget.max_tokens)
+    ), budget

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from longwrite.errors import LongwriteError
-from longwrite.files import read_user_text
-from longwrite.job import WriteOptions
+from longwrite.generate.job import WriteOptions
+from longwrite.io.files import read_user_text
 
 # per-line overrides of the command's options: field -> number kind
 OVERRIDES = {
@@ -109,7 +109,7 @@ def read_items(path: Path, base: WriteOptions) -> tuple[list[BatchItem], list[Pr
     Each line is also resolved as the main job would resolve it (with `base` for what the
     line does not set), so a bad value is reported now, not after a model has loaded.
     """
-    from longwrite.job import resolve_request
+    from longwrite.generate.job import resolve_request
 
     lines = read_user_text(path).splitlines()
     items: list[BatchItem] = []

@@ -3,7 +3,7 @@
 LongWriter-Zero was trained with GRPO on three rewards (length, writing quality, format); this
 module holds the two that need no model, as plain pure functions, so that length control at
 inference (best-of-N) and the RL trainer score text the same way. Lengths are always
-`longwrite.counting.count_words` of the answer, the number LongBench-Write scores.
+`longwrite.io.counting.count_words` of the answer, the number LongBench-Write scores.
 
 Choices (the paper leaves them open)
 ------------------------------------
@@ -55,11 +55,11 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from longwrite.counting import count_words
-from longwrite.stream import parse_transcript, split_think_answer
+from longwrite.generate.parser import parse_transcript, split_think_answer
+from longwrite.io.counting import count_words
 
 if TYPE_CHECKING:  # only for the annotation: any object with `lo` and `hi` will do
-    from longwrite.targets import WordRange
+    from longwrite.length.targets import WordRange
 
 MIN_OVERSHOOT = 500  # words between hi and the default Lmax, at least
 WORD_SHINGLE = 4  # tokens per shingle in mostly-English text
@@ -228,7 +228,7 @@ def score_completion(text: str, target: WordRange | None, *, think: bool = True)
     `total` is the mean of the rewards present: the length reward (when there is a target)
     and the format reward with repetition folded in.
 
-    >>> from longwrite.targets import WordRange
+    >>> from longwrite.length.targets import WordRange
     >>> s = score_completion("<think>plan</think><answer>one two three", WordRange(6, 8))
     >>> s.length, s.format, s.repetition, s.total
     (0.5, 1.0, 0.0, 0.75)

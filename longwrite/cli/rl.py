@@ -1,6 +1,6 @@
 """`longwrite rl ...`: the training commands, thin wrappers over `longwrite.rl`.
 
-`rl_app` is mounted by `longwrite.cli` as the `rl` group. Faults a user can cause are raised
+`rl_app` is mounted by `longwrite.cli.app` as the `rl` group. Faults a user can cause are raised
 as `LongwriteError` and become one `longwrite: error: ...` line and exit 2 there. Under
 `accelerate launch` every process runs the command; only the main one (RANK 0) prints.
 

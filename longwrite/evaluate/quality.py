@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from longwrite.errors import LongwriteError, one_line
-from longwrite.evaluate import LengthResult, NoRequiredLength, parse_result
+from longwrite.evaluate.length import LengthResult, NoRequiredLength, parse_result
 
 DIMENSIONS = (
     "relevance",
@@ -121,7 +121,7 @@ def parse_judgement(reply: str) -> dict[str, float]:
 
 def judge_template() -> str:
     """`prompts/quality_judge_en.txt`, which holds `{prompt}` and `{answer}` once each."""
-    from longwrite.prompting import templates_dir
+    from longwrite.prompt.templates import templates_dir
 
     path = templates_dir() / f"{TEMPLATE}.txt"
     text = path.read_bytes().decode("utf-8")
@@ -310,7 +310,7 @@ def is_scored(verdict: Verdict | None) -> bool:
 def load_verdicts(path: str | Path, items: list[JudgeItem]) -> dict[str, Verdict]:
     """The verdict of each item in a scores file, read without changing the file (a torn last
     line is skipped, not cut off): a reader such as `eval report` writes nothing."""
-    from longwrite.appendlog import read_records
+    from longwrite.io.jsonl import read_records
 
     return match_verdicts(items, read_records(path))
 
@@ -355,7 +355,7 @@ def judge_file(
     """Judge the items that have no score in `scores_path` for their current prompt and
     answer from this judge (`judge_model` and the judge prompt), appending each verdict as it
     comes; returns the verdict of every item (the reused ones included)."""
-    from longwrite.appendlog import AppendLog
+    from longwrite.io.jsonl import AppendLog
 
     template = judge_template()
     judge = judge_identity(judge_model, template)

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from longwrite.errors import LongwriteError
-from longwrite.files import atomic_write_text, check_writable, save_figure
-from longwrite.judge import (
+from longwrite.evaluate.quality import (
     DIMENSIONS,
     LABELS,
     JudgeItem,
@@ -38,6 +37,7 @@ from longwrite.judge import (
     rescale,
     summarize_quality,
 )
+from longwrite.io.files import atomic_write_text, check_writable, save_figure
 
 DEFAULT_WORST = 5
 BINS = tuple(range(0, 101, 10))
@@ -198,7 +198,7 @@ def write_report(
     results: Path, output: Path, *, quality: Path | None = None, worst: int = DEFAULT_WORST
 ) -> list[Path]:
     """Write the page and its plots; returns the files written (the page last)."""
-    from longwrite.evaluate import plot_lengths
+    from longwrite.evaluate.plots import plot_lengths
 
     check_writable(output)
     items = load_items(results)
