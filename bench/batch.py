@@ -31,11 +31,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from longwrite.appendlog import AppendLog  # noqa: E402
-from longwrite.batch import run_batch  # noqa: E402
-from longwrite.batch_input import BatchItem  # noqa: E402
-from longwrite.batching import EnginePool, RowBatcher  # noqa: E402
-from longwrite.job import WriteOptions  # noqa: E402
+from longwrite.batch.input import BatchItem  # noqa: E402
+from longwrite.batch.pool import EnginePool, RowBatcher  # noqa: E402
+from longwrite.batch.runner import run_batch  # noqa: E402
+from longwrite.generate.job import WriteOptions  # noqa: E402
+from longwrite.io.jsonl import AppendLog  # noqa: E402
 
 PROMPTS = 32
 MAX_TOKENS = 48
@@ -85,7 +85,7 @@ def run(engine: object, concurrency: int, folder: Path, name: str) -> tuple[floa
 
 def main() -> None:
     from longwrite.engines.transformers import TransformersEngine
-    from longwrite.prompting import build_request
+    from longwrite.prompt.request import build_request
     from longwrite.tiny import build_tiny_model
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -34,7 +34,7 @@ from scripted_server import serving  # noqa: E402
 
 from longwrite.engines.base import DEFAULT_STOP, Sampling  # noqa: E402
 from longwrite.engines.openai import OpenAIEngine  # noqa: E402
-from longwrite.stream import ThinkAnswerParser  # noqa: E402
+from longwrite.generate.parser import ThinkAnswerParser  # noqa: E402
 
 TOKENS = 20_000
 PIECE = 4  # characters per token

@@ -43,10 +43,10 @@ sys.path.insert(0, str(ROOT))
 
 from scripted_server import serving  # noqa: E402
 
-from longwrite.counting import count_words  # noqa: E402
-from longwrite.job import WriteOptions, resolve_request  # noqa: E402
-from longwrite.render import Renderer, RenderOptions  # noqa: E402
-from longwrite.stream import ThinkAnswerParser  # noqa: E402
+from longwrite.display.renderer import Renderer, RenderOptions  # noqa: E402
+from longwrite.generate.job import WriteOptions, resolve_request  # noqa: E402
+from longwrite.generate.parser import ThinkAnswerParser  # noqa: E402
+from longwrite.io.counting import count_words  # noqa: E402
 
 TARGET_WORDS = 10_000
 PROMPT = "Write a 10,000-word report on urban heat islands."

@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from longwrite.rewards import score_completion  # noqa: E402
-from longwrite.targets import WordRange  # noqa: E402
+from longwrite.length.targets import WordRange  # noqa: E402
+from longwrite.scoring.rewards import score_completion  # noqa: E402
 
 GROUP = 64
 RUNS = 3

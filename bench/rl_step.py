@@ -61,11 +61,11 @@ def bare(model: Path, out: Path, steps: int) -> list[float]:
     from transformers import PrinterCallback, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from longwrite.counting import count_words
-    from longwrite.prompting import build_prompt
-    from longwrite.rewards import format_reward, length_reward, repetition_penalty
-    from longwrite.stream import split_think_answer
-    from longwrite.targets import extract_target
+    from longwrite.generate.parser import split_think_answer
+    from longwrite.io.counting import count_words
+    from longwrite.length.targets import extract_target
+    from longwrite.prompt.templates import build_prompt
+    from longwrite.scoring.rewards import format_reward, length_reward, repetition_penalty
 
     recipe = yaml.safe_load(RECIPE.read_text())
     rollout, train = recipe["rollout"], recipe["train"]

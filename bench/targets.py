@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from longwrite.targets import extract_target  # noqa: E402
+from longwrite.length.targets import extract_target  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "longbench_write.jsonl"
 

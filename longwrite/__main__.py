@@ -1,6 +1,6 @@
 """`python -m longwrite` is the same as the `longwrite` command."""
 
-from longwrite.cli import main
+from longwrite.cli.app import main
 
 if __name__ == "__main__":
     main()

@@ -62,7 +62,7 @@ _CHINESE = """\
 def _template_texts() -> list[str]:
     """The think templates from prompts/ (source checkout or wheel)."""
     try:
-        from longwrite.prompting import templates_dir
+        from longwrite.prompt.templates import templates_dir
 
         folder = templates_dir()
     except ImportError:

@@ -20,6 +20,7 @@ import socket
 import struct
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -38,6 +39,11 @@ class Script:
     - `status`: answer every completion request with this HTTP error status;
       `error_after`: send an error event (as vLLM does mid-stream) after this many pieces.
     - `delay`: seconds between pieces; `hang`: seconds before the first byte of a completion.
+    - `faults`: `status` and `hang` hit only the first `faults` completion requests (None:
+      every one); `status_body` replaces the JSON error body (a proxy's HTML page, say).
+    - `junk_after`: send an event whose data is not JSON after this many pieces.
+    - llama.cpp's server: `usage=False` never sends a usage report, and `blank_every=k` puts
+      a token that carries no text (a character still incomplete) before every k-th piece.
     """
 
     text: str = ""
@@ -55,6 +61,11 @@ class Script:
     delay: float = 0.0
     hang: float = 0.0
     finish_separate: bool = False
+    faults: int | None = None
+    status_body: str | None = None
+    junk_after: int | None = None
+    usage: bool = True
+    blank_every: int = 0
 
     def candidate(self, index: int) -> str:
         if index == 0 or index > len(self.others):
@@ -91,12 +102,24 @@ def cut_points(text: str, sizes: tuple[int, ...]) -> list[tuple[int, int]]:
     return out
 
 
+def tokens_of(text: str, start: int, script: Script) -> list[str]:
+    """The tokens that continue `text[:start]`, one piece of text each ("" for a blank one)."""
+    out = []
+    for number, (a, b) in enumerate(cut_points(text, script.pieces), start=1):
+        if b <= start:
+            continue
+        if script.blank_every and number % script.blank_every == 0:
+            out.append("")  # the first half of a character, which arrives with the next token
+        out.append(text[max(a, start) : b])
+    return out
+
+
 def plan(text: str, start: int, script: Script, max_tokens: int, stops: list[str]) -> Planned:
     """The pieces that continue `text[:start]`: at most `max_tokens`, cut before a stop string.
 
     The stop string that completes first wins (on a tie, the longest), as when generating.
     """
-    pieces = [text[max(a, start) : b] for a, b in cut_points(text, script.pieces) if b > start]
+    pieces = tokens_of(text, start, script)
     rest = text[start:]
     found = [(rest.find(s) + len(s), rest.find(s)) for s in stops if s and s in rest]
     if found:
@@ -110,7 +133,7 @@ def plan(text: str, start: int, script: Script, max_tokens: int, stops: list[str
             for piece in pieces[:count]:
                 part = piece[: max(0, keep - used)]
                 used += len(piece)
-                if part:
+                if part or not piece:  # a blank token is sent as it is
                     trimmed.append(part)
             return Planned(trimmed, "stop", count)
     if len(pieces) > max_tokens:
@@ -162,6 +185,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
+    def _send_page(self, status: int, payload: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
     def do_GET(self) -> None:
         self._record(None)
         if not self._authorised():
@@ -193,20 +223,25 @@ class _Handler(BaseHTTPRequestHandler):
             message = f"The model `{body.get('model')}` does not exist."
             self._send_json(404, error_body(404, message))
             return
-        if script.status is not None:
-            self._send_json(script.status, error_body(script.status, "scripted failure"))
+        faulty = self.owner.take_fault()
+        if script.status is not None and faulty:
+            if script.status_body is None:
+                self._send_json(script.status, error_body(script.status, "scripted failure"))
+            else:
+                self._send_page(script.status, script.status_body.encode())
             return
         planned = self._plan(body)
         if planned is None:
             self._send_json(400, error_body(400, "prompt is not the base prompt + a prefix"))
             return
-        if script.hang and self.owner.stopping.wait(script.hang):
-            return
-        try:
-            self._stream(body, planned)
-        except OSError:  # the client went away
-            self.owner.client_gone.set()
-            self.close_connection = True
+        with self.owner.streaming():
+            if script.hang and faulty and self.owner.stopping.wait(script.hang):
+                return
+            try:
+                self._stream(body, planned)
+            except OSError:  # the client went away
+                self.owner.client_gone.set()
+                self.close_connection = True
 
     def _plan(self, body: dict[str, Any]) -> list[Planned] | None:
         script = self.owner.script
@@ -247,6 +282,11 @@ class _Handler(BaseHTTPRequestHandler):
             choice = {"index": index, "text": piece, "logprobs": None, "finish_reason": finish}
             self._event({**head, "choices": [choice], "usage": None})
             owner.pieces_sent += 1
+            if sent == script.junk_after:
+                self._chunk(b"data: <html><body>502 Bad Gateway</body></html>\n\n")
+                self._event("[DONE]")
+                self._chunk(b"")
+                return
             if sent == script.error_after:
                 self._event({"error": {"message": "scripted engine crash", "code": 500}})
                 self._event("[DONE]")
@@ -255,7 +295,7 @@ class _Handler(BaseHTTPRequestHandler):
             if sent == drop:
                 self._drop(script.drop_style)
                 return
-        if (body.get("stream_options") or {}).get("include_usage"):
+        if script.usage and (body.get("stream_options") or {}).get("include_usage"):
             tokens = sum(p.tokens for p in planned)
             prompt_tokens = len(body["prompt"]) // 4
             usage = {"prompt_tokens": prompt_tokens, "completion_tokens": tokens}
@@ -314,10 +354,13 @@ class ScriptedServer:
     client_gone: threading.Event = field(default_factory=threading.Event)
     stopping: threading.Event = field(default_factory=threading.Event)
     connections: set[socket.socket] = field(default_factory=set)
+    in_flight: int = 0  # completion streams being answered now
+    most_in_flight: int = 0  # the most at any one time
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._drops_left = self.script.drops
+        self._faults_left = self.script.faults
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -339,6 +382,28 @@ class ScriptedServer:
                 return False
             self._drops_left -= 1
             return True
+
+    def take_fault(self) -> bool:
+        """Whether this request gets the scripted `status` or `hang` (uses up one of `faults`)."""
+        with self._lock:
+            if self._faults_left is None:
+                return True
+            if self._faults_left <= 0:
+                return False
+            self._faults_left -= 1
+            return True
+
+    @contextlib.contextmanager
+    def streaming(self) -> Iterator[None]:
+        """Counts the completion streams in flight while the block runs."""
+        with self._lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.in_flight -= 1
 
     def __enter__(self) -> ScriptedServer:
         self._httpd = _HTTPServer(("127.0.0.1", 0), _Handler)

@@ -13,21 +13,15 @@ from pathlib import Path
 import pytest
 from scripted import CandidatesEngine, RoundsEngine, ScriptedEngine, cut, join_candidates
 
-from longwrite.appendlog import AppendLog
-from longwrite.batch import (
-    BatchProgress,
-    _duration,
-    _report,
-    done_ids,
-    run_batch,
-    run_batch_command,
-    run_item,
-)
-from longwrite.batch_input import BatchItem, parse_item, prompt_id, read_items
-from longwrite.batching import EnginePool, RowBatcher, is_connection_failure
+from longwrite.batch.input import BatchItem, parse_item, prompt_id, read_items
+from longwrite.batch.pool import EnginePool, RowBatcher, is_connection_failure
+from longwrite.batch.runner import done_ids, run_batch, run_item
+from longwrite.cli.batch import _report, run_batch_command
+from longwrite.display.batch_progress import BatchProgress, duration
 from longwrite.engines.base import Chunk, EngineError, EngineInfo, Sampling
 from longwrite.errors import LongwriteError
-from longwrite.job import WriteOptions
+from longwrite.generate.job import WriteOptions
+from longwrite.io.jsonl import AppendLog
 
 BASE = WriteOptions(prompt="", max_tokens=40, temperature=0.6, top_p=0.95)
 
@@ -356,8 +350,8 @@ def test_ctrl_c_keeps_whole_lines_only(tmp_path: Path) -> None:
 
 
 def test_duration() -> None:
-    assert _duration(75) == "1m15s"
-    assert _duration(3725) == "1h02m"
+    assert duration(75) == "1m15s"
+    assert duration(3725) == "1h02m"
 
 
 # ---------------------------------------------------------------- the row batcher
@@ -458,7 +452,7 @@ def tiny_engine(tiny_model_dir: Path):
 
 
 def test_stream_prompts_equals_one_greedy_stream_per_prompt(tiny_engine) -> None:
-    from longwrite.prompting import build_prompt
+    from longwrite.prompt.templates import build_prompt
 
     prompts = [
         build_prompt("Write a story."),

@@ -23,11 +23,12 @@ from typing import Any
 import pytest
 from sse_server import Script, ScriptedServer, _Handler, _HTTPServer, plan
 
-from longwrite.appendlog import AppendLog
-from longwrite.batch import BatchFailed, run_batch_command
-from longwrite.batch_input import prompt_id
-from longwrite.counting import count_words
-from longwrite.job import WriteOptions
+from longwrite.batch.input import prompt_id
+from longwrite.batch.runner import BatchFailed
+from longwrite.cli.batch import run_batch_command
+from longwrite.generate.job import WriteOptions
+from longwrite.io.counting import count_words
+from longwrite.io.jsonl import AppendLog
 
 USER, ASSISTANT = "<|user|>: ", " <|assistant|>:"
 BASE = WriteOptions(prompt="", max_tokens=200, max_rounds=0)
@@ -200,7 +201,7 @@ def test_unreachable_servers_are_skipped_at_start(tmp_path: Path, capsys) -> Non
         dead = "http://127.0.0.1:9"  # discard port: nothing listens
         servers = tmp_path / "servers.txt"
         servers.write_text(f"# two servers\n{dead}\n{srv.url}  # the live one\n", encoding="utf-8")
-        from longwrite.batching import server_urls
+        from longwrite.batch.pool import server_urls
 
         urls = server_urls(None, servers)
         assert urls == [dead, srv.url]
@@ -213,8 +214,8 @@ def test_unreachable_servers_are_skipped_at_start(tmp_path: Path, capsys) -> Non
 
 APP = """
 import sys
-from longwrite import cli
-from longwrite.batch import batch_command
+from longwrite.cli import app as cli
+from longwrite.cli.batch import batch_command
 cli.app.registered_commands = [c for c in cli.app.registered_commands if c.name != "batch"]
 cli.app.command("batch")(batch_command)
 cli.main(sys.argv[1:])
@@ -224,8 +225,8 @@ cli.main(sys.argv[1:])
 def batch_argv() -> list[str]:
     """`python -m longwrite batch` once cli.py registers the command; until then a script
     that registers it the same way and runs `cli.main`."""
-    from longwrite import cli
-    from longwrite.batch import batch_command
+    from longwrite.cli import app as cli
+    from longwrite.cli.batch import batch_command
 
     if any(c.callback is batch_command for c in cli.app.registered_commands):
         return [sys.executable, "-m", "longwrite", "batch"]

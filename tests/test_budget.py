@@ -2,7 +2,8 @@
 
 import pytest
 
-from longwrite.budget import (
+from longwrite.io.counting import count_words
+from longwrite.length.budget import (
     DEFAULT_CONTEXT,
     HEADROOM,
     SAMPLES,
@@ -11,7 +12,6 @@ from longwrite.budget import (
     plan_budget,
     tokens_per_word,
 )
-from longwrite.counting import count_words
 
 
 def two_per_word(text: str) -> int:

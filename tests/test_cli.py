@@ -9,8 +9,8 @@ from scripted import CandidatesEngine, RoundsEngine, ScriptedEngine, cut
 from typer.testing import CliRunner
 
 from longwrite import __version__
-from longwrite.cli import app, main, route
-from longwrite.prompting import build_prompt
+from longwrite.cli.app import app, main, route
+from longwrite.prompt.templates import build_prompt
 
 TRANSCRIPT = (
     "<think>Plan: a title, then two short sections.</think>\n<answer>\n# Tides\n\n"
@@ -139,7 +139,8 @@ def test_prompt_from_stdin(scripted):
         app, ["write", "--max-rounds", "0"], input="写一篇2000字的散文，题目是《秋》\n"
     )
     assert result.exit_code == 0, result.output
-    assert engine.prompts == [build_prompt("写一篇2000字的散文，题目是《秋》\n")]
+    # the newline that ends piped text is not part of the prompt
+    assert engine.prompts == [build_prompt("写一篇2000字的散文，题目是《秋》")]
     assert "<|用户|>" in engine.prompts[0]
 
 
@@ -249,7 +250,7 @@ def test_count_stdin_json():
 def _modules_loaded_by(argv: list[str]) -> set[str]:
     code = (
         "import sys\n"
-        "from longwrite.cli import main\n"
+        "from longwrite.cli.app import main\n"
         "try:\n"
         f"    main({argv!r})\n"
         "except SystemExit:\n"

@@ -2,8 +2,10 @@
 
 from scripted import CandidatesEngine
 
-from longwrite.control import best_of, steer, steer_sentence, with_budget
-from longwrite.prompting import build_request
+from longwrite.generate.best_of import best_of
+from longwrite.length.budget import with_budget
+from longwrite.length.steer import steer, steer_sentence
+from longwrite.prompt.request import build_request
 
 
 def test_steer_sentence_in_both_languages():

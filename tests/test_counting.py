@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from longwrite.counting import WordCounter, count_words
+from longwrite.io.counting import WordCounter, count_words
 
 
 def test_english_words():

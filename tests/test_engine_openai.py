@@ -12,7 +12,7 @@ from sse_server import Planned, Script, ScriptedServer, cut_points, plan
 from longwrite.engines.base import DEFAULT_STOP, Chunk, Engine, EngineError, Sampling
 from longwrite.engines.openai import OpenAIEngine, ServerError, from_env, normalise_url
 from longwrite.errors import LongwriteError
-from longwrite.stream import ThinkAnswerParser
+from longwrite.generate.parser import ThinkAnswerParser
 
 BASE = "PROMPT:"
 DOC = (

@@ -20,10 +20,9 @@ import pytest
 from sse_server import Script, ScriptedServer, _Handler, _HTTPServer, error_body, plan
 from typer.testing import CliRunner
 
-from longwrite.appendlog import AppendLog
+from longwrite.cli.eval import eval_app
 from longwrite.errors import LongwriteError
-from longwrite.evaluate import eval_app
-from longwrite.judge import (
+from longwrite.evaluate.quality import (
     DIMENSIONS,
     Verdict,
     default_scores_path,
@@ -37,6 +36,7 @@ from longwrite.judge import (
     server_judge,
     summarize_quality,
 )
+from longwrite.io.jsonl import AppendLog
 
 # ---------------------------------------------------------------- pure parts
 
@@ -289,3 +289,18 @@ def test_eval_quality_command(tmp_path: Path) -> None:
         table = runner.invoke(eval_app, args)
         assert len(judge.completions) == 1  # only d was asked again
     assert "70.83" in table.stdout and "75.00" in table.stdout and "unscored" in table.stdout
+
+
+def test_a_second_judge_run_on_the_same_scores_file_is_refused(tmp_path: Path) -> None:
+    from longwrite.errors import LongwriteError
+    from longwrite.evaluate.quality import judge_file, load_items
+    from longwrite.io.jsonl import AppendLog
+
+    results = hand_file(tmp_path)
+    holder = AppendLog(default_scores_path(results))
+    holder.lock()  # another `eval quality` run is writing verdicts
+    try:
+        with pytest.raises(LongwriteError, match="another longwrite run is writing"):
+            judge_file(load_items(results), lambda _: "", default_scores_path(results))
+    finally:
+        holder.close()

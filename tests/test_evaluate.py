@@ -11,21 +11,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import longwrite.evaluate
+import longwrite.evaluate.length
+from longwrite.cli.eval import eval_app
 from longwrite.errors import LongwriteError
-from longwrite.evaluate import (
-    LengthResult,
-    eval_app,
-    length_score,
-    load_results,
-    summarize,
-)
+from longwrite.evaluate.length import LengthResult, length_score, load_results, summarize
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def test_doctests():
-    result = doctest.testmod(longwrite.evaluate)
+    result = doctest.testmod(longwrite.evaluate.length)
     assert result.attempted > 0
     assert result.failed == 0
 
@@ -68,7 +63,7 @@ LINES = [
     {"id": "a2", "type": "A", "length": 2, "answer": "a b, c d"},  # y = 2x: 66.67
     {"prompt": "Write a story", "type": "B", "length": 4, "answer": "2,000 more words!"},  # 50
     {"id": 7, "type": "B", "length": 3, "answer": ""},  # 0
-    {"type": "B", "words": 1, "answer": "hello 世界"},  # y = 3x: 33.33
+    {"type": "B", "length": 1, "words": 3, "answer": "hello 世界"},  # y = 3x: 33.33
 ]
 
 
@@ -122,9 +117,10 @@ def test_untyped_results_have_no_per_type_scores(tmp_path: Path):
 
 
 def test_length_and_words_fields(tmp_path: Path):
+    # `words` is the answer's own count in longwrite's outputs: never the required length
     rows = [
         {"length": 4, "answer": "a b"},  # 50
-        {"words": 4, "answer": "a b"},  # 50
+        {"length": 4, "words": 2, "answer": "a b"},  # 50
         {"length": 2.0, "answer": "a b"},  # a whole float is fine: 100
         {"length": 1, "words": 99, "answer": "a"},  # `length` wins: 100
     ]
@@ -140,7 +136,8 @@ def test_length_and_words_fields(tmp_path: Path):
         ('["length", 10]', "expected a JSON object"),
         ('{"answer": "x"}', "no required length"),
         ('{"length": 0, "answer": "x"}', "positive whole number"),
-        ('{"words": -5, "answer": "x"}', "positive whole number"),
+        ('{"length": -5, "answer": "x"}', "positive whole number"),
+        ('{"words": 5, "answer": "x"}', "no required length"),
         ('{"length": 2.5, "answer": "x"}', "positive whole number"),
         ('{"length": "2000", "answer": "x"}', "positive whole number"),
         ('{"length": true, "answer": "x"}', "positive whole number"),
@@ -227,7 +224,7 @@ def test_cli_plot_into_a_missing_folder(results_file: Path, tmp_path: Path):
 
 def test_importing_evaluate_loads_no_plotting_library():
     code = (
-        "import sys, longwrite.evaluate; "
+        "import sys, longwrite.evaluate.length; "
         "print(sorted(m for m in ('matplotlib', 'numpy') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -3,7 +3,7 @@
 import pytest
 
 from longwrite.errors import LongwriteError
-from longwrite.files import PartialFile, atomic_write_text
+from longwrite.io.files import PartialFile, atomic_write_text
 
 
 def test_commit_replaces_the_target_atomically(tmp_path):

@@ -149,8 +149,8 @@ def test_continuation_through_the_transformers_engine(tiny_model_dir):
 
     from longwrite.engines.base import Sampling
     from longwrite.engines.transformers import TransformersEngine
-    from longwrite.prompting import build_request
-    from longwrite.write import Continuation, write_document
+    from longwrite.generate.rounds import Continuation, write_document
+    from longwrite.prompt.request import build_request
 
     class Sink:
         def handle(self, event):
@@ -185,4 +185,6 @@ def test_continuation_through_the_transformers_engine(tiny_model_dir):
     assert seen[1][0].startswith(request.prompt + first[: first.index(stop)])
     assert seen[1][1].min_tokens > 0
     assert seen[1][1].max_tokens == 40 - result.rounds[0].tokens
+    # min_tokens holds off the stop string too (the greedy continuation would repeat it at once)
+    assert result.rounds[1].tokens >= seen[1][1].min_tokens
     assert result.tokens == sum(r.tokens for r in result.rounds)

@@ -24,7 +24,7 @@ def test_wheel_ships_the_prompt_templates_byte_for_byte(tmp_path):
             assert f"longwrite/prompts/{name}" in names
             assert z.read(f"longwrite/prompts/{name}") == (ROOT / "prompts" / name).read_bytes()
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-        assert "longwrite = longwrite.cli:main" in z.read(entry_points).decode()
+        assert "longwrite = longwrite.cli.app:main" in z.read(entry_points).decode()
 
 
 def test_ruff_is_clean():

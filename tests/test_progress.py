@@ -3,8 +3,8 @@
 import io
 import re
 
-from longwrite.control import Candidate
-from longwrite.progress import CandidateProgress, score_line
+from longwrite.display.progress import CandidateProgress, score_line
+from longwrite.generate.best_of import Candidate
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 

@@ -7,13 +7,8 @@ from pathlib import Path
 import pytest
 
 from longwrite.errors import LongwriteError
-from longwrite.prompting import (
-    build_prompt,
-    build_request,
-    detect_language,
-    load_template,
-    templates_dir,
-)
+from longwrite.prompt.request import build_request
+from longwrite.prompt.templates import build_prompt, detect_language, load_template, templates_dir
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared/reference/longwriter-zero.md"
 # sha256 of the templates as published on the model card (pinned: any edit must fail).

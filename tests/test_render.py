@@ -1,4 +1,4 @@
-"""Tests for the streaming display (`longwrite.render`).
+"""Tests for the streaming display (`longwrite.display.renderer`).
 
 Terminal output is checked through a tiny terminal emulator (`screen`): it applies the cursor
 and erase codes rich's Live area uses, so what it returns is what stays in the scrollback after
@@ -19,17 +19,13 @@ from rich.console import Console
 from rich.markdown import Markdown
 from scripted import random_cut
 
-from longwrite.counting import count_words
-from longwrite.render import (
-    Renderer,
-    RenderOptions,
-    _blocks,
-    _LiveView,
-    format_duration,
-    format_status,
-    split_finished_blocks,
-)
-from longwrite.stream import AnswerDelta, Done, ThinkAnswerParser, ThinkDelta
+from longwrite.display.blocks import split_finished_blocks
+from longwrite.display.blocks import top_level_blocks as _blocks
+from longwrite.display.live import LiveView as _LiveView
+from longwrite.display.renderer import Renderer, RenderOptions
+from longwrite.display.status import format_duration, format_status
+from longwrite.generate.parser import AnswerDelta, Done, ThinkAnswerParser, ThinkDelta
+from longwrite.io.counting import count_words
 
 # --------------------------------------------------------------------------------------------
 # Helpers

@@ -26,9 +26,10 @@ from hypothesis import strategies as st
 from scripted import random_cut
 from test_render import _LINES, one_shot, screen
 
-import longwrite.render as render
-from longwrite.render import Renderer, RenderOptions
-from longwrite.stream import AnswerDelta, Done, ThinkDelta
+import longwrite.display.live as live
+import longwrite.display.renderer as render
+from longwrite.display.renderer import Renderer, RenderOptions
+from longwrite.generate.parser import AnswerDelta, Done, ThinkDelta
 
 PACE = 100  # tokens per second
 _ERASE = re.compile(r"\r\x1b\[2K(?:\x1b\[1A\x1b\[2K)*")
@@ -105,7 +106,8 @@ def test_tokens_without_text_redraw_the_status_not_the_markdown(monkeypatch):
             made.append(markup)
             super().__init__(markup, *args, **kwargs)
 
-    monkeypatch.setattr(render, "Markdown", CountingMarkdown)
+    for module in (live, render):  # the live block, and printed blocks
+        monkeypatch.setattr(module, "Markdown", CountingMarkdown)
     clock, out, err = ManualClock(), io.StringIO(), io.StringIO()
     stall_s = 3
     with renderer(clock, out, err, target_words=500) as r:
@@ -205,8 +207,8 @@ def test_the_cli_on_a_terminal_at_the_real_pace(tmp_path):
     from sse_server import Script, ScriptedServer
     from test_render import words_doc
 
-    from longwrite.counting import count_words
-    from longwrite.job import WriteOptions, resolve_request
+    from longwrite.generate.job import WriteOptions, resolve_request
+    from longwrite.io.counting import count_words
 
     doc, _ = words_doc(150, seed=4)
     prompt = "Write a short note about lanterns."

@@ -8,10 +8,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from longwrite.cli.eval import eval_app
 from longwrite.errors import LongwriteError
-from longwrite.evaluate import eval_app
-from longwrite.judge import DIMENSIONS, Verdict, load_items, summarize_quality
-from longwrite.report import ReportData, plot_paths, render_markdown, write_report
+from longwrite.evaluate.quality import (
+    DIMENSIONS,
+    Verdict,
+    answer_digest,
+    load_items,
+    summarize_quality,
+)
+from longwrite.evaluate.report import ReportData, plot_paths, render_markdown, write_report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -36,11 +42,13 @@ def write_files(tmp_path: Path, *, quality: bool = True) -> Path:
         encoding="utf-8",
     )
     if quality:
+        # each verdict names what it judged (`answer_sha`): only then does it count
+        sha = {r["id"]: answer_digest(f"Write {r['id']}.", r["answer"]) for r in ROWS}
         verdicts = [
-            Verdict(k, dict(zip(DIMENSIONS, map(float, v), strict=True)), 1)
+            Verdict(k, dict(zip(DIMENSIONS, map(float, v), strict=True)), 1, None, sha[k])
             for k, v in RATINGS.items()
         ]
-        verdicts.append(Verdict("d", None, 3, "malformed reply: no JSON object"))
+        verdicts.append(Verdict("d", None, 3, "malformed reply: no JSON object", sha["d"]))
         (tmp_path / "run.quality.jsonl").write_text(
             "".join(json.dumps(v.to_json()) + "\n" for v in verdicts), encoding="utf-8"
         )

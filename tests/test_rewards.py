@@ -8,9 +8,10 @@ import random
 
 import pytest
 
-import longwrite.rewards
-from longwrite.counting import count_words
-from longwrite.rewards import (
+import longwrite.scoring.rewards
+from longwrite.io.counting import count_words
+from longwrite.length.targets import WordRange
+from longwrite.scoring.rewards import (
     Scores,
     default_max_words,
     format_reward,
@@ -19,11 +20,10 @@ from longwrite.rewards import (
     repetition_penalty,
     score_completion,
 )
-from longwrite.targets import WordRange
 
 
 def test_doctests():
-    result = doctest.testmod(longwrite.rewards)
+    result = doctest.testmod(longwrite.scoring.rewards)
     assert result.attempted > 0
     assert result.failed == 0
 
@@ -102,6 +102,11 @@ def test_length_rejects_nonsense(words, lo, hi, max_words):
         "<think>plan</think>\n<answer>The document.</answer>",
         " <think>\nplan\n</think>\n\n<answer>\n# Title\n\nText.\n</answer>\n",
         "<think>plan with a < b and <thinking></think> <answer>a <answers> tag",
+        # tags quoted inside the plan or the answer are text (the template names them)
+        "<think>The essay goes inside <answer> tags, after </think>.</think>\n<answer>Doc",
+        "<think>Use <think> </think> and <answer> </answer> tags.</think> <answer>Doc",
+        "<think>plan</think><answer>In XML, write <think> and <answer> literally.",
+        "<think>plan</think>\n\n<answer>Doc.</answer>\n\n",
     ],
 )
 def test_format_well_formed(text):
@@ -113,6 +118,7 @@ def test_format_well_formed(text):
     [
         "plan</think><answer>The document.",  # missing <think>
         "<think>plan<answer>The document.",  # missing </think>
+        "<think>plan\n<answer>The document.",  # missing </think>, <answer> on its own line
         "<think>plan</think>The document.",  # missing <answer>
         "<think>a</think><think>b</think><answer>The document.",  # two think blocks
         "<think>a</think><answer>b</answer><think>c</think>",
@@ -122,7 +128,6 @@ def test_format_well_formed(text):
         "<think>plan</think><answer>The document.</answer> Hope this helps!",  # text after
         "<think>plan</think><answer>one</answer><answer>two",  # two answers
         "<think>plan</think><answer>one</answer></answer>",
-        "<think>plan </answer></think><answer>The document.",  # </answer> inside thinking
         "<think>  </think><answer>The document.",  # blank thinking
         "<think>plan</think><answer>  </answer>",  # blank answer
         "The document with no tags at all.",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from longwrite.rl.cli import rl_app, serve_command
+from longwrite.cli.rl import rl_app, serve_command
 from longwrite.rl.config import (
     ConfigError,
     RunConfig,
@@ -26,8 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 # atexit line tells whether a heavy library was imported (it must not be, for config errors).
 MOUNTED = """
 import atexit, sys
-from longwrite import cli
-from longwrite.rl.cli import rl_app
+from longwrite.cli import app as cli
+from longwrite.cli.rl import rl_app
 cli.app.registered_commands = [c for c in cli.app.registered_commands if c.name != "rl"]
 cli.app.registered_groups = [g for g in cli.app.registered_groups if g.name != "rl"]
 cli.app.add_typer(rl_app, name="rl")

@@ -7,9 +7,9 @@ import sse_server
 from sse_server import Script, ScriptedServer, plan
 from typer.testing import CliRunner
 
+from longwrite.cli.rl import rl_app
 from longwrite.errors import LongwriteError
-from longwrite.prompting import build_prompt
-from longwrite.rl.cli import rl_app
+from longwrite.prompt.templates import build_prompt
 from longwrite.rl.data import load_training_rows, prepare
 
 PROMPTS = [

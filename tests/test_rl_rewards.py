@@ -6,7 +6,7 @@ import pytest
 import sse_server
 from sse_server import Script, ScriptedServer, plan
 
-import longwrite.rl.cli
+import longwrite.cli.rl
 import longwrite.rl.plots
 import longwrite.rl.rewards
 import longwrite.rl.train
@@ -24,7 +24,7 @@ from longwrite.rl.rewards import (
 
 
 def test_doctests():
-    for module in (longwrite.rl.rewards, longwrite.rl.train, longwrite.rl.plots, longwrite.rl.cli):
+    for module in (longwrite.rl.rewards, longwrite.rl.train, longwrite.rl.plots, longwrite.cli.rl):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
 
@@ -70,7 +70,8 @@ def test_format_reward_by_hand():
         "<think>plan</think><answer>one two three four five\n\nsix seven eight nine ten",
         "<think>plan</think><answer>a b c d e\n\na b c d e",  # half repeated
         "just prose, no tags",
-        "<think>plan</think><answer>x</answer> trailing",
+        # (text after `</answer>` is cut off, as inference stops there: tests/test_rl_fixes.py)
+        "<think>plan <answer>x y",  # no </think>; the mid-line <answer> is quoted, not a tag
     ]
     metrics = Metrics()
     rewards = FormatReward()(["p"] * 5, completions, log_metric=metrics)

@@ -12,8 +12,8 @@ import pytest
 from test_rl_config import MOUNTED, REPO, run_cli
 from typer.testing import CliRunner
 
+from longwrite.cli.rl import rl_app
 from longwrite.errors import LongwriteError
-from longwrite.rl.cli import rl_app
 from longwrite.rl.train import (
     is_complete_checkpoint,
     progress_line,

@@ -311,14 +311,15 @@ FAKE_VLLM = textwrap.dedent(
 )
 
 # `serve` registered on the real CLI as the lead registers it (once registered there, as is),
-# run through `longwrite.cli.main`, so errors and exit codes are the CLI's. SIGINT is restored to
-# Python's default: a test runner started in the background may have ignored it, and children
+# run through `longwrite.cli.app.main`, so errors and exit codes are the CLI's. SIGINT is
+# restored to Python's default: a test runner started in the background may have ignored
+# it, and children
 # inherit that.
 SERVE_MAIN = textwrap.dedent(
     """\
     import signal, sys
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    from longwrite import cli
+    from longwrite.cli import app as cli
     from longwrite.serve import serve_command
     if not any(c.callback is serve_command for c in cli.app.registered_commands):
         cli.app.command("serve", context_settings=CONTEXT)(serve_command)

@@ -1,4 +1,4 @@
-"""Tests for the incremental think/answer parser (`longwrite.stream`)."""
+"""Tests for the incremental think/answer parser (`longwrite.generate.parser`)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from longwrite.stream import (
+from longwrite.generate.parser import (
+    PREAMBLE,
     AnswerDelta,
     Done,
     Event,
     ThinkAnswerParser,
     ThinkDelta,
+    parse_transcript,
     split_think_answer,
 )
 
@@ -58,21 +60,42 @@ def reference_split(text: str) -> tuple[str, str]:
         end = rest.find("</answer>")
         return rest if end == -1 else rest[:end]
 
+    def structural_close(after: str) -> bool:
+        stripped = after.lstrip()
+        if "\n" in after[: len(after) - len(stripped)]:
+            return True
+        # at the end of the output, a possible tag's beginning counts as the tag
+        return any(t.startswith(stripped) or stripped.startswith(t) for t in TAGS_AFTER_CLOSE)
+
+    def thinking_part(body: str, line_start: bool) -> tuple[str, str]:
+        body = body.lstrip()
+        for k in range(len(body)):
+            if body.startswith("<answer>", k):
+                line = body[:k].rsplit("\n", 1)
+                if not line[-1].strip(" \t") and (len(line) == 2 or line_start):
+                    return body[:k], answer_part(body[k + len("<answer>") :])
+            if body.startswith("</think>", k) and structural_close(body[k + len("</think>") :]):
+                rest = body[k + len("</think>") :].lstrip()
+                if rest.startswith("<think>"):
+                    more, answer = thinking_part(rest[len("<think>") :], True)
+                    return body[:k] + "\n\n" + more, answer
+                if rest.startswith("<answer>"):
+                    rest = rest[len("<answer>") :]
+                return body[:k], answer_part(rest)
+        return body, ""
+
     s = text.lstrip()
-    if s.startswith("<think>"):
-        body = s[len("<think>") :]
-        close_at, answer_at = body.find("</think>"), body.find("<answer>")
-        if close_at == -1 and answer_at == -1:
-            return body.lstrip(), ""
-        if answer_at != -1 and (close_at == -1 or answer_at < close_at):
-            return body[:answer_at].lstrip(), answer_part(body[answer_at + len("<answer>") :])
-        rest = body[close_at + len("</think>") :].lstrip()
-        if rest.startswith("<answer>"):
-            rest = rest[len("<answer>") :]
-        return body[:close_at].lstrip(), answer_part(rest)
-    if s.startswith("<answer>"):
-        return "", answer_part(s[len("<answer>") :])
-    return "", answer_part(s)
+    starts = [(s.find(t), t) for t in ("<think>", "<answer>") if -1 < s.find(t) <= PREAMBLE]
+    if not starts:
+        return "", answer_part(s)
+    at, tag = min(starts)
+    if tag == "<answer>":
+        return s[:at], answer_part(s[at + len(tag) :])
+    thinking, answer = thinking_part(s[at + len(tag) :], True)
+    return s[:at] + thinking, answer
+
+
+TAGS_AFTER_CLOSE = ("<answer>", "<think>")
 
 
 # --------------------------------------------------------------------------------------------
@@ -95,9 +118,32 @@ CASES: list[tuple[str, tuple[str, str]]] = [
     ("<answer>\n\nOnly an answer.", ("", "Only an answer.")),
     # <think> and no </think>: all thinking, empty answer
     ("<think>\nstill planning, cut off by length", ("still planning, cut off by length", "")),
-    # <think> then <answer> without </think>
-    ("<think>plan<answer>doc", ("plan", "doc")),
+    # <think> then <answer> without </think>: only an <answer> that begins a line opens it
+    ("<think>plan<answer>doc", ("plan<answer>doc", "")),
     ("<think>plan \n<answer>\n doc", ("plan \n", "doc")),
+    ("<think><answer>doc", ("", "doc")),
+    # the plan quotes the tags (the template names them): they stay thinking
+    (
+        "<think>The essay goes inside <answer> tags, after </think>. Then:\n"
+        "1. intro </think> <answer>\n# Essay\n\nText.",
+        (
+            "The essay goes inside <answer> tags, after </think>. Then:\n1. intro ",
+            "# Essay\n\nText.",
+        ),
+    ),
+    (
+        "<think>Wrap it in <think> </think> and <answer> </answer> tags.</think>\n<answer>Doc",
+        ("Wrap it in <think> </think> and <answer> </answer> tags.", "Doc"),
+    ),
+    # a </think> that ends its line is structural even without <answer>
+    ("<think>plan</think>\nDoc", ("plan", "Doc")),
+    # text before <think> is a preamble, not the document
+    ("Sure. <think>plan</think><answer>Doc", ("Sure. plan", "Doc")),
+    ("Sure! Here it is. <answer>Doc", ("Sure! Here it is. ", "Doc")),
+    ("x" * PREAMBLE + "<think>p</think><answer>d", ("x" * PREAMBLE + "p", "d")),
+    ("x" * (PREAMBLE + 1) + "<think>p", ("", "x" * (PREAMBLE + 1) + "<think>p")),
+    # two thinking blocks: both are thinking
+    ("<think>a</think><think>b</think><answer>D", ("a\n\nb", "D")),
     # leading whitespace and newlines everywhere; trailing whitespace in thinking is kept
     (" \n\t<think>\n\n  plan\n\n</think>\n\n  <answer>\n\n  # T\n", ("plan\n\n", "# T\n")),
     # after </think> without <answer>: the rest is answer
@@ -131,9 +177,10 @@ CASES: list[tuple[str, tuple[str, str]]] = [
     ("</think>doc", ("", "</think>doc")),
     # untagged answer still stops at </answer>
     ("doc</answer>junk", ("", "doc")),
-    # after </think>: something that looks like <answer> but is not
-    ("<think>p</think> <answers>x", ("p", "<answers>x")),
-    ("<think>p</think></answer>gone", ("p", "")),
+    # after </think> on its line: something that looks like <answer> but is not (quoted)
+    ("<think>p</think> <answers>x", ("p</think> <answers>x", "")),
+    ("<think>p</think>\n<answers>x", ("p", "<answers>x")),
+    ("<think>p</think></answer>gone", ("p</think></answer>gone", "")),
     # a dangling partial tag at the very end is content
     ("<think>p</think><answer>text </ans", ("p", "text </ans")),
     ("<think>plan </thi", ("plan </thi", "")),
@@ -192,11 +239,42 @@ def test_one_feed_with_both_segments_gives_one_event_each() -> None:
     assert events == [ThinkDelta("a <b c"), AnswerDelta("d < e")]
 
 
-def test_untagged_output_is_emitted_at_once() -> None:
+def test_untagged_output_is_emitted_once_the_preamble_window_has_passed() -> None:
     p = ThinkAnswerParser()
-    assert p.feed("  Hello") == [AnswerDelta("Hello")]
+    assert p.feed("  Hello") == []  # "Hello <think>" would still be a preamble
+    assert p.phase == "start"
+    rest = "x" * (PREAMBLE + len("<answer>"))
+    assert p.feed(rest) == [AnswerDelta("Hello" + rest)]
     assert p.phase == "answer"
     assert p.feed(" <think>") == [AnswerDelta(" <think>")]
+
+
+def test_preamble_then_think_streams_the_plan_as_thinking() -> None:
+    p = ThinkAnswerParser()
+    events = p.feed("Sure. <think>plan a, then b") + p.feed("</think>") + p.feed(" <answer>Doc")
+    assert events == [ThinkDelta("Sure. plan a, then b"), AnswerDelta("Doc")]
+    assert p.shape.preamble and not p.shape.well_formed
+
+
+def test_quoted_close_tag_is_held_only_until_the_next_character() -> None:
+    p = ThinkAnswerParser()
+    assert p.feed("<think>then </think>") == [ThinkDelta("then ")]
+    assert p.feed("  ") == []  # could still be `</think> <answer>`
+    assert p.feed("and more") == [ThinkDelta("</think>  and more")]
+    assert p.phase == "thinking"
+    assert p.feed("</think>\n") == []
+    assert p.phase == "answer"  # a line break ended it
+    assert p.feed("Doc") == [AnswerDelta("Doc")]
+    p.close("stop")
+    assert (p.thinking, p.answer) == ("then </think>  and more", "Doc")
+    assert p.shape.answer_opened == "untagged"
+
+
+def test_shape_of_the_normal_transcript() -> None:
+    p = parse_transcript("<think>plan with <answer> quoted</think>\n<answer>Doc</answer>\n")
+    assert p.shape.well_formed
+    assert p.shape.think_closed and p.shape.answer_closed and not p.shape.trailing
+    assert parse_transcript("<think>p</think><answer>Doc</answer> P.S.").shape.trailing
 
 
 def test_near_tag_is_released_as_soon_as_it_cannot_be_a_tag() -> None:
@@ -230,6 +308,9 @@ def test_close_in_start_state_makes_held_text_answer() -> None:
     assert p.feed(" \n<ans") == []
     assert p.close(None) == [AnswerDelta("<ans"), Done(None)]
     assert (p.thinking, p.answer) == ("", "<ans")
+    p = ThinkAnswerParser()
+    assert p.feed("A short untagged reply.") == []
+    assert p.close("stop") == [AnswerDelta("A short untagged reply."), Done("stop")]
 
 
 def test_close_after_answer_end_drops_nothing_and_emits_done_only() -> None:
@@ -364,7 +445,7 @@ def test_random_transcripts_are_cut_independent(text: str, data: st.DataObject) 
 @given(random_transcripts, st.data())
 def test_emitted_text_is_never_retracted(text: str, data: st.DataObject) -> None:
     # After any prefix, what was emitted is a prefix of the final result, and what is still
-    # undecided (held back) is shorter than the longest tag.
+    # undecided (held back) is short.
     final = reference_split(text)
     points = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=10)))
     parser = ThinkAnswerParser()
@@ -378,4 +459,9 @@ def test_emitted_text_is_never_retracted(text: str, data: st.DataObject) -> None
         assert flushed[0].startswith(parser.thinking)
         assert flushed[1].startswith(parser.answer)
         pending = len(flushed[0]) + len(flushed[1]) - len(parser.thinking) - len(parser.answer)
-        assert 0 <= pending < len("</answer>")
+        assert pending >= 0
+        if parser.phase == "start":  # a preamble may still end in a tag
+            assert pending < PREAMBLE + len("<answer>")
+        else:  # a tag's beginning, or a `</think>` and the blanks after it
+            assert len(text[fed - pending : fed].split()) <= 2
+            assert len("".join(text[fed - pending : fed].split())) < 2 * len("</answer>")

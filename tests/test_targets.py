@@ -4,20 +4,22 @@ expected values are worked out by hand."""
 
 import pytest
 
-from longwrite.targets import (
+from longwrite.length.assess import (
+    apply_range_rules,
+    assessor_prompt,
+    parse_range_reply,
+    predict_range,
+    target_range,
+)
+from longwrite.length.targets import (
     MAX_PREDICTED,
     WORDS_PER_PAGE,
     WordRange,
-    apply_range_rules,
-    assessor_prompt,
     extract_target,
     paper_range,
     parse_chinese_number,
     parse_english_number,
     parse_number,
-    parse_range_reply,
-    predict_range,
-    target_range,
 )
 
 

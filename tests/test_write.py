@@ -2,9 +2,9 @@
 
 from scripted import RoundsEngine, ScriptedEngine, cut
 
-from longwrite.prompting import build_request
-from longwrite.stream import AnswerDelta
-from longwrite.write import Continuation, write_document
+from longwrite.generate.parser import AnswerDelta
+from longwrite.generate.rounds import Continuation, write_document
+from longwrite.prompt.request import build_request
 
 
 class Collect:

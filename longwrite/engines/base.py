@@ -64,6 +64,17 @@ class Sampling:
             raise ValueError("top_p must be in (0, 1]")
 
 
+def fit_max_tokens(max_tokens: int, prompt_tokens: int, context: int | None) -> int:
+    """The new tokens a request may ask for: `max_tokens`, within what the context leaves
+    after a prompt of `prompt_tokens` (0 or less: no room). The one rule every engine and
+    every continuation round applies, so the caller's count and the engine's agree.
+
+    >>> fit_max_tokens(15500, 20000, 32768), fit_max_tokens(500, 20000, 32768)
+    (12768, 500)
+    """
+    return max_tokens if context is None else min(max_tokens, context - prompt_tokens)
+
+
 @dataclass(frozen=True)
 class Chunk:
     """A piece of generated text.

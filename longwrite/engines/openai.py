@@ -6,10 +6,19 @@ endpoint, not chat; the official `openai` client does the HTTP and the server-se
 
 What this module adds to the client:
 - every failure a user can meet (server down, wrong key, unknown model, timeout) becomes one
-  clear line; a failure on the server's side is a `ServerError` (exit code 1);
+  clear line; a failure on the server's side is a `ServerError` (exit code 1). The error's
+  class says whose fault it was (`ServerUnreachable`, `ServerTimeout`, `ServerRejected`,
+  `StreamBroken`, `ServerError`), so that `batch` can tell a dead server from a slow request;
 - a 10,000-word answer streams for many minutes, so a dropped connection is resumed: the
   prompt plus the text so far is sent as a continuation and the consumer sees no seam;
-- token counts follow the server's own `usage` report when it sends one.
+- token counts: every streamed choice is one token (llama.cpp's server sends one chunk per
+  token, with empty text where a character is still incomplete, and no usage report); when
+  the server reports `usage`, its count wins. Resuming subtracts the tokens already
+  generated from `max_tokens`, so the count must be right even without a report.
+
+Errors raised while a stream is read: `openai` >= 3.14 wraps transport errors mid-stream as
+`APITimeoutError` / `APIConnectionError` (older clients let httpx's own exceptions through);
+both are handled, and so is an event that is not JSON.
 
 Servers trim stop strings themselves (vLLM, SGLang and OpenAI never return them), so no
 hold-back trimming is done here. The client's own retries are kept low so that a dead server
@@ -19,6 +28,7 @@ fails in seconds, and generation requests are not retried blindly: resuming cove
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -39,6 +49,30 @@ class ServerError(LongwriteError):
     """The server failed (HTTP 5xx, an error event mid-stream): not the user's mistake."""
 
     exit_code = 1
+
+
+class ServerUnreachable(EngineError):
+    """No connection to the server (`refused`: nothing listens there)."""
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
+class ServerTimeout(EngineError):
+    """The server took longer than the timeout: one failed request, not a dead server."""
+
+
+class ServerRejected(EngineError):
+    """The server refused this request (HTTP 4xx): the request's fault, or a bad proxy's."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class StreamBroken(EngineError):
+    """The stream broke (or ended unfinished) more often than it may be resumed."""
 
 
 class _Dropped(Exception):
@@ -79,18 +113,26 @@ def _server_message(exc: openai.APIError) -> str:
     return one_line(exc.message) or type(exc).__name__
 
 
+def _httpx_names(exc: BaseException) -> set[str]:
+    """The names of the httpx (or httpx2) exception classes `exc` is an instance of."""
+    return {cls.__name__ for cls in type(exc).__mro__ if cls.__module__.startswith("httpx")}
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, openai.APITimeoutError) or "TimeoutException" in _httpx_names(exc)
+
+
 def _is_drop(exc: BaseException) -> bool:
     """Whether `exc`, raised while reading a stream, means the connection broke.
 
     Recent clients wrap transport errors in `APIConnectionError`; older ones let the HTTP
     library's own `RemoteProtocolError` / `ReadError` (`TransportError`s) through.
     """
-    if isinstance(exc, openai.APITimeoutError):
+    if _is_timeout(exc):
         return False
     if isinstance(exc, openai.APIConnectionError | ConnectionError):
         return True
-    names = {cls.__name__ for cls in type(exc).__mro__ if cls.__module__.startswith("httpx")}
-    return "TransportError" in names and "TimeoutException" not in names
+    return "TransportError" in _httpx_names(exc)
 
 
 def _caused_by_refusal(exc: BaseException) -> bool:
@@ -125,6 +167,19 @@ def _extra_body(sampling: Sampling, min_tokens: int) -> dict[str, Any]:
     if sampling.repetition_penalty != 1.0:
         extra["repetition_penalty"] = sampling.repetition_penalty
     return extra
+
+
+def _final_tokens(text: str, finish: str, counted: int, usage: int | None, asked: int) -> int:
+    """The tokens of a response's final chunk, after `counted` were yielded for the others.
+
+    The server's `usage` total wins; without one, a "length" finish means exactly the `asked`
+    max_tokens were generated, and otherwise the final chunk is a token when it has text.
+    """
+    if usage is not None:
+        return max(0, usage - counted)
+    if finish == FINISH_LENGTH:
+        return max(0, asked - counted)
+    return 1 if text else 0
 
 
 class OpenAIEngine:
@@ -190,37 +245,56 @@ class OpenAIEngine:
         with contextlib.suppress(openai.APIError):
             self.served = [entry.id for entry in self._client.models.list().data]
 
+    def _timed_out(self) -> ServerTimeout:
+        return ServerTimeout(
+            f"the server at {self.base_url} sent nothing for {self.timeout:g} s (the timeout); "
+            "it may be overloaded or stuck"
+        )
+
     def _error(self, exc: openai.APIError) -> LongwriteError:
         """The one-line error for a failed request."""
         url = self.base_url
         if isinstance(exc, openai.APITimeoutError):
             if _caused_by_connect_timeout(exc):
-                return EngineError(
+                return ServerUnreachable(
                     f"cannot reach the server at {url} within {self.connect_timeout:g} s "
                     f"(the connect timeout; {START_HINT})"
                 )
-            return EngineError(
-                f"the server at {url} sent nothing for {self.timeout:g} s (the timeout); "
-                "it may be overloaded or stuck"
-            )
+            return self._timed_out()
         if isinstance(exc, openai.APIConnectionError):
-            reason = "connection refused" if _caused_by_refusal(exc) else "no connection"
+            refused = _caused_by_refusal(exc)
+            reason = "connection refused" if refused else "no connection"
             cause = exc.__cause__
-            if reason == "no connection" and cause is not None and str(cause):
+            if not refused and cause is not None and str(cause):
                 reason = one_line(str(cause), 120)
-            return EngineError(f"cannot reach the server at {url}: {reason} ({START_HINT})")
+            return ServerUnreachable(
+                f"cannot reach the server at {url}: {reason} ({START_HINT})", refused=refused
+            )
         if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-            return EngineError(
+            return ServerRejected(
                 f"the server at {url} refused the API key (HTTP {exc.status_code}): "
-                f"set {ENV_API_KEY} to its key"
+                f"set {ENV_API_KEY} to its key",
+                status=exc.status_code,
             )
         if isinstance(exc, openai.NotFoundError):
             self._served_now()
-            return EngineError(f"{self._unknown_model(self.model)} ({_server_message(exc)})")
+            message = f"{self._unknown_model(self.model)} ({_server_message(exc)})"
+            return ServerRejected(message, status=exc.status_code)
         if isinstance(exc, openai.APIStatusError):
             message = f"the server at {url} answered HTTP {exc.status_code}: {_server_message(exc)}"
-            return ServerError(message) if exc.status_code >= 500 else EngineError(message)
+            if exc.status_code >= 500:
+                return ServerError(message)
+            return ServerRejected(message, status=exc.status_code)
         return ServerError(f"the server at {url} failed: {_server_message(exc)}")
+
+    def _read_error(self, exc: Exception) -> LongwriteError:
+        """The one-line error for what a stream raised that is not an `openai` error."""
+        url = self.base_url
+        if _is_timeout(exc):  # an older client's raw httpx ReadTimeout
+            return self._timed_out()
+        if isinstance(exc, json.JSONDecodeError):
+            return ServerError(f"the server at {url} sent an event that is not JSON")
+        return ServerError(f"the server at {url} failed: {type(exc).__name__}: {one_line(exc)}")
 
     def _open(self, prompt: str, sampling: Sampling, max_tokens: int, min_tokens: int) -> Any:
         """Start one streaming completion request."""
@@ -242,17 +316,24 @@ class OpenAIEngine:
             raise self._error(exc) from None
 
     def _read(self, response: Any) -> Iterator[Any]:
-        """The completion chunks of `response`; a broken connection raises `_Dropped`."""
+        """The completion chunks of `response`; a broken connection raises `_Dropped`, any
+        other failure one of this module's one-line errors."""
         try:
             yield from response
         except openai.APIError as exc:
             if _is_drop(exc):
                 raise _Dropped from exc
             raise self._error(exc) from None
+        except (ValueError, OSError) as exc:
+            if _is_drop(exc):
+                raise _Dropped from exc
+            raise self._read_error(exc) from exc
         except Exception as exc:
             if _is_drop(exc):
                 raise _Dropped from exc
-            raise
+            if not _httpx_names(exc):
+                raise  # not the network's doing: a bug, to be seen as one
+            raise self._read_error(exc) from exc
 
     def stream(self, prompt: str, sampling: Sampling) -> Iterator[Chunk]:
         if self._client is None:
@@ -264,12 +345,13 @@ class OpenAIEngine:
     def _stream_one(self, prompt: str, sampling: Sampling) -> Iterator[Chunk]:
         """One candidate; a dropped stream is resumed from the text so far, without a seam.
 
-        Every chunk but the last is yielded as it comes; the last one (with the finish
-        reason) waits for the usage report that follows it, so that the stream's token total
-        can be made equal to what the server counted.
+        Every chunk but the last is yielded as it comes, one token each (empty text included:
+        llama.cpp sends a token whose character is not complete yet that way); the last one
+        (with the finish reason) waits for the usage report that follows it, so that the
+        stream's token total can be made equal to what the server counted.
         """
         parts: list[str] = []  # the text so far
-        tokens = 0  # tokens so far (estimated: one per non-empty piece, or the server's count)
+        tokens = 0  # tokens generated by the responses that broke off (one per choice)
         drops = 0
         while True:
             remaining = sampling.max_tokens - tokens
@@ -289,10 +371,11 @@ class OpenAIEngine:
                         text = choice.text
                         if choice.finish_reason is not None:
                             last = (text or "", choice.finish_reason)
-                        elif text:
-                            parts.append(text)
+                        else:
+                            if text:
+                                parts.append(text)
                             counted += 1
-                            yield Chunk(text, 1)
+                            yield Chunk(text or "", 1)
             except _Dropped as exc:
                 dropped: _Dropped | None = exc
             else:
@@ -304,38 +387,45 @@ class OpenAIEngine:
                 tokens += counted
                 if drops > self.max_resumes:
                     how = "dropped the stream" if dropped else "ended the stream unfinished"
-                    raise EngineError(
+                    raise StreamBroken(
                         f"the server at {self.base_url} {how} {drops} times; "
                         f"giving up after {self.max_resumes} resumes"
                     ) from dropped
                 continue
             text, finish = last
-            own = 1 if text else 0
-            if usage is not None:
-                own = max(0, usage - counted)
-            yield Chunk(text, own, finish)
+            yield Chunk(text, _final_tokens(text, finish, counted, usage, remaining), finish)
             return
 
     def _stream_many(self, prompt: str, sampling: Sampling) -> Iterator[Chunk]:
-        """Several candidates, interleaved as the server sends them (not resumable)."""
+        """Several candidates, interleaved as the server sends them (not resumable).
+
+        Tokens are counted per choice as in `_stream_one` (a final choice with no text is
+        only the finish reason); the server's usage report is one total over the
+        candidates, so it cannot correct each one's count and is not used.
+        """
         response = self._open(prompt, sampling, sampling.max_tokens, sampling.min_tokens)
         unfinished = set(range(sampling.n))
+        counted = [0] * sampling.n  # tokens yielded per candidate
         try:
             for completion in self._read(response):
                 for choice in completion.choices:
-                    text = choice.text or ""
-                    if choice.finish_reason is not None:
-                        unfinished.discard(choice.index)
-                    yield Chunk(text, 1 if text else 0, choice.finish_reason, choice.index)
+                    text, i, finish = choice.text or "", choice.index, choice.finish_reason
+                    if finish is None:
+                        tokens = 1
+                    else:
+                        unfinished.discard(i)
+                        tokens = _final_tokens(text, finish, counted[i], None, sampling.max_tokens)
+                    counted[i] += tokens
+                    yield Chunk(text, tokens, finish, i)
         except _Dropped:
-            raise EngineError(
+            raise StreamBroken(
                 f"the server at {self.base_url} dropped the stream "
                 f"(a stream of n={sampling.n} candidates cannot be resumed; resuming needs n=1)"
             ) from None
         finally:
             response.close()
         if unfinished:
-            raise EngineError(
+            raise StreamBroken(
                 f"the server at {self.base_url} ended the stream before "
                 f"{len(unfinished)} of {sampling.n} candidates finished"
             )

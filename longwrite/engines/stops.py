@@ -3,6 +3,11 @@
 `feed` returns what is safe to emit now and holds back an end that may still grow into a stop
 string. The first stop to complete (the earliest end; on a tie, the longest) wins, so the result
 does not depend on how the text was split.
+
+`min_tokens` means the same on every engine (vLLM's rule): no stop string and no end of
+sequence before that many tokens. A trimmer created unarmed lets complete stop strings pass
+as text until `arm()`; a stop that completes afterwards still counts even if it began
+earlier, as in vLLM, which checks stop strings after each token once the minimum is reached.
 """
 
 from __future__ import annotations
@@ -27,15 +32,24 @@ class StopTrimmer:
     so the result does not depend on how the text was split into pieces.
     """
 
-    def __init__(self, stops: tuple[str, ...]) -> None:
+    def __init__(self, stops: tuple[str, ...], *, armed: bool = True) -> None:
         self.stops = tuple(s for s in stops if s)
         self.held = ""
         self.stopped = False
+        self.armed = armed
+
+    def arm(self) -> None:
+        """From now on a completed stop string ends the text (the minimum has been reached)."""
+        self.armed = True
 
     def feed(self, piece: str) -> str:
         if self.stopped:
             return ""
         self.held += piece
+        if not self.armed:  # stops are text for now; hold back only what may still become one
+            safe = len(self.held) - _partial_stop_len(self.held, self.stops)
+            out, self.held = self.held[:safe], self.held[safe:]
+            return out
         first: tuple[int, int] | None = None  # (end, start) of the first stop to complete
         for stop in self.stops:
             start = self.held.find(stop)

@@ -26,6 +26,7 @@ from longwrite.engines.base import (
     EngineError,
     EngineInfo,
     Sampling,
+    fit_max_tokens,
 )
 from longwrite.engines.loading import (
     load_error,
@@ -192,7 +193,7 @@ class TransformersEngine:
                 raise EngineError(
                     f"the prompt is {n_prompt} tokens; the model's context is {limit}"
                 )
-            max_new = min(max_new, limit - n_prompt)
+            max_new = fit_max_tokens(max_new, n_prompt, limit)
 
         stops = tuple(s for s in sampling.stop if s)
         if sampling.n > 1:
@@ -207,7 +208,8 @@ class TransformersEngine:
             streamer=streamer,
             stopping_criteria=StoppingCriteriaList([stop_cls(cancel)]),
         )
-        if stops:
+        min_new = kwargs.get("min_new_tokens", 0)  # blocks EOS; stop strings wait for it too
+        if stops and not min_new:
             kwargs.update(stop_strings=list(stops), tokenizer=self.tokenizer)
         if sampling.seed is not None:
             set_seed(sampling.seed)
@@ -227,14 +229,18 @@ class TransformersEngine:
         thread = threading.Thread(target=run, name="longwrite-generate", daemon=True)
         self._thread, self._cancel = thread, cancel
         queue = streamer.text_queue
-        trimmer = StopTrimmer(stops)
+        trimmer = StopTrimmer(stops, armed=not min_new)
         before_stop = ""  # the text before a stop string, once one has completed
         tokens = 0  # tokens that arrived but are not reported yet
+        generated = 0
         try:
             thread.start()
             while (item := queue.get()) is not _DONE:
                 piece, n = item
                 tokens += n
+                generated += n
+                if generated >= min_new:
+                    trimmer.arm()  # our own check stops generation (cancel) within a token
                 if trimmer.stopped:
                     continue  # draining the token or so generated after the stop
                 text = trimmer.feed(piece)
@@ -312,7 +318,7 @@ class TransformersEngine:
                 raise EngineError(
                     f"the prompt is {len(ids)} tokens; the model's context is {limit}"
                 )
-            row_max.append(s.max_tokens if limit is None else min(s.max_tokens, limit - len(ids)))
+            row_max.append(fit_max_tokens(s.max_tokens, len(ids), limit))
         row_min = [min(s.min_tokens, m) for s, m in zip(samplings, row_max, strict=True)]
         pad = self._generate_kwargs(first, 1).get("pad_token_id", 0)
         width = max(len(ids) for ids in encoded)
@@ -376,12 +382,29 @@ class TransformersEngine:
         minimums = torch.tensor(row_min, device=device)
         eos = torch.tensor(sorted(self._eos_ids), dtype=torch.long, device=device)
 
+        # With a minimum, stop strings are checked here, per row and only once the row has its
+        # minimum (generate's own stop_strings cannot wait for it).
+        own_stops = stops if any(row_min) else ()
+        tail = max((len(s) for s in own_stops), default=0) + 4  # tokens enough to hold a stop
+        stopped = [False] * len(row_max)
+        decode = self.tokenizer.decode
+
+        def completes_stop(row: list[int]) -> bool:
+            now = decode(row[-tail:], skip_special_tokens=True)
+            before = decode(row[-tail:-1], skip_special_tokens=True)
+            return any(s in now and s not in before for s in own_stops)
+
         class Progress(StoppingCriteria):
             def __call__(self, ids: Any, scores: Any, **kwargs: Any) -> Any:
                 steps.put(ids[:, -1].tolist())
                 if cancel.is_set():
                     return torch.ones((ids.shape[0],), dtype=torch.bool, device=ids.device)
-                return limits <= ids.shape[1] - width
+                made = ids.shape[1] - width
+                for i in range(len(stopped)) if own_stops else ():
+                    if not stopped[i] and made >= row_min[i]:
+                        stopped[i] = completes_stop(ids[i, width:].tolist())
+                done = torch.tensor(stopped, dtype=torch.bool, device=ids.device)
+                return (limits <= made) | done
 
         class MinTokens(LogitsProcessor):
             def __call__(self, ids: Any, scores: Any) -> Any:
@@ -397,7 +420,7 @@ class TransformersEngine:
         )
         if any(row_min):
             kwargs["logits_processor"] = LogitsProcessorList([MinTokens()])
-        if stops:
+        if stops and not own_stops:
             kwargs.update(stop_strings=list(stops), tokenizer=self.tokenizer)
         if sampling.seed is not None:
             set_seed(sampling.seed)
@@ -433,22 +456,36 @@ class TransformersEngine:
             new = output[0][:, width:].tolist()
             for i, row in enumerate(new):
                 yield self._final_chunk(
-                    i, row[: row_max[i]], stops, row_max[i], reported[i], cancel.is_set()
-                )
+                    i, row[: row_max[i]], stops, row_max[i], row_min[i], reported[i],
+                    cancel.is_set(),
+                )  # fmt: skip
         finally:
             cancel.set()
             if thread.is_alive():
                 thread.join(JOIN_TIMEOUT_S)
 
     def _final_chunk(
-        self, index: int, row: list[int], stops: tuple, max_new: int, reported: int, cancelled: bool
+        self,
+        index: int,
+        row: list[int],
+        stops: tuple,
+        max_new: int,
+        min_new: int,
+        reported: int,
+        cancelled: bool,
     ) -> Chunk:
-        """One candidate's whole text, trimmed, with its finish reason and the tokens not yet
-        reported."""
+        """One candidate's whole text, trimmed at the first stop string completed after its
+        first `min_new` tokens, with its finish reason and the tokens not yet reported."""
         end = next((k for k, t in enumerate(row) if t in self._eos_ids), None)
         ids = row if end is None else row[: end + 1]
-        trimmer = StopTrimmer(stops)
-        text = trimmer.feed(self.tokenizer.decode(ids, skip_special_tokens=True))
+        whole = self.tokenizer.decode(ids, skip_special_tokens=True)
+        head = self.tokenizer.decode(ids[:min_new], skip_special_tokens=True) if min_new else ""
+        if not whole.startswith(head):
+            head = ""  # a character split across the boundary: judge the whole text
+        trimmer = StopTrimmer(stops, armed=not head)
+        text = trimmer.feed(head)
+        trimmer.arm()
+        text += trimmer.feed(whole[len(head) :])
         if trimmer.stopped or end is not None:
             finish = FINISH_STOP
         elif cancelled:

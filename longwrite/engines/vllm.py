@@ -35,6 +35,7 @@ from longwrite.engines.base import (
     EngineError,
     EngineInfo,
     Sampling,
+    fit_max_tokens,
 )
 from longwrite.engines.loading import DTYPES
 from longwrite.errors import one_line
@@ -342,7 +343,8 @@ class VLLMEngine:
             self._loop.call(self._llm.abort(request_id), CALL_TIMEOUT_S)
 
     def _fit_to_context(self, sampling: Sampling, prompt_tokens: int) -> Sampling:
-        room = self.max_model_len - prompt_tokens
+        # A safety net: `write_document` already asks for no more than fits (the same rule).
+        room = fit_max_tokens(sampling.max_tokens, prompt_tokens, self.max_model_len)
         if room <= 0:
             raise EngineError(
                 f"the prompt is {prompt_tokens} tokens; the context is {self.max_model_len} "

@@ -74,7 +74,7 @@ class RolloutConfig:
 @dataclass(frozen=True)
 class LengthRewardConfig:
     weight: float = 1.0
-    max_words: int | None = None  # the paper's Lmax; None: per range, longwrite.rewards' default
+    max_words: int | None = None  # the paper's Lmax; None: scoring.rewards' default
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,7 @@ class WritingRewardConfig:
     concurrency: int = 8  # judge requests in flight
     attempts: int = 3  # per completion, for failures and unreadable replies
     judge_max_tokens: int = 1024
+    judge_context: int = 32_768  # the judge's context in tokens when its server does not say
     judge_temperature: float = 0.0
     timeout: float = 600.0  # seconds per judge request
 
@@ -388,6 +389,8 @@ def check_values(cfg: RunConfig) -> None:
             fail("rewards.writing", "needs exactly one of model (a reward model) or judge (a URL)")
         if w.batch_size < 1 or w.concurrency < 1 or w.attempts < 1:
             fail("rewards.writing", "batch_size, concurrency and attempts must be at least 1")
+        if w.judge_context <= w.judge_max_tokens:
+            fail("rewards.writing.judge_context", "must exceed rewards.writing.judge_max_tokens")
     for name in ("length", "format", "writing"):
         reward = getattr(cfg.rewards, name)
         if reward is not None and reward.weight < 0:

@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from longwrite.errors import LongwriteError
-from longwrite.prompting import build_prompt
-from longwrite.targets import WordRange, extract_target, predict_range
+from longwrite.length.assess import predict_range
+from longwrite.length.targets import WordRange, extract_target
+from longwrite.prompt.templates import build_prompt, clean_prompt
 
 SOURCES = ("given", "request", "predicted")
 
@@ -159,7 +160,7 @@ def _done_indices(out: Path) -> set[int]:
         keep.append(line)
     repaired = "".join(keep)
     if repaired != text:
-        from longwrite.files import atomic_write_text
+        from longwrite.io.files import atomic_write_text
 
         atomic_write_text(out, repaired)
     return done
@@ -178,7 +179,7 @@ def prepare(
     `on_row(done)` is called after each input row is handled, for a progress display.
     """
     out_path = Path(out)
-    from longwrite.files import check_writable
+    from longwrite.io.files import check_writable
 
     check_writable(out_path)
     done = _done_indices(out_path)
@@ -188,7 +189,7 @@ def prepare(
 
     def resolve(item: tuple[int, dict[str, Any]]) -> PreparedRow | None:
         index, row = item
-        question = row["prompt"]
+        question = clean_prompt(row["prompt"])  # as inference sends it: no CRLF, no stray newline
         found = stated_range(row)
         if found is not None:
             return make_row(index, question, *found)
@@ -233,7 +234,9 @@ def load_training_rows(path: str | Path) -> tuple[list[PreparedRow], int]:
     for index, row in read_prompts(path):
         if _valid_range(row.get("lo"), row.get("hi")):
             question = row.get("question") if isinstance(row.get("question"), str) else None
-            prompt = row["prompt"] if question is not None else build_prompt(row["prompt"])
+            prompt = (
+                row["prompt"] if question is not None else build_prompt(clean_prompt(row["prompt"]))
+            )
             source = row.get("range_source") if row.get("range_source") in SOURCES else "given"
             rows.append(
                 PreparedRow(index, question or row["prompt"], prompt, row["lo"], row["hi"], source)

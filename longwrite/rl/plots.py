@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from longwrite.errors import LongwriteError
-from longwrite.files import save_figure
+from longwrite.io.files import save_figure
 
 
 @dataclass(frozen=True)

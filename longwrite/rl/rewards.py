@@ -1,22 +1,38 @@
 """The paper's three rewards as TRL reward functions: `(prompts, completions, **kwargs) -> list`.
 
-The scoring itself lives in `longwrite.rewards` (length, format, repetition), shared with
+The scoring itself lives in `longwrite.scoring.rewards` (length, format, repetition), shared with
 best-of-N at inference; this module only adapts it to TRL's calling convention and adds the
 writing reward, which needs a model. Each function is a small callable object whose
 `__name__` ("length", "format", "writing") names TRL's metrics (`rewards/length/mean`, ...),
 and each reports its parts through TRL's `log_metric` hook: `answer_words` (all three),
-`length/in_range`, `format/structure`, `format/repetition`, `writing/unscored`.
+`length/in_range`, `format/structure`, `format/repetition`, `writing/unscored`,
+`writing/truncated`, `completions/past_stop`.
+
+* Completion boundaries: inference stops at the model card's stop strings (`<|user|>`,
+  `<|endoftext|>`, `</answer>`: `engines.base.DEFAULT_STOP`), and `train` passes the same list
+  to vLLM rollouts. TRL's transformers rollouts cannot stop at a string (`generate` would need
+  the tokenizer, which TRL does not pass), so every reward here first cuts a completion at its
+  first stop string (`cut_at_stop`): each reward scores exactly what inference would have
+  produced, whichever engine sampled it. The share of completions that ran past a stop string
+  is logged as `completions/past_stop` (0 with vLLM); with transformers those extra tokens
+  still take part in the loss, with the advantage of the cut completion.
 
 * Length: the answer's LongBench-Write word count against the prompt's own [lo, hi] (the `lo`
   and `hi` dataset columns reach the function as keyword arguments).
-* Format: structure times (1 - repeated share), `longwrite.rewards.format_with_repetition`.
+* Format: structure times (1 - repeated share), `longwrite.scoring.rewards.format_with_repetition`.
 * Writing, from either
   - a sequence-classification reward model (`AutoModelForSequenceClassification`, one logit)
     that scores the answer alone (not the prompt, not the thinking), in batches, on a device
     of its own choosing; or
   - an LLM judge behind an OpenAI-compatible server, asked with `prompts/writing_judge_en.txt`
     (the raw completions endpoint, as for the range model), several requests in flight, each
-    retried; the reply's last "Score: N" (1-10) maps to (N - 1) / 9.
+    retried; the reply's last "Score: N" (1-10) maps to (N - 1) / 9. A 14,000-token answer
+    can exceed the judge's context (its `/v1/models` max_model_len, else
+    `rewards.writing.judge_context`): the answer is cut to what fits, by a deliberately high
+    estimate of its tokens (one per `BYTES_PER_TOKEN` bytes of UTF-8), at a line or word
+    break, with a note telling the judge that the rest is not shown (so it does not score the
+    cut as an unfinished text); a reply that still says the context is exceeded halves the
+    part shown. The share of answers cut is logged as `writing/truncated`.
 
 An unscorable completion (the judge failed or never gave a readable score) gets None, not 0:
 TRL turns None into NaN, and with `normalize_then_sum` the group mean and spread are taken
@@ -34,12 +50,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from longwrite.counting import count_words
+from longwrite.engines.base import DEFAULT_STOP
 from longwrite.errors import LongwriteError
-from longwrite.prompting import PLACEHOLDER, load_template
-from longwrite.rewards import format_reward, format_with_repetition, length_reward
-from longwrite.rewards import repetition_penalty as repeated_share
-from longwrite.stream import split_think_answer
+from longwrite.generate.parser import split_think_answer
+from longwrite.io.counting import count_words
+from longwrite.prompt.templates import PLACEHOLDER, load_template
+from longwrite.scoring.rewards import format_reward, format_with_repetition, length_reward
+from longwrite.scoring.rewards import repetition_penalty as repeated_share
 
 if TYPE_CHECKING:
     from longwrite.rl.config import RewardsConfig, WritingRewardConfig
@@ -49,11 +66,34 @@ ANSWER_PLACEHOLDER = "{answer}"
 SCORE_MIN, SCORE_MAX = 1.0, 10.0
 _SCORE = re.compile(r"score\W{0,4}?\s*[:=]\s*\**\s*(\d+(?:\.\d+)?)\s*(?:/\s*10\b)?", re.IGNORECASE)
 _JSON_SCORE = re.compile(r"\"score\"\s*:\s*\"?(\d+(?:\.\d+)?)")
+ROLLOUT_STOP: tuple[str, ...] = DEFAULT_STOP  # where inference stops: rollouts stop there too
+BYTES_PER_TOKEN = 3  # a high estimate of tokens: real BPE text runs about 4 bytes a token
+CONTEXT_MARGIN = 64  # tokens kept free in the judge's context beyond its reply
+_CONTEXT_ERROR = re.compile(r"context length|context window|maximum context|too long", re.I)
+CUT_NOTE = (
+    "\n\n[The response continues: {words:,} more words are not shown here because of the "
+    "judge's context size. Judge the part shown; do not treat the cut as an unfinished text.]"
+)
+
+
+def cut_at_stop(completion: str, stops: Sequence[str] = ROLLOUT_STOP) -> str:
+    """The completion up to its first stop string, where inference would have stopped.
+
+    >>> cut_at_stop("<think>p</think><answer>Done.</answer> <|user|>: more")
+    '<think>p</think><answer>Done.'
+    """
+    ends = [i for i in (completion.find(s) for s in stops if s) if i >= 0]
+    return completion[: min(ends)] if ends else completion
 
 
 def answer_of(completion: str) -> str:
-    """The answer part of a raw completion (`<think>...</think><answer>...`)."""
-    return split_think_answer(completion)[1]
+    """The answer part of a raw completion (`<think>...</think><answer>...`), up to the first
+    stop string."""
+    return split_think_answer(cut_at_stop(completion))[1]
+
+
+def _log_past_stop(kwargs: dict[str, Any], completions: list[str]) -> None:
+    _log(kwargs, "completions/past_stop", [float(cut_at_stop(c) != c) for c in completions])
 
 
 def _log(kwargs: dict[str, Any], name: str, values: Sequence[float]) -> None:
@@ -64,7 +104,7 @@ def _log(kwargs: dict[str, Any], name: str, values: Sequence[float]) -> None:
 
 
 class LengthReward:
-    """1 inside the prompt's [lo, hi], falling off outside it (`longwrite.rewards`).
+    """1 inside the prompt's [lo, hi], falling off outside it (`longwrite.scoring.rewards`).
 
     >>> LengthReward()(["p"], ["<think>plan</think><answer>one two three"], lo=[6], hi=[8])
     [0.5]
@@ -88,6 +128,7 @@ class LengthReward:
             length_reward(n, low, high, max_words=self.max_words)
             for n, low, high in zip(words, lo, hi, strict=True)
         ]
+        _log_past_stop(kwargs, completions)
         _log(kwargs, "answer_words", words)
         _log(kwargs, "length/in_range", [float(s == 1.0) for s in scores])
         return scores
@@ -104,8 +145,9 @@ class FormatReward:
 
     def __call__(self, prompts: list[Any], completions: list[str], **kwargs: Any) -> list[float]:
         answers = [answer_of(c) for c in completions]
-        structure = [format_reward(c) for c in completions]
+        structure = [format_reward(cut_at_stop(c)) for c in completions]
         repeated = [repeated_share(a) for a in answers]
+        _log_past_stop(kwargs, completions)
         _log(kwargs, "answer_words", [count_words(a) for a in answers])
         _log(kwargs, "format/structure", structure)
         _log(kwargs, "format/repetition", repeated)
@@ -144,12 +186,49 @@ def parse_judge_score(reply: str) -> float | None:
     return (value - SCORE_MIN) / (SCORE_MAX - SCORE_MIN)
 
 
+def estimate_tokens(text: str) -> int:
+    """A high estimate of the tokens of `text`, for any tokenizer of real prose.
+
+    >>> estimate_tokens("abcdef"), estimate_tokens("中文")
+    (2, 2)
+    """
+    return math.ceil(len(text.encode("utf-8")) / BYTES_PER_TOKEN)
+
+
+def fit_answer(answer: str, budget: int) -> tuple[str, bool]:
+    """`answer` cut to about `budget` estimated tokens (note included), and whether it was cut.
+
+    The cut falls at the last line break, else space, in the part that fits, and the note says
+    how many words are not shown.
+
+    >>> fit_answer("short", 100)
+    ('short', False)
+    >>> text, cut = fit_answer("one two three four five six seven eight nine ten " * 20, 80)
+    >>> cut, text.startswith("one two"), "more words are not shown" in text
+    (True, True, True)
+    """
+    if estimate_tokens(answer) <= budget:
+        return answer, False
+    room = (budget - estimate_tokens(CUT_NOTE.format(words=count_words(answer)))) * BYTES_PER_TOKEN
+    head = answer.encode("utf-8")[: max(room, 0)].decode("utf-8", errors="ignore")
+    for sep in ("\n", " "):
+        at = head.rfind(sep)
+        if at > len(head) // 2:
+            head = head[:at]
+            break
+    head = head.rstrip()
+    return head + CUT_NOTE.format(words=count_words(answer) - count_words(head)), True
+
+
 class JudgeReward:
     """Writing quality from an LLM judge; None where no score could be had.
 
     `complete(prompt) -> reply` asks the judge (any callable: tests pass a scripted one).
-    Failures (a `LongwriteError` from the engine) and unreadable replies are retried up to
-    `attempts` times per completion, waiting `backoff * 2**k` seconds between tries.
+    The answer is first cut to what fits `context_tokens` less the judge's reply
+    (`max_tokens`). Any failure (ours, the client's, a reply that is no text) and unreadable
+    replies are retried up to `attempts` times per completion, waiting `backoff * 2**k`
+    seconds between tries; a failure that says the context is exceeded halves the answer
+    shown for the next try.
     """
 
     __name__ = "writing"
@@ -161,24 +240,43 @@ class JudgeReward:
         concurrency: int = 8,
         attempts: int = 3,
         backoff: float = 1.0,
+        context_tokens: int | None = None,
+        max_tokens: int = 1024,
     ) -> None:
         self.complete = complete
         self.attempts = attempts
         self.backoff = backoff
+        self.context_tokens = context_tokens
+        self.max_tokens = max_tokens
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="judge")
 
-    def score(self, question: str, answer: str) -> float | None:
-        text = judge_prompt(question, answer)
+    def _budget(self, question: str) -> int | None:
+        """Estimated tokens left for the answer in the judge's context (None: unknown)."""
+        if self.context_tokens is None:
+            return None
+        fixed = estimate_tokens(judge_prompt(question, "")) + self.max_tokens + CONTEXT_MARGIN
+        return max(self.context_tokens - fixed, 0)
+
+    def judge(self, question: str, answer: str) -> tuple[float | None, bool]:
+        """(score or None, whether the answer had to be cut to fit)."""
+        budget = self._budget(question)
+        shown, cut = fit_answer(answer, budget) if budget is not None else (answer, False)
         for attempt in range(self.attempts):
             if attempt and self.backoff > 0:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
             try:
-                reply = self.complete(text)
-            except LongwriteError:
+                reply = self.complete(judge_prompt(question, shown))
+            except Exception as e:  # noqa: BLE001 - any failure: retried, then unscored
+                if _CONTEXT_ERROR.search(str(e)):
+                    budget = estimate_tokens(shown) // 2
+                    shown, cut = fit_answer(answer, budget)[0], True
                 continue
-            if (score := parse_judge_score(reply)) is not None:
-                return score
-        return None
+            if isinstance(reply, str) and (score := parse_judge_score(reply)) is not None:
+                return score, cut
+        return None, cut
+
+    def score(self, question: str, answer: str) -> float | None:
+        return self.judge(question, answer)[0]
 
     def __call__(
         self,
@@ -189,34 +287,43 @@ class JudgeReward:
     ) -> list[float | None]:
         questions = question if question is not None else [str(p) for p in prompts]
         answers = [answer_of(c) for c in completions]
-        scores = list(self._pool.map(self.score, questions, answers))
+        judged = list(self._pool.map(self.judge, questions, answers))
+        scores = [score for score, _ in judged]
         _log(kwargs, "answer_words", [count_words(a) for a in answers])
         _log(kwargs, "writing/unscored", [float(s is None) for s in scores])
+        _log(kwargs, "writing/truncated", [float(cut) for _, cut in judged])
         return scores
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def openai_judge(w: WritingRewardConfig) -> Callable[[str], str]:
-    """`complete(prompt) -> reply` over the judge's OpenAI-compatible completions endpoint."""
-    import os
+class ServerJudge:
+    """`complete(prompt) -> reply` over a judge's OpenAI-compatible completions endpoint;
+    `context` is the context length its server reports (None when it does not)."""
 
-    from longwrite.engines.base import Sampling
-    from longwrite.engines.openai import ENV_API_KEY, OpenAIEngine
+    def __init__(self, w: WritingRewardConfig) -> None:
+        import os
 
-    assert w.judge is not None
-    engine = OpenAIEngine(
-        w.judge, w.judge_model, api_key=os.environ.get(ENV_API_KEY), timeout=w.timeout
-    )
-    sampling = Sampling(
-        max_tokens=w.judge_max_tokens, temperature=w.judge_temperature, top_p=1.0, stop=()
-    )
+        from longwrite.engines.base import Sampling
+        from longwrite.engines.openai import ENV_API_KEY, OpenAIEngine
 
-    def complete(text: str) -> str:
-        return "".join(chunk.text for chunk in engine.stream(text, sampling))
+        assert w.judge is not None
+        self.engine = OpenAIEngine(
+            w.judge, w.judge_model, api_key=os.environ.get(ENV_API_KEY), timeout=w.timeout
+        )
+        self.context: int | None = self.engine.info.context
+        self.sampling = Sampling(
+            max_tokens=w.judge_max_tokens, temperature=w.judge_temperature, top_p=1.0, stop=()
+        )
 
-    return complete
+    def __call__(self, text: str) -> str:
+        return "".join(chunk.text for chunk in self.engine.stream(text, self.sampling))
+
+
+def openai_judge(w: WritingRewardConfig) -> ServerJudge:
+    """The judge server of `rewards.writing.judge` (reached now: a wrong URL fails early)."""
+    return ServerJudge(w)
 
 
 # ---- the writing reward: a sequence-classification reward model ---------------------------
@@ -307,8 +414,15 @@ def build_rewards(cfg: RewardsConfig) -> tuple[list[Callable[..., list]], list[f
                 )
             )
         else:
+            judge = openai_judge(w)
             funcs.append(
-                JudgeReward(openai_judge(w), concurrency=w.concurrency, attempts=w.attempts)
+                JudgeReward(
+                    judge,
+                    concurrency=w.concurrency,
+                    attempts=w.attempts,
+                    context_tokens=judge.context or w.judge_context,
+                    max_tokens=w.judge_max_tokens,
+                )
             )
         weights.append(w.weight)
     return funcs, weights

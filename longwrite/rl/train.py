@@ -18,14 +18,17 @@ module owns the run around it:
   half-written folder to `incomplete-checkpoint-N` (out of the Trainer's sight, so its next
   save at that step starts clean). `metrics.jsonl` is cut back to the resumed step, so every
   step appears once. `final/` is written beside the run and renamed into place.
-* Multi-GPU: under `accelerate launch` every process runs this code; only the main process
-  writes files and the display, and the Trainer synchronises the rest.
+* Multi-GPU: under `accelerate launch` every process runs this code. Every process checks
+  the recipe and data (reading only); then the main process alone prepares the run folder
+  (sets incomplete checkpoints aside, writes `config.yaml`, trims `metrics.jsonl`) while the
+  others wait at a barrier, and only after it do they look for the checkpoint to resume, so
+  no process reads a folder that another is renaming. Only the main process writes files and
+  the display; the Trainer synchronises the rest.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import sys
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from longwrite.rl.config import TINY, ConfigError, RunConfig, suggest, world_size
+from longwrite.rl.rewards import ROLLOUT_STOP
 
 CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
@@ -55,6 +59,8 @@ METRIC_NAMES = {
     "format/structure": "format_structure",
     "format/repetition": "repetition",
     "writing/unscored": "writing_unscored",
+    "writing/truncated": "writing_truncated",
+    "completions/past_stop": "past_stop",
     "completions/mean_length": "completion_tokens",
     "completions/clipped_ratio": "truncated",
     "clip_ratio/region_mean": "clip_ratio",
@@ -177,7 +183,7 @@ def trim_metrics(path: Path, last_step: int) -> None:
     """Keep only the records up to `last_step` (atomically): a resumed run logs the rest."""
     if not path.exists():
         return
-    from longwrite.files import atomic_write_text
+    from longwrite.io.files import atomic_write_text
 
     kept = [r for r in read_metrics(path) if r["step"] <= last_step]
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
@@ -312,6 +318,8 @@ def grpo_kwargs(cfg: RunConfig, weights: list[float], *, bf16: bool, fp16: bool)
         "report_to": "none",
         "disable_tqdm": True,
     }
+    if r.engine != "transformers":  # vLLM stops at strings as inference does (see rewards.py)
+        kwargs["generation_kwargs"] = {"stop": list(ROLLOUT_STOP)}
     import dataclasses
 
     from trl import GRPOConfig
@@ -323,8 +331,24 @@ def grpo_kwargs(cfg: RunConfig, weights: list[float], *, bf16: bool, fp16: bool)
         if key not in fields:
             hint = suggest(f"trl.{key}", [f"trl.{name}" for name in fields])
             raise ConfigError(f"{cfg.source}: unknown key 'trl.{key}'{hint}")
+        if key == "generation_kwargs" and isinstance(value, dict):
+            value = _generation_kwargs(cfg, kwargs.get(key), value)
         kwargs[key] = value
     return kwargs
+
+
+def _generation_kwargs(
+    cfg: RunConfig, ours: dict[str, Any] | None, theirs: dict[str, Any]
+) -> dict[str, Any]:
+    """`trl.generation_kwargs` on top of the stop strings, which it may not change: rollouts
+    end where inference ends."""
+    for key in ("stop", "stop_strings"):
+        if key in theirs:
+            raise ConfigError(
+                f"{cfg.source}: trl.generation_kwargs.{key}: rollouts stop where inference "
+                f"stops ({', '.join(ROLLOUT_STOP)}); the recipe sets this itself"
+            )
+    return {**(ours or {}), **theirs}
 
 
 def build_grpo_config(cfg: RunConfig, weights: list[float]) -> Any:
@@ -380,8 +404,9 @@ def save_final(trainer: Any, run_dir: Path) -> Path:
     return final
 
 
-def prepare_run(cfg: RunConfig, resume: bool) -> tuple[list[Any], int, Path | None]:
-    """Everything that needs no model: the rows, the dropped count, the checkpoint to resume."""
+def prepare_run(cfg: RunConfig, resume: bool) -> tuple[list[Any], int]:
+    """The checks that need no model, on every process (reading only): the rows and the
+    dropped count."""
     from longwrite.rl.data import load_training_rows
 
     rows, dropped = load_training_rows(cfg.data)
@@ -399,23 +424,53 @@ def prepare_run(cfg: RunConfig, resume: bool) -> tuple[list[Any], int, Path | No
                 f"range's hi; {cfg.data} has hi = {highest}"
             )
     run = cfg.run_dir
-    checkpoints = find_checkpoints(run)
-    if not resume and (checkpoints or (run / FINAL).exists()):
-        what = checkpoints[0].name if checkpoints else FINAL
-        raise ConfigError(
-            f"{cfg.source}: output_dir {run} already holds a run ({what}): pass --resume to "
-            "continue it, or choose another output_dir"
-        )
-    main = os.environ.get("RANK", "0") == "0"
-    checkpoint = resume_checkpoint(run, set_aside=main) if resume else None
-    return rows, dropped, checkpoint
+    if not resume:  # (with --resume the folder is read only after the main process is done)
+        checkpoints = find_checkpoints(run)
+        if checkpoints or (run / FINAL).exists():
+            what = checkpoints[0].name if checkpoints else FINAL
+            raise ConfigError(
+                f"{cfg.source}: output_dir {run} already holds a run ({what}): pass --resume "
+                "to continue it, or choose another output_dir"
+            )
+    return rows, dropped
+
+
+def _process_state() -> Any:
+    """accelerate's view of this process (main or not) and its barrier."""
+    from accelerate import PartialState
+
+    return PartialState()
+
+
+def prepare_run_dir(cfg: RunConfig, resume: bool, state: Any) -> Path | None:
+    """The run folder, ready to train in; returns the checkpoint to resume from (or None).
+
+    The main process alone changes the folder (incomplete checkpoints set aside,
+    `config.yaml`, `metrics.jsonl` cut back to the checkpoint) while the others wait; then the
+    others find the same checkpoint, which is now the newest folder.
+    """
+    run = cfg.run_dir
+    checkpoint = None
+    if state.is_main_process:
+        checkpoint = resume_checkpoint(run) if resume else None
+        run.mkdir(parents=True, exist_ok=True)
+        import yaml
+
+        from longwrite.io.files import atomic_write_text
+
+        atomic_write_text(run / "config.yaml", yaml.safe_dump(cfg.to_json(), sort_keys=False))
+        trim_metrics(run / METRICS_FILE, (checkpoint_step(checkpoint) or 0) if checkpoint else 0)
+    state.wait_for_everyone()
+    if not state.is_main_process and resume:
+        checkpoint = resume_checkpoint(run, set_aside=False)
+    return checkpoint
 
 
 def run_train(cfg: RunConfig, *, resume: bool = False, stream: TextIO | None = None) -> TrainResult:
     """Train `cfg` to completion (or from its last complete checkpoint with `resume`)."""
     stream = stream if stream is not None else sys.stderr
     started = time.monotonic()
-    rows, dropped, checkpoint = prepare_run(cfg, resume)
+    rows, dropped = prepare_run(cfg, resume)
     from longwrite.rl.rewards import build_rewards
 
     _quiet_known_warnings(cfg)
@@ -425,17 +480,9 @@ def run_train(cfg: RunConfig, *, resume: bool = False, stream: TextIO | None = N
     funcs, weights = build_rewards(cfg.rewards)  # a judge is reached now: fail before the model
     args = build_grpo_config(cfg, weights)
     run = cfg.run_dir
-    from accelerate import PartialState
-
-    state = PartialState()
+    state = _process_state()
+    checkpoint = prepare_run_dir(cfg, resume, state)
     if state.is_main_process:
-        run.mkdir(parents=True, exist_ok=True)
-        import yaml
-
-        from longwrite.files import atomic_write_text
-
-        atomic_write_text(run / "config.yaml", yaml.safe_dump(cfg.to_json(), sort_keys=False))
-        trim_metrics(run / METRICS_FILE, (checkpoint_step(checkpoint) or 0) if checkpoint else 0)
         note = f"resuming from {checkpoint}" if checkpoint else "starting"
         stream.write(
             f"{note}: {len(rows)} prompts ({dropped} dropped without a length), "

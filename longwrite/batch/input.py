@@ -1,0 +1,145 @@
+"""The input lines of `longwrite batch`: one JSON object per line, checked before anything runs.
+
+A line holds a `prompt` and optionally an `id`, a target (`words`, else `length` as in
+LongBench-Write) and sampling overrides (`temperature`, `top_p`, `max_tokens`, `seed`,
+`best_of`); any other field is carried through to the output untouched.
+
+Ids: a line without `id` gets `p` + the first 12 hex digits of the SHA-256 of its prompt
+(`-2`, `-3`... for repeats of the same prompt among the valid lines, in file order). Unlike a
+line number, that survives editing the file (fixing or deleting another line) between a
+crash and the re-run, which finds finished lines by id. An explicit id is matched as text
+(`1` and `"1"` are the same id), and an id seen twice makes the second line malformed.
+
+Each line is also resolved the way the main job resolves a prompt (`job.resolve_request`), so
+a bad value is reported with its line number before a model loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from longwrite.errors import LongwriteError
+from longwrite.generate.job import WriteOptions
+from longwrite.io.files import read_user_text
+
+# per-line overrides of the command's options: field -> number kind
+OVERRIDES = {
+    "temperature": float,
+    "top_p": float,
+    "max_tokens": int,
+    "seed": int,
+    "best_of": int,
+}
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One valid input line."""
+
+    line: int
+    id: str
+    prompt: str
+    words: int | None
+    overrides: dict[str, Any]
+    fields: dict[str, Any]  # the input object, as given
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A malformed input line, skipped."""
+
+    line: int
+    message: str
+
+
+def prompt_id(prompt: str) -> str:
+    """The id of a line that gives none: "p" + 12 hex digits of the prompt's SHA-256."""
+    return "p" + hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:12]
+
+
+def _number(value: Any, kind: type, name: str) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"`{name}` must be a number, got {value!r}")
+    if kind is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(f"`{name}` must be a whole number, got {value!r}")
+        return int(value)
+    return float(value)
+
+
+def parse_item(text: str) -> tuple[dict[str, Any], str | None, int | None, dict]:
+    """(object, explicit id or None, target words, overrides) of one line; ValueError says
+    what is wrong."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not valid JSON ({e.msg}, column {e.colno})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    prompt = obj.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError("no `prompt` text")
+    given = obj.get("id")
+    if given is not None and (isinstance(given, bool) or not isinstance(given, str | int)):
+        raise ValueError(f"`id` must be a string or a whole number, got {given!r}")
+    if isinstance(given, str) and not given.strip():
+        raise ValueError("`id` is empty")
+    words = None
+    for key in ("words", "length"):
+        if obj.get(key) is not None:
+            words = _number(obj[key], int, key)
+            if words <= 0:
+                raise ValueError(f"`{key}` must be positive, got {words}")
+            break
+    overrides = {
+        key: _number(obj[key], kind, key)
+        for key, kind in OVERRIDES.items()
+        if obj.get(key) is not None
+    }
+    return obj, None if given is None else str(given), words, overrides
+
+
+def read_items(path: Path, base: WriteOptions) -> tuple[list[BatchItem], list[Problem]]:
+    """The valid lines of `path` and the malformed ones (blank lines are skipped).
+
+    Each line is also resolved as the main job would resolve it (with `base` for what the
+    line does not set), so a bad value is reported now, not after a model has loaded.
+    """
+    from longwrite.generate.job import resolve_request
+
+    lines = read_user_text(path).splitlines()
+    items: list[BatchItem] = []
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}  # id -> line
+    repeats: dict[str, int] = {}  # generated id -> times seen
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            obj, given, words, overrides = parse_item(text)
+            item = BatchItem(number, given or "", obj["prompt"], words, overrides, obj)
+            resolve_request(replace(item_options(item, base), range_model=None))
+            if given is None:
+                base_id = prompt_id(item.prompt)
+                repeats[base_id] = repeats.get(base_id, 0) + 1
+                item_id = base_id if repeats[base_id] == 1 else f"{base_id}-{repeats[base_id]}"
+            else:
+                item_id = given
+            if item_id in seen:
+                raise ValueError(f"id {item_id!r} again (first on line {seen[item_id]})")
+        except (ValueError, LongwriteError) as e:
+            problems.append(Problem(number, str(e)))
+            continue
+        item = replace(item, id=item_id)
+        seen[item_id] = number
+        items.append(item)
+    return items, problems
+
+
+def item_options(item: BatchItem, base: WriteOptions) -> WriteOptions:
+    """The main job's options for one line: the command's, with the line's overrides."""
+    return replace(base, prompt=item.prompt, words=item.words, **item.overrides)

@@ -1,0 +1,259 @@
+"""The `longwrite` command line: thin wrappers over the library.
+
+`longwrite PROMPT` is the main job; the names in `SUBCOMMANDS` are subcommands and any other
+first word is a prompt (`main` routes it to the hidden `write` command; `longwrite -- serve`
+writes about serving). Every fault a user can cause ends as one `longwrite: error: ...` line
+on stderr and exit 2; Ctrl-C ends with 130 after what was generated has been kept.
+
+Nothing heavy is imported here: torch and transformers load only once an engine is chosen,
+so `--help` and `--dry-run` stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from longwrite import __version__
+from longwrite.cli import options as opt
+from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+from longwrite.errors import EXIT_INTERRUPTED, LongwriteError, say
+
+SUBCOMMANDS = ("write", "count", "serve", "batch", "eval", "rl")
+
+app = typer.Typer(
+    name="longwrite",
+    help=(
+        "Ultra-long writing with LongWriter-Zero: the model thinks, plans, then writes a "
+        "document of the length you ask for.\n\n"
+        "Usage: longwrite PROMPT [OPTIONS] (or pipe the prompt into stdin). "
+        "See `longwrite write --help` for the options."
+    ),
+    add_completion=False,
+    no_args_is_help=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"longwrite {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Ultra-long writing with LongWriter-Zero."""
+
+
+def _read_prompt(prompt: str | None) -> str:
+    if prompt is not None and prompt != "-":
+        return prompt
+    if sys.stdin is None or sys.stdin.isatty():
+        raise LongwriteError("no prompt: give PROMPT, or pipe the prompt into stdin")
+    try:
+        return sys.stdin.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise LongwriteError(f"cannot read the prompt from stdin: {e}") from e
+
+
+@app.command(
+    "write",
+    help="Write a document for PROMPT (the default command: `longwrite PROMPT` is the same).",
+)
+def write_cmd(
+    prompt: Annotated[
+        str | None, typer.Argument(help="What to write; absent or '-': read stdin.")
+    ] = None,
+    words: Annotated[
+        int | None,
+        typer.Option(
+            "--words", "-w", help="Target length in words (default: what the prompt asks for).",
+            rich_help_panel=opt.LENGTH,
+        ),
+    ] = None,
+    best_of: opt.BestOf = 1,
+    max_rounds: opt.MaxRounds = 2,
+    range_model: opt.RangeModel = None,
+    model: opt.Model = None,
+    engine: opt.EngineName = "auto",
+    server: Annotated[
+        str | None,
+        typer.Option(help="OpenAI-compatible server URL [env LONGWRITE_SERVER]; the API key "
+                     "comes from env LONGWRITE_API_KEY.", rich_help_panel=opt.ENGINE),
+    ] = None,
+    tp: opt.Tp = None,
+    max_model_len: opt.MaxModelLen = 32768,
+    gpu_memory_utilization: opt.GpuMemoryUtilization = 0.9,
+    device: opt.Device = "auto",
+    dtype: opt.Dtype = "auto",
+    max_tokens: opt.MaxTokens = None,
+    temperature: opt.Temperature = DEFAULT_TEMPERATURE,
+    top_p: opt.TopP = DEFAULT_TOP_P,
+    seed: opt.Seed = None,
+    no_think: opt.NoThink = False,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the document to FILE (atomically).",
+                     rich_help_panel=opt.OUTPUT),
+    ] = None,
+    thinking: Annotated[
+        Literal["hide", "show", "keep"],
+        typer.Option(help="The model's planning: hide it, show it dim on stderr, or keep it "
+                     "in the output.", rich_help_panel=opt.OUTPUT),
+    ] = "hide",
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print one JSON object instead of the document.",
+                     rich_help_panel=opt.OUTPUT),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Show what would be sent; load no model.",
+                     rich_help_panel=opt.OUTPUT),
+    ] = False,
+) -> None:  # fmt: skip
+    from longwrite.cli.write import run_write
+    from longwrite.engines import EngineOptions
+    from longwrite.generate.job import WriteOptions
+
+    options = WriteOptions(
+        prompt=_read_prompt(prompt),
+        words=words,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        think=not no_think,
+        output=output,
+        thinking=thinking,
+        as_json=as_json,
+        dry_run=dry_run,
+        best_of=best_of,
+        max_rounds=max_rounds,
+        range_model=range_model,
+        engine=EngineOptions(
+            engine=engine,
+            model=model,
+            server=server,
+            device=device,
+            dtype=dtype,
+            tp=tp,
+            max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization,
+        ),
+    )
+    code = run_write(options)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command("count", help="Count words (as LongBench-Write does) in files; '-' reads stdin.")
+def count_cmd(
+    files: Annotated[list[str], typer.Argument(help="Files to count, or '-' for stdin.")],
+    tokenizer: Annotated[
+        str | None,
+        typer.Option("--tokenizer", "-t", help="Also count tokens with this tokenizer."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file.")] = False,
+) -> None:
+    from longwrite.io.counting import count_tokens, count_words
+
+    texts = [(name, _read_text(name)) for name in files]
+    tok = None
+    if tokenizer is not None:
+        from longwrite.engines.transformers import load_tokenizer
+
+        tok = load_tokenizer(tokenizer)
+    total_words = total_tokens = 0
+    for name, text in texts:
+        n = count_words(text)
+        t = count_tokens(text, tok) if tok is not None else None
+        total_words += n
+        total_tokens += t or 0
+        if as_json:
+            typer.echo(json.dumps({"file": name, "words": n, "tokens": t}, ensure_ascii=False))
+        else:
+            typer.echo(_count_line(n, t, name))
+    if len(texts) > 1 and not as_json:
+        typer.echo(_count_line(total_words, total_tokens if tok is not None else None, "total"))
+
+
+def _count_line(words: int, tokens: int | None, label: str) -> str:
+    tokens_part = f"  {tokens:>10,} tokens" if tokens is not None else ""
+    return f"{words:>10,} words{tokens_part}  {label}"
+
+
+def _read_text(name: str) -> str:
+    from longwrite.io.files import read_user_text
+
+    return sys.stdin.read() if name == "-" else read_user_text(name)
+
+
+def _register_subapps() -> None:
+    from longwrite.cli.batch import batch_command
+    from longwrite.cli.eval import eval_app
+    from longwrite.cli.rl import rl_app
+    from longwrite.serve import serve_command
+
+    app.command(
+        "batch",
+        help="Run many prompts from a JSON Lines file; appends results, resumable.",
+    )(batch_command)
+    app.command(
+        "serve",
+        help="Start a vLLM server for LongWriter-Zero (arguments after -- go to vLLM).",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )(serve_command)
+    app.add_typer(
+        eval_app,
+        name="eval",
+        help="Score results: `eval length`, `eval quality` (LLM judge), `eval report`.",
+    )
+    app.add_typer(
+        rl_app, name="rl", help="Train with GRPO (TRL): prepare, train, plot, serve-rollouts."
+    )
+
+
+_register_subapps()
+
+
+def route(argv: list[str]) -> list[str]:
+    """Send anything that is not a subcommand or a top-level flag to `write`."""
+    if argv and (argv[0] in SUBCOMMANDS or argv[0] in ("-h", "--help", "--version")):
+        return argv
+    return ["write", *argv]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = route(list(sys.argv[1:] if argv is None else argv))
+    try:
+        command = typer.main.get_command(app)
+        code = command.main(args=args, prog_name="longwrite", standalone_mode=False)
+    except typer.TyperException as e:  # bad usage: unknown option, invalid value, ...
+        message = e.format_message() if hasattr(e, "format_message") else str(e)
+        say(f"longwrite: error: {message} (see longwrite --help)")
+        code = getattr(e, "exit_code", 2)
+    except LongwriteError as e:
+        say(f"longwrite: error: {e}")
+        code = e.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        say("interrupted")
+        code = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as other Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)

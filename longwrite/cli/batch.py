@@ -1,0 +1,148 @@
+"""`longwrite batch IN.jsonl -o OUT.jsonl`: the command's options, its exit code and summary.
+
+The work itself (lines, servers, retries, the append-only output) is `batch.runner`; this
+module parses options into the main command's `WriteOptions`, takes the one-writer lock on
+OUT, runs the batch with its progress display and turns the outcome into an exit code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from longwrite.batch.input import Problem, read_items
+from longwrite.batch.pool import (
+    open_pool,
+    server_urls,
+)
+from longwrite.batch.runner import DEFAULT_CONCURRENCY, BatchFailed, Outcome, done_ids, run_batch
+from longwrite.cli import options as opt
+from longwrite.display.batch_progress import BatchProgress
+from longwrite.engines import EngineOptions
+from longwrite.engines.base import (
+    DEFAULT_TEMPERATURE,
+    DEFAULT_TOP_P,
+)
+from longwrite.errors import EXIT_FAILED, EXIT_INTERRUPTED, LongwriteError, say
+from longwrite.generate.job import WriteOptions
+from longwrite.io.jsonl import AppendLog
+
+
+def batch_command(
+    input: Annotated[Path, typer.Argument(help="JSON Lines: `prompt`, optional `id`, `words` "
+                     "or `length`, and overrides: temperature, top_p, max_tokens, seed, "
+                     "best_of.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Results, one JSON line per "
+                      "prompt, appended as each finishes; re-running skips the ids there.",
+                      show_default=False)],
+    concurrency: Annotated[int, typer.Option(help="Prompts in flight per server (a local "
+                           "engine: in all; transformers: prompts per batch).",
+                           min=1)] = DEFAULT_CONCURRENCY,
+    best_of: opt.BestOf = 1,
+    max_rounds: opt.MaxRounds = 2,
+    range_model: opt.RangeModel = None,
+    model: opt.Model = None,
+    engine: opt.EngineName = "auto",
+    server: Annotated[list[str] | None, typer.Option(help="OpenAI-compatible server URL; give "
+                      "it several times to spread the prompts (default: env LONGWRITE_SERVER).",
+                      rich_help_panel=opt.ENGINE)] = None,
+    servers_file: Annotated[Path | None, typer.Option(help="A file of server URLs, one per "
+                            "line.", rich_help_panel=opt.ENGINE)] = None,
+    tp: opt.Tp = None,
+    max_model_len: opt.MaxModelLen = 32768,
+    gpu_memory_utilization: opt.GpuMemoryUtilization = 0.9,
+    device: opt.Device = "auto",
+    dtype: opt.Dtype = "auto",
+    max_tokens: opt.MaxTokens = None,
+    temperature: opt.Temperature = DEFAULT_TEMPERATURE,
+    top_p: opt.TopP = DEFAULT_TOP_P,
+    seed: opt.Seed = None,
+    no_think: opt.NoThink = False,
+) -> None:  # fmt: skip
+    """Write a document for every line of a JSON Lines file; resumable."""
+    base = WriteOptions(
+        prompt="",
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        think=not no_think,
+        best_of=best_of,
+        max_rounds=max_rounds,
+        range_model=range_model,
+        engine=EngineOptions(
+            engine=engine,
+            model=model,
+            device=device,
+            dtype=dtype,
+            tp=tp,
+            max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization,
+        ),
+    )
+    code = run_batch_command(input, output, base, server_urls(server, servers_file), concurrency)
+    if code:
+        raise typer.Exit(code)
+
+
+def run_batch_command(
+    input: Path, output: Path, base: WriteOptions, servers: list[str], concurrency: int
+) -> int:
+    """The whole command: read, resume, load, run, report; returns the exit code."""
+    if concurrency < 1:
+        raise LongwriteError(f"--concurrency must be at least 1, not {concurrency}")
+    if base.best_of < 1:
+        raise LongwriteError(f"--best-of must be at least 1, not {base.best_of}")
+    if base.max_rounds < 0:
+        raise LongwriteError(f"--max-rounds must be >= 0, not {base.max_rounds}")
+    items, problems = read_items(input, base)
+    for p in problems:
+        say(f"longwrite: error: {input}:{p.line}: {p.message}; line skipped")
+    log = AppendLog(output)
+    log.lock()  # one writer per OUT: two runs would write the same ids twice
+    try:
+        finished = done_ids(log.load())
+        if log.dropped_torn:
+            say(f"longwrite: warning: {output} ended in a torn line (an earlier crash): cut off")
+        todo = [item for item in items if item.id not in finished]
+        already = len(items) - len(todo)
+        if not todo:
+            say(f"batch: all {len(items)} lines are in {output}")
+            return EXIT_FAILED if problems else 0
+        pool = open_pool(base.engine, servers, concurrency)
+        try:
+            with BatchProgress(len(items), already) as progress:
+                outcome = run_batch(
+                    todo, pool, log, base, concurrency=concurrency, progress=progress
+                )
+        finally:
+            pool.close()
+    finally:
+        log.close()
+    return _report(outcome, problems, already, output)
+
+
+def _report(outcome: Outcome, problems: list[Problem], already: int, output: Path) -> int:
+    parts = [f"{outcome.written} written to {output}"]
+    if already:
+        parts.append(f"{already} already there")
+    if outcome.failed:
+        parts.append(f"{len(outcome.failed)} failed")
+    if problems:
+        parts.append(f"{len(problems)} malformed line(s) skipped")
+    if outcome.left:
+        parts.append(f"{len(outcome.left)} not run")
+    say("batch: " + ", ".join(parts))
+    if outcome.interrupted:
+        say("interrupted: run the same command again to finish")
+        return EXIT_INTERRUPTED
+    if outcome.all_dead and outcome.left:
+        raise BatchFailed(
+            f"every server failed; {len(outcome.left)} line(s) not run. {output} keeps what "
+            "finished: run the same command again to finish"
+        )
+    if outcome.failed or problems:
+        return EXIT_FAILED
+    return 0

@@ -1,0 +1,152 @@
+"""`longwrite eval length|quality|report`: thin commands over `longwrite.evaluate`.
+
+Each command reads a results file, scores it with the evaluation package and prints a
+table (or `--json`); faults a user can fix are one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from longwrite.evaluate.length import DEFAULT_WORST, load_results, print_report, summarize
+from longwrite.evaluate.plots import plot_lengths
+from longwrite.io.files import check_writable
+
+eval_app = typer.Typer(
+    help="Score generated documents the way the benchmarks do.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+# The callback keeps `eval` a group of subcommands even while it has a single command.
+@eval_app.callback()
+def _eval() -> None:
+    """Score generated documents the way the benchmarks do."""
+
+
+@eval_app.command("length", help="LongBench-Write length score S_l of a JSON Lines results file.")
+def length_cmd(
+    results: Annotated[
+        Path,
+        typer.Argument(
+            help="JSON Lines: `length` (the required length), `answer`, optional `type`, `id`.",
+        ),
+    ],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of tables.")
+    ] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Also draw required vs produced length into FILE.png."),
+    ] = None,
+    worst: Annotated[
+        int, typer.Option("--worst", min=0, help="How many lowest-scoring items to list.")
+    ] = DEFAULT_WORST,
+) -> None:
+    if plot is not None:
+        check_writable(plot)
+    items = load_results(results)
+    report = summarize(items, worst=worst)
+    if plot is not None:
+        title = f"LongBench-Write length: S_l = {report.length_score:.1f} (n = {report.n})"
+        plot_lengths(items, plot, title=title)
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), ensure_ascii=False))
+    else:
+        print_report(report)
+
+
+# `eval quality` and `eval report`: thin wrappers over judge.py and report.py.
+@eval_app.command(
+    "quality",
+    help="LongBench-Write quality score S_q from an LLM judge (and the overall score).",
+)
+def quality_cmd(
+    results: Annotated[
+        Path,
+        typer.Argument(help="JSON Lines: `prompt`, `answer`; optional `type`, `id`, `length`."),
+    ],
+    judge: Annotated[
+        str,
+        typer.Option(
+            "--judge",
+            help="OpenAI-compatible URL of the judge (API key: env LONGWRITE_API_KEY).",
+        ),
+    ],
+    judge_model: Annotated[
+        str | None, typer.Option(help="The judge's model (default: the first the server serves).")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Scores file, appended as verdicts come (default: RESULTS.quality.jsonl).",
+        ),
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Judge requests at once.")] = 4,
+    retries: Annotated[
+        int, typer.Option(min=0, help="Retries of a malformed reply or failed request.")
+    ] = 2,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for a judge reply.")] = 300.0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of tables.")
+    ] = False,
+) -> None:
+    from longwrite.evaluate.quality import (
+        default_scores_path,
+        judge_file,
+        load_items,
+        print_quality,
+        server_judge,
+        summarize_quality,
+    )
+
+    scores_path = output or default_scores_path(results)
+    check_writable(scores_path)
+    items = load_items(results)
+    complete, engine = server_judge(judge, judge_model, timeout)
+    try:
+        verdicts = judge_file(
+            items,
+            complete,
+            scores_path,
+            concurrency=concurrency,
+            retries=retries,
+            judge_model=engine.model,
+        )
+    finally:
+        engine.close()
+    report = summarize_quality(items, verdicts)
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), ensure_ascii=False))
+    else:
+        print_quality(report)
+    if report.unscored:
+        raise typer.Exit(1)
+
+
+@eval_app.command("report", help="A Markdown report with tables and PNG plots beside it.")
+def report_cmd(
+    results: Annotated[Path, typer.Argument(help="The JSON Lines results file.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The Markdown file to write (atomically).")
+    ],
+    quality: Annotated[
+        Path | None,
+        typer.Option(help="Scores of `eval quality` (default: RESULTS.quality.jsonl if any)."),
+    ] = None,
+    worst: Annotated[
+        int, typer.Option("--worst", min=0, help="How many worst cases to list.")
+    ] = DEFAULT_WORST,
+) -> None:
+    from longwrite.evaluate.report import write_report
+
+    written = write_report(results, output, quality=quality, worst=worst)
+    for path in written:
+        typer.echo(str(path))

@@ -1,0 +1,166 @@
+"""The main command's run: resolve, load, stream to the display and to `-o FILE`.
+
+`cli.app` only parses options; this module does, in this order, so that every mistake is
+reported before a model loads:
+1. the request (`generate.job.resolve_request`: target, steering, validation);
+2. `--dry-run`: print the resolved request (budget estimated without a tokenizer) and stop;
+3. check the output path, load the engine (a spinner on a terminal), budget `max_tokens`
+   with its tokenizer and context, and warn when the target cannot fit in one pass;
+4. stream one document through the renderer (with continuation rounds when it ends short),
+   or sample `--best-of` candidates and show the best; `-o FILE` through `FILE.partial`,
+   committed only when the run ended on its own; `--json` at the end.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from longwrite.engines.base import FINISH_CANCELLED, Engine
+from longwrite.errors import EXIT_INTERRUPTED, LongwriteError, say
+from longwrite.generate.job import (
+    WriteOptions,
+    budget_request,
+    continuation_for,
+    resolve_request,
+    scorer_for,
+)
+from longwrite.prompt.request import Request
+
+
+def dry_run(opts: WriteOptions, request: Request) -> None:
+    from longwrite.length.budget import with_budget
+
+    hi = request.target_range[1] if request.target_range else None
+    request, budget = with_budget(request, hi, keep_max_tokens=opts.max_tokens is not None)
+    info = {
+        **request.to_json(),
+        "engine": opts.engine.engine,
+        "model": opts.engine.model,
+        "budget": budget.to_json(),
+    }
+    if opts.as_json:
+        print(json.dumps(info, ensure_ascii=False, indent=2))
+        return
+    print(request.prompt)
+    shown = ("language", "target_words", "target_range", "max_tokens", "temperature", "top_p")
+    say("dry run, nothing generated: " + ", ".join(f"{k}={info[k]}" for k in shown))
+
+
+def run_write(opts: WriteOptions) -> int:
+    """Run the main job; returns the exit code (0, or 130 after Ctrl-C)."""
+    from longwrite.display.loading import load_local_engine
+    from longwrite.engines import resolve_engine_name
+    from longwrite.io.files import check_writable
+
+    if opts.best_of < 1:
+        raise LongwriteError(f"--best-of must be at least 1, not {opts.best_of}")
+    if opts.max_rounds < 0:
+        raise LongwriteError(f"--max-rounds must be >= 0, not {opts.max_rounds}")
+    request = resolve_request(opts)
+    if opts.dry_run:
+        dry_run(opts, request)
+        return 0
+    backend = resolve_engine_name(opts.engine.engine, server=opts.engine.server)
+    if opts.output is not None:
+        check_writable(opts.output)
+    engine = load_local_engine(opts.engine, backend)
+    try:
+        request = _budgeted(opts, request, engine)
+        return _generate(opts, request, engine)
+    finally:
+        engine.close()
+
+
+def _budgeted(opts: WriteOptions, request: Request, engine: Engine) -> Request:
+    request, budget = budget_request(opts, request, engine)
+    hi = request.target_range[1] if request.target_range else None
+    if not budget.fits and hi is not None:
+        say(
+            f"longwrite: warning: a {hi:,}-word answer does not fit in one pass: the context "
+            f"({budget.context:,} tokens) leaves room for about {budget.max_words:,} words"
+        )
+    return request
+
+
+def _generate(opts: WriteOptions, request: Request, engine: Engine) -> int:
+    from longwrite.display.renderer import Renderer, RenderOptions
+    from longwrite.io.files import PartialFile
+
+    options = RenderOptions(
+        thinking=opts.thinking,
+        target_words=request.target_words,
+        answer="none" if (opts.output is not None or opts.as_json) else "auto",
+    )
+    target = PartialFile(opts.output) if opts.output is not None else None
+    with target if target is not None else _nothing() as sink:
+        with Renderer(options, sink=sink) as renderer:
+            result, extra = _produce(opts, request, engine, renderer)
+        if target is not None and result.finish_reason != FINISH_CANCELLED:
+            target.commit()
+    if opts.as_json:
+        print(json.dumps({**result.to_json(), **extra}, ensure_ascii=False))
+    if result.finish_reason == FINISH_CANCELLED:
+        kept = f" in {target.partial}" if target is not None else ""
+        say(f"interrupted: kept {result.words} words{kept}")
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def _produce(opts: WriteOptions, request: Request, engine: Engine, renderer: Any) -> tuple:
+    """One document (streamed, with continuation) or the best of K (shown when chosen)."""
+    from longwrite.generate.rounds import write_document
+
+    if opts.best_of == 1:
+        continuation = continuation_for(opts, request, engine)
+        return write_document(engine, request, renderer, continuation=continuation), {}
+    return _best_of(opts, request, engine, renderer)
+
+
+def _best_of(opts: WriteOptions, request: Request, engine: Engine, renderer: Any) -> tuple:
+    from longwrite.display.progress import CandidateProgress
+    from longwrite.generate.best_of import best_of
+    from longwrite.generate.parser import AnswerDelta, Done, ThinkDelta
+
+    score = scorer_for(request)
+    with CandidateProgress(opts.best_of, request.sampling.max_tokens) as progress:
+        result, candidates, best = best_of(engine, request, opts.best_of, score, progress=progress)
+        progress.summary(candidates, best)
+    if result.thinking:
+        renderer.handle(ThinkDelta(result.thinking))
+    renderer.handle(AnswerDelta(result.answer))
+    renderer.handle(Done(result.finish_reason))
+    summaries = [c.summary() for c in candidates]
+    if result.finish_reason == FINISH_CANCELLED:
+        # Interrupted: every candidate's text so far is kept, not only the one shown.
+        summaries = [{**s, "thinking": c.thinking, "answer": c.answer}
+                     for s, c in zip(summaries, candidates, strict=True)]  # fmt: skip
+        _keep_candidates(opts, summaries)
+    return result, {"best": best, "candidates": summaries}
+
+
+def _keep_candidates(opts: WriteOptions, records: list[dict[str, Any]]) -> None:
+    """After Ctrl-C in best-of: all candidates beside `-o FILE`, or a note where they are."""
+    if opts.output is None:
+        if not opts.as_json:
+            say(
+                f"longwrite: note: {len(records)} candidates were cut off; only the one shown "
+                "is kept (use -o FILE or --json to keep every candidate)"
+            )
+        return
+    from longwrite.io.files import atomic_write_text
+
+    path = opts.output.with_name(opts.output.name + ".candidates.jsonl")
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    atomic_write_text(path, lines)
+    say(f"longwrite: kept all {len(records)} candidates in {path}")
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+

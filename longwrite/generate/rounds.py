@@ -1,0 +1,200 @@
+"""The main job: one request through engine -> parser -> renderer, in one or more rounds.
+
+Kept apart from the CLI so that batch runs and tests drive the same loop.
+
+Continuation (length control): when an answer ends below the lower end of its target range,
+the same prompt plus everything generated so far is sent again as raw text, so the model
+carries on where it stopped; the user sees one seamless stream. The model had chosen to
+stop, so a continuation asks for `min_tokens` (the tokens the missing words need): vLLM and
+compatible servers ignore EOS and stop strings until then. Rounds are bounded, and each
+round's tokens count against the request's `max_tokens`.
+
+Ctrl-C is not an error here: the engine is stopped, whatever was generated goes through the
+parser and the renderer like any other ending, and the result says
+`finish_reason="cancelled"` so the caller can keep it and exit 130.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Protocol
+
+from longwrite.engines.base import (
+    FINISH_CANCELLED,
+    FINISH_STOP,
+    Engine,
+    Sampling,
+    fit_max_tokens,
+)
+from longwrite.generate.parser import Event, ThinkAnswerParser
+from longwrite.io.counting import count_words
+from longwrite.prompt.request import Request
+
+PARAGRAPH = "\n\n"  # what a continuation round starts with when the answer had stopped
+MIN_ROUND_TOKENS = 16  # a continuation with less room than this is not worth a request
+
+
+class EventSink(Protocol):
+    def handle(self, event: Event) -> None: ...
+    def add_tokens(self, n: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """Continue while the answer has fewer than `below` words, at most `max_rounds` times."""
+
+    below: int
+    max_rounds: int = 2
+    tokens_per_word: float = 1.4
+
+
+@dataclass(frozen=True)
+class Round:
+    """One request to the engine: a first pass or a continuation."""
+
+    tokens: int
+    finish_reason: str
+    answer_words: int
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one request produced; `--json` prints these fields."""
+
+    prompt: str
+    thinking: str
+    answer: str
+    words: int
+    tokens: int
+    finish_reason: str
+    seconds: float
+    rounds: list[Round] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _stream_round(
+    engine: Engine, prompt: str, sampling: Sampling, parser: ThinkAnswerParser, sink: EventSink
+) -> tuple[str, int, str]:
+    """One engine request fed through `parser` into `sink`: (raw text, tokens, finish)."""
+    pieces: list[str] = []
+    tokens = 0
+    finish: str | None = None
+    stream = engine.stream(prompt, sampling)
+    try:
+        for chunk in stream:
+            if chunk.tokens:
+                tokens += chunk.tokens
+                sink.add_tokens(chunk.tokens)
+            if chunk.text:
+                pieces.append(chunk.text)
+                for event in parser.feed(chunk.text):
+                    sink.handle(event)
+            if chunk.finish_reason is not None:
+                finish = chunk.finish_reason
+    except KeyboardInterrupt:
+        finish = FINISH_CANCELLED
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()  # stops generation promptly if we left the loop early
+    return "".join(pieces), tokens, finish or FINISH_STOP  # FINISH_STOP: ended without a word
+
+
+def tokens_left(engine: Engine, request: Request, generated: str, used: int) -> int:
+    """How many new tokens the next request for `request` may ask for, `used` being spent.
+
+    The one owner of that number: the request's budget less what was used, within what the
+    engine's context leaves after the prompt plus the text so far (counted with the engine's
+    tokenizer where it has one). Engines apply the same rule (`fit_max_tokens`), so a round
+    never asks for more than fits and the caller's count matches the engine's.
+    """
+    left = request.sampling.max_tokens - used
+    context = engine.info.context
+    if context:
+        counted = engine.count_tokens(request.prompt + generated)
+        if counted is not None:
+            left = fit_max_tokens(left, counted, context)
+    return left
+
+
+def _next_round(
+    request: Request,
+    continuation: Continuation | None,
+    rounds: list[Round],
+    left: int,
+    generated: str,
+) -> tuple[Sampling, str] | None:
+    """The sampling and separator of the next continuation round, or None to stop."""
+    if continuation is None or not rounds:
+        return None
+    last = rounds[-1]
+    if last.finish_reason == FINISH_CANCELLED or last.answer_words >= continuation.below:
+        return None
+    if len(rounds) > continuation.max_rounds:
+        return None
+    if left < MIN_ROUND_TOKENS:
+        return None
+    missing = math.ceil((continuation.below - last.answer_words) * continuation.tokens_per_word)
+    sampling = replace(request.sampling, max_tokens=left, min_tokens=min(missing, left), n=1)
+    # The model stopped on its own: start a new paragraph (only the line breaks the text does
+    # not already end with). Cut off by max_tokens (or still thinking): carry on mid-sentence,
+    # exactly where the text ends.
+    separator = ""
+    if last.finish_reason == FINISH_STOP and last.answer_words:
+        separator = PARAGRAPH[min(_trailing_newlines(generated), len(PARAGRAPH)) :]
+    return sampling, separator
+
+
+def _trailing_newlines(text: str) -> int:
+    return len(text) - len(text.rstrip("\n"))
+
+
+def write_document(
+    engine: Engine,
+    request: Request,
+    sink: EventSink,
+    *,
+    continuation: Continuation | None = None,
+) -> Result:
+    """Stream `request` through `engine`, feeding parsed events to `sink` as they come."""
+    parser = ThinkAnswerParser()
+    started = time.monotonic()
+    generated = ""  # the raw completion so far, as the model will see it when continuing
+    rounds: list[Round] = []
+    sampling, separator = request.sampling, ""
+    left = tokens_left(engine, request, "", 0)
+    if 0 < left < sampling.max_tokens:  # the context holds less than the budget
+        sampling = replace(sampling, max_tokens=left, min_tokens=min(sampling.min_tokens, left))
+    while True:
+        if separator:
+            generated += separator
+            for event in parser.feed(separator):
+                sink.handle(event)
+        text, tokens, finish = _stream_round(
+            engine, request.prompt + generated, sampling, parser, sink
+        )
+        generated += text
+        rounds.append(Round(tokens, finish, count_words(parser.answer)))
+        step = None
+        if continuation is not None:
+            left = tokens_left(engine, request, generated, sum(r.tokens for r in rounds))
+            step = _next_round(request, continuation, rounds, left, generated)
+        if step is None:
+            break
+        sampling, separator = step
+    for event in parser.close(finish):
+        sink.handle(event)
+    return Result(
+        prompt=request.user_prompt,
+        thinking=parser.thinking,
+        answer=parser.answer,
+        words=count_words(parser.answer),
+        tokens=sum(r.tokens for r in rounds),
+        finish_reason=finish,
+        seconds=round(time.monotonic() - started, 3),
+        rounds=rounds,
+    )

@@ -1,0 +1,148 @@
+"""Writing user files so that nothing is torn or silently lost.
+
+A document is streamed into `FILE.partial` and renamed onto `FILE` only when generation ends
+normally (`os.replace` is atomic on POSIX), so `FILE` is either the old file or the whole new
+one. If the run is interrupted or fails, the `.partial` file stays beside it with everything
+generated so far.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TextIO
+
+from longwrite.errors import LongwriteError
+
+
+def partial_path(path: Path) -> Path:
+    return path.with_name(path.name + ".partial")
+
+
+def check_writable(path: Path) -> None:
+    """Fail early (before a model loads) if `path` cannot be written."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise LongwriteError(f"cannot write {path}: it is a folder")
+    if not parent.is_dir():
+        raise LongwriteError(f"cannot write {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise LongwriteError(f"cannot write {path}: folder {parent} is not writable")
+
+
+class PartialFile:
+    """`with PartialFile(path) as f: f.write(...); f.commit()`; no commit keeps `.partial`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.partial = partial_path(self.path)
+        check_writable(self.path)
+        self._file: TextIO | None = None
+        self.committed = False
+        self.moved_aside: Path | None = None
+
+    def __enter__(self) -> TextIO:
+        try:
+            self._file = self._open_new()
+        except OSError as e:
+            raise LongwriteError(f"cannot write {self.partial}: {e.strerror}") from e
+        return self._file
+
+    def _open_new(self) -> TextIO:
+        """Create `.partial` afresh, never truncating one an earlier run left behind: that
+        one is moved aside (`FILE.partial.1`, `.2`, ...) and said so; one still being written
+        by a running longwrite (it holds a lock on it) is refused."""
+        while True:
+            try:
+                f = open(self.partial, "x", encoding="utf-8")  # noqa: SIM115
+            except FileExistsError:
+                self.moved_aside = self._move_aside()
+                continue
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return f
+
+    def _move_aside(self) -> Path:
+        with open(self.partial, "rb") as old:
+            try:
+                fcntl.flock(old.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise LongwriteError(
+                    f"another longwrite run is writing {self.path} ({self.partial} is in use)"
+                ) from None
+            if os.fstat(old.fileno()).st_size == 0:  # nothing was kept in it
+                self.partial.unlink()
+                return self.partial
+            n = 1
+            while (aside := self.partial.with_name(f"{self.partial.name}.{n}")).exists():
+                n += 1
+            os.rename(self.partial, aside)
+        sys.stderr.write(
+            f"longwrite: note: an earlier run's {self.partial.name} was kept as {aside}\n"
+        )
+        return aside
+
+    def commit(self) -> None:
+        assert self._file is not None
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self.partial, self.path)
+        self.committed = True
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._file is not None and not self._file.closed:
+            self._file.flush()
+            self._file.close()
+
+
+@contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside `path` that becomes `path` (atomically) if the block succeeds."""
+    target = Path(path)
+    check_writable(target)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except OSError as e:
+        raise LongwriteError(f"cannot write {target}: {e.strerror}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write `text` to `path` all at once: readers see the old file or the new, never half."""
+    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def save_figure(fig: Any, path: str | Path, *, dpi: int = 110) -> None:
+    """Save a matplotlib figure as PNG atomically."""
+    with replacing(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+
+
+def read_user_text(path: str | Path) -> str:
+    """The UTF-8 text of a file the user named, or one clear LongwriteError line."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LongwriteError(f"cannot read {path}: no such file") from None
+    except IsADirectoryError:
+        raise LongwriteError(f"cannot read {path}: it is a folder") from None
+    except UnicodeDecodeError:
+        raise LongwriteError(f"cannot read {path}: not UTF-8 text") from None
+    except OSError as e:
+        raise LongwriteError(f"cannot read {path}: {e.strerror}") from None

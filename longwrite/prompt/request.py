@@ -1,0 +1,96 @@
+"""One writing request, fully resolved: the exact prompt sent and how it is sampled.
+
+The resolved `Request` is frozen and JSON-serialisable: `--dry-run --json` prints it, and the
+engines receive its `prompt` and `sampling` unchanged. `build_request` validates the user's
+settings (one clear line for each mistake) and cleans the prompt once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from longwrite.engines.base import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, Sampling
+from longwrite.errors import LongwriteError
+from longwrite.prompt.templates import build_prompt, clean_prompt, detect_language
+
+
+@dataclass(frozen=True)
+class Request:
+    """One writing request, fully resolved: what is sent and how it is sampled."""
+
+    user_prompt: str
+    prompt: str
+    language: str
+    think: bool
+    target_words: int | None
+    sampling: Sampling
+    target_range: tuple[int, int] | None = None  # the paper's [lo, hi] for the target
+    question: str | None = None  # what went into the template, when it differs (steering)
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.sampling
+        return {
+            "prompt": self.prompt,
+            "user_prompt": self.user_prompt,
+            "language": self.language,
+            "think": self.think,
+            "target_words": self.target_words,
+            "target_range": list(self.target_range) if self.target_range else None,
+            "steered": self.question is not None,
+            "max_tokens": s.max_tokens,
+            "stop": list(s.stop),
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "seed": s.seed,
+        }
+
+
+def build_request(
+    user_prompt: str,
+    *,
+    words: int | None = None,
+    max_tokens: int | None = None,
+    temperature: float = DEFAULT_TEMPERATURE,
+    top_p: float = DEFAULT_TOP_P,
+    seed: int | None = None,
+    think: bool = True,
+    language: str | None = None,
+    target_range: tuple[int, int] | None = None,
+    question: str | None = None,
+) -> Request:
+    """Validate the user's settings and resolve them into a `Request`.
+
+    `question` (default: `user_prompt`) is the text put into the template; length steering
+    passes the prompt with its added sentence here, so `user_prompt` stays the user's own.
+    """
+    user_prompt = clean_prompt(user_prompt)
+    if question is not None:
+        question = clean_prompt(question)
+    if not user_prompt:
+        raise LongwriteError("the prompt is empty: give PROMPT, or pipe text into stdin")
+    if words is not None and words <= 0:
+        raise LongwriteError(f"--words must be a positive number of words, not {words}")
+    if max_tokens is not None and max_tokens <= 0:
+        raise LongwriteError(f"--max-tokens must be positive, not {max_tokens}")
+    if temperature < 0:
+        raise LongwriteError(f"--temperature must be >= 0, not {temperature}")
+    if not 0 < top_p <= 1:
+        raise LongwriteError(f"--top-p must be in (0, 1], not {top_p}")
+    lang = language or detect_language(user_prompt)
+    sampling = Sampling(
+        max_tokens=max_tokens or DEFAULT_MAX_TOKENS,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+    )
+    return Request(
+        user_prompt=user_prompt,
+        prompt=build_prompt(question or user_prompt, language=lang, think=think),
+        language=lang,
+        think=think,
+        target_words=words,
+        sampling=sampling,
+        target_range=target_range,
+        question=question if question and question != user_prompt else None,
+    )
