@@ -53,7 +53,6 @@ def warn_if_too_large(engine: EngineOptions) -> None:
         say(f"longwrite: warning: {warning}")
 
 
-
 class Spinner:
     """A spinner on stderr while a model loads (loading 32B weights takes minutes)."""
 
