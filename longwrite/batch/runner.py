@@ -119,19 +119,15 @@ class _Tracked:
 
 def run_item(engine: Engine, item: BatchItem, base: WriteOptions) -> dict[str, Any] | None:
     """Write one line as the main job would; its output record, or None when cancelled."""
-    from longwrite.generate.best_of import best_of
-    from longwrite.generate.job import budget_request, continuation_for, resolve_request, scorer_for
-    from longwrite.generate.rounds import write_document
+    from longwrite.generate.job import budget_request, produce, resolve_request
 
     opts = item_options(item, base)
     request, _ = budget_request(opts, resolve_request(opts), engine)
+    made = produce(opts, request, engine, _Quiet())
+    result = made.result
     extra: dict[str, Any] = {}
-    if opts.best_of == 1:
-        continuation = continuation_for(opts, request, engine)
-        result = write_document(engine, request, _Quiet(), continuation=continuation)
-    else:
-        result, candidates, best = best_of(engine, request, opts.best_of, scorer_for(request))
-        extra = {"best": best, "candidates": [c.summary() for c in candidates]}
+    if made.best is not None:
+        extra = {"best": made.best, "candidates": [c.summary() for c in made.candidates]}
     if result.finish_reason == FINISH_CANCELLED:
         return None
     given = item.fields.get("id")

@@ -26,7 +26,7 @@ from longwrite.engines.base import (
     DEFAULT_TOP_P,
 )
 from longwrite.errors import EXIT_FAILED, EXIT_INTERRUPTED, LongwriteError, say
-from longwrite.generate.job import WriteOptions
+from longwrite.generate.job import WriteOptions, check_options
 from longwrite.io.jsonl import AppendLog
 
 
@@ -93,10 +93,7 @@ def run_batch_command(
     """The whole command: read, resume, load, run, report; returns the exit code."""
     if concurrency < 1:
         raise LongwriteError(f"--concurrency must be at least 1, not {concurrency}")
-    if base.best_of < 1:
-        raise LongwriteError(f"--best-of must be at least 1, not {base.best_of}")
-    if base.max_rounds < 0:
-        raise LongwriteError(f"--max-rounds must be >= 0, not {base.max_rounds}")
+    check_options(base, with_prompt=False)
     items, problems = read_items(input, base)
     for p in problems:
         say(f"longwrite: error: {input}:{p.line}: {p.message}; line skipped")

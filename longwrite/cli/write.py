@@ -17,14 +17,8 @@ import json
 from typing import Any
 
 from longwrite.engines.base import FINISH_CANCELLED, Engine
-from longwrite.errors import EXIT_INTERRUPTED, LongwriteError, say
-from longwrite.generate.job import (
-    WriteOptions,
-    budget_request,
-    continuation_for,
-    resolve_request,
-    scorer_for,
-)
+from longwrite.errors import EXIT_INTERRUPTED, say
+from longwrite.generate.job import WriteOptions, budget_request, resolve_request
 from longwrite.prompt.request import Request
 
 
@@ -53,10 +47,6 @@ def run_write(opts: WriteOptions) -> int:
     from longwrite.engines import resolve_engine_name
     from longwrite.io.files import check_writable
 
-    if opts.best_of < 1:
-        raise LongwriteError(f"--best-of must be at least 1, not {opts.best_of}")
-    if opts.max_rounds < 0:
-        raise LongwriteError(f"--max-rounds must be >= 0, not {opts.max_rounds}")
     request = resolve_request(opts)
     if opts.dry_run:
         dry_run(opts, request)
@@ -108,35 +98,24 @@ def _generate(opts: WriteOptions, request: Request, engine: Engine) -> int:
 
 
 def _produce(opts: WriteOptions, request: Request, engine: Engine, renderer: Any) -> tuple:
-    """One document (streamed, with continuation) or the best of K (shown when chosen)."""
-    from longwrite.generate.rounds import write_document
+    """One document (streamed, with continuation) or the best of K (shown when chosen),
+    and the extra `--json` fields of best-of."""
+    from longwrite.display.progress import CandidateProgress
+    from longwrite.generate.job import produce
 
     if opts.best_of == 1:
-        continuation = continuation_for(opts, request, engine)
-        return write_document(engine, request, renderer, continuation=continuation), {}
-    return _best_of(opts, request, engine, renderer)
-
-
-def _best_of(opts: WriteOptions, request: Request, engine: Engine, renderer: Any) -> tuple:
-    from longwrite.display.progress import CandidateProgress
-    from longwrite.generate.best_of import best_of
-    from longwrite.generate.parser import AnswerDelta, Done, ThinkDelta
-
-    score = scorer_for(request)
+        return produce(opts, request, engine, renderer).result, {}
     with CandidateProgress(opts.best_of, request.sampling.max_tokens) as progress:
-        result, candidates, best = best_of(engine, request, opts.best_of, score, progress=progress)
-        progress.summary(candidates, best)
-    if result.thinking:
-        renderer.handle(ThinkDelta(result.thinking))
-    renderer.handle(AnswerDelta(result.answer))
-    renderer.handle(Done(result.finish_reason))
+        made = produce(opts, request, engine, renderer, progress=progress)
+        progress.summary(made.candidates, made.best)
+    result, candidates = made.result, made.candidates
     summaries = [c.summary() for c in candidates]
     if result.finish_reason == FINISH_CANCELLED:
         # Interrupted: every candidate's text so far is kept, not only the one shown.
         summaries = [{**s, "thinking": c.thinking, "answer": c.answer}
                      for s, c in zip(summaries, candidates, strict=True)]  # fmt: skip
         _keep_candidates(opts, summaries)
-    return result, {"best": best, "candidates": summaries}
+    return result, {"best": made.best, "candidates": summaries}
 
 
 def _keep_candidates(opts: WriteOptions, records: list[dict[str, Any]]) -> None:
@@ -162,5 +141,3 @@ class _nothing:
 
     def __exit__(self, *exc: object) -> None:
         return None
-
-

@@ -2,23 +2,31 @@
 
 Shared by the write command, `batch`, and the Python API, so a batch line, a library call
 and `longwrite PROMPT` resolve and generate the same way:
-- `resolve_request`: the target (`--words N`, else the length the prompt states, else with
-  `--range-model` a range an LLM predicts), the steering sentence, validation; no model.
+- `resolve_request`: every setting checked, then the target (`--words N`, else the length the
+  prompt states, else with `--range-model` a range an LLM predicts) and the steering
+  sentence; the `Request` is built once. No model is loaded.
 - `budget_request`: `max_tokens` from the target with the engine's tokenizer and context.
-- `continuation_for` / `scorer_for`: the continuation rule and the best-of scorer.
+- `produce`: one document streamed into a sink (with continuation rounds when it ends
+  short), or the best of K candidates, whose events the sink receives once it is chosen.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from longwrite.engines import EngineOptions
-from longwrite.engines.base import Engine
+from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, Engine
 from longwrite.errors import say
-from longwrite.prompt.request import Request, build_request
+from longwrite.prompt.request import Request, build_request, check_settings
+
+if TYPE_CHECKING:
+    from longwrite.generate.best_of import Candidate, Progress, Scorer
+    from longwrite.generate.rounds import Continuation, EventSink, Result
+    from longwrite.length.budget import Budget
+    from longwrite.length.targets import WordRange
 
 
 @dataclass(frozen=True)
@@ -28,8 +36,8 @@ class WriteOptions:
     prompt: str
     words: int | None = None
     max_tokens: int | None = None
-    temperature: float = 0.6
-    top_p: float = 0.95
+    temperature: float = DEFAULT_TEMPERATURE
+    top_p: float = DEFAULT_TOP_P
     seed: int | None = None
     think: bool = True
     output: Path | None = None
@@ -42,52 +50,58 @@ class WriteOptions:
     engine: EngineOptions = EngineOptions()
 
 
+def check_options(opts: WriteOptions, *, with_prompt: bool = True) -> None:
+    """Every setting of `opts` checked, before anything is loaded or asked."""
+    from longwrite.prompt.templates import clean_prompt
+
+    check_settings(
+        prompt=clean_prompt(opts.prompt) if with_prompt else None,
+        words=opts.words,
+        max_tokens=opts.max_tokens,
+        temperature=opts.temperature,
+        top_p=opts.top_p,
+        best_of=opts.best_of,
+        max_rounds=opts.max_rounds,
+    )
+
+
 def resolve_request(opts: WriteOptions) -> Request:
     """The request with its target and steering, validated; loads no model."""
     from longwrite.length.steer import steer
     from longwrite.length.targets import extract_target, paper_range
-    from longwrite.prompt.templates import clean_prompt
+    from longwrite.prompt.templates import clean_prompt, detect_language
 
-    opts = replace(opts, prompt=clean_prompt(opts.prompt))
-    kwargs: dict[str, Any] = dict(
+    check_options(opts)
+    prompt = clean_prompt(opts.prompt)
+    language = detect_language(prompt)
+    stated = extract_target(prompt)
+    question: str | None = None
+    words: int | None = None
+    rng: WordRange | None = None
+    if opts.words is not None:
+        words, rng = opts.words, paper_range(opts.words, "about")
+        question = None if stated else steer(prompt, opts.words, language)
+    elif stated is not None:
+        words, rng = stated.words, stated.range
+    elif opts.range_model:
+        rng = _predicted_range(prompt, opts.range_model)
+        words = (rng.lo + rng.hi) // 2 if rng else None
+    return build_request(
+        prompt,
+        words=words,
+        target_range=(rng.lo, rng.hi) if rng else None,
+        question=question,
+        language=language,
         max_tokens=opts.max_tokens,
         temperature=opts.temperature,
         top_p=opts.top_p,
         seed=opts.seed,
         think=opts.think,
     )
-    request = build_request(opts.prompt, words=opts.words, **kwargs)  # validates everything
-    stated = extract_target(opts.prompt)
-    if opts.words is not None:
-        rng = paper_range(opts.words, "about")
-        question = None if stated else steer(opts.prompt, opts.words, request.language)
-        words = opts.words
-    elif stated is not None:
-        rng, question, words = stated.range, None, stated.words
-    elif opts.range_model:
-        predicted = _predict_range(opts.prompt, opts.range_model)
-        if predicted is None:
-            say("longwrite: warning: the range model gave no usable word range: no length target")
-            return request
-        if predicted.hi == 0:  # the paper's rule for requests that need no long answer
-            say(
-                "longwrite: warning: the range model predicted [0, 0] words (a request it "
-                "judges cannot or need not be answered at length): no length target"
-            )
-            return request
-        rng, question, words = predicted, None, (predicted.lo + predicted.hi) // 2
-    else:
-        return request
-    return build_request(
-        opts.prompt,
-        words=words,
-        target_range=(rng.lo, rng.hi),
-        question=question,
-        **kwargs,
-    )
 
 
-def _predict_range(prompt: str, server: str) -> Any:
+def _predicted_range(prompt: str, server: str) -> WordRange | None:
+    """The range model's [lo, hi], or None (said on stderr) when it gives no usable one."""
     from longwrite.engines.base import Sampling
     from longwrite.engines.openai import OpenAIEngine
     from longwrite.length.assess import predict_range
@@ -99,12 +113,22 @@ def _predict_range(prompt: str, server: str) -> Any:
         return "".join(c.text for c in engine.stream(text, sampling))
 
     try:
-        return predict_range(prompt, complete)
+        predicted = predict_range(prompt, complete)
     finally:
         engine.close()
+    if predicted is None:
+        say("longwrite: warning: the range model gave no usable word range: no length target")
+        return None
+    if predicted.hi == 0:  # the paper's rule for requests that need no long answer
+        say(
+            "longwrite: warning: the range model predicted [0, 0] words (a request it "
+            "judges cannot or need not be answered at length): no length target"
+        )
+        return None
+    return predicted
 
 
-def budget_request(opts: WriteOptions, request: Request, engine: Engine) -> tuple[Request, Any]:
+def budget_request(opts: WriteOptions, request: Request, engine: Engine) -> tuple[Request, Budget]:
     """`request` with `max_tokens` budgeted with the engine's tokenizer and context."""
     from longwrite.length.budget import with_budget
 
@@ -118,7 +142,7 @@ def budget_request(opts: WriteOptions, request: Request, engine: Engine) -> tupl
     )
 
 
-def continuation_for(opts: WriteOptions, request: Request, engine: Engine) -> Any:
+def continuation_for(opts: WriteOptions, request: Request, engine: Engine) -> Continuation | None:
     """The continuation rule for a request with a target range (None without one)."""
     from longwrite.generate.rounds import Continuation
     from longwrite.length.budget import tokens_per_word
@@ -129,7 +153,7 @@ def continuation_for(opts: WriteOptions, request: Request, engine: Engine) -> An
     return Continuation(request.target_range[0], opts.max_rounds, tpw)
 
 
-def scorer_for(request: Request) -> Any:
+def scorer_for(request: Request) -> Scorer:
     """Best-of scoring: the RL rewards of a raw completion against the request's range."""
     from longwrite.length.targets import WordRange
     from longwrite.scoring.rewards import score_completion
@@ -141,3 +165,39 @@ def scorer_for(request: Request) -> Any:
         return {k: v for k, v in vars(scores).items() if v is not None}
 
     return score
+
+
+@dataclass(frozen=True)
+class Produced:
+    """What `produce` made: the document, and with best-of the candidates and the winner."""
+
+    result: Result
+    best: int | None = None
+    candidates: list[Candidate] = field(default_factory=list)
+
+
+def produce(
+    opts: WriteOptions,
+    request: Request,
+    engine: Engine,
+    sink: EventSink,
+    *,
+    progress: Progress | None = None,
+) -> Produced:
+    """One document streamed into `sink`, or the best of `opts.best_of` candidates (their
+    progress to `progress`; the chosen one's events to `sink` once it is chosen)."""
+    from longwrite.generate.best_of import best_of
+    from longwrite.generate.parser import AnswerDelta, Done, ThinkDelta
+    from longwrite.generate.rounds import write_document
+
+    if opts.best_of == 1:
+        continuation = continuation_for(opts, request, engine)
+        return Produced(write_document(engine, request, sink, continuation=continuation))
+    result, candidates, best = best_of(
+        engine, request, opts.best_of, scorer_for(request), progress=progress
+    )
+    if result.thinking:
+        sink.handle(ThinkDelta(result.thinking))
+    sink.handle(AnswerDelta(result.answer))
+    sink.handle(Done(result.finish_reason))
+    return Produced(result, best, candidates)

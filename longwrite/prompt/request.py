@@ -46,6 +46,34 @@ class Request:
         }
 
 
+def check_settings(
+    *,
+    prompt: str | None = None,
+    words: int | None = None,
+    max_tokens: int | None = None,
+    temperature: float = DEFAULT_TEMPERATURE,
+    top_p: float = DEFAULT_TOP_P,
+    best_of: int = 1,
+    max_rounds: int = 0,
+) -> None:
+    """One clear line for the first setting a user got wrong; the one place that checks
+    them, for the main command, `batch` and the Python API alike."""
+    if prompt is not None and not prompt:
+        raise LongwriteError("the prompt is empty: give PROMPT, or pipe text into stdin")
+    if words is not None and words <= 0:
+        raise LongwriteError(f"--words must be a positive number of words, not {words}")
+    if max_tokens is not None and max_tokens <= 0:
+        raise LongwriteError(f"--max-tokens must be positive, not {max_tokens}")
+    if temperature < 0:
+        raise LongwriteError(f"--temperature must be >= 0, not {temperature}")
+    if not 0 < top_p <= 1:
+        raise LongwriteError(f"--top-p must be in (0, 1], not {top_p}")
+    if best_of < 1:
+        raise LongwriteError(f"--best-of must be at least 1, not {best_of}")
+    if max_rounds < 0:
+        raise LongwriteError(f"--max-rounds must be >= 0, not {max_rounds}")
+
+
 def build_request(
     user_prompt: str,
     *,
@@ -67,16 +95,9 @@ def build_request(
     user_prompt = clean_prompt(user_prompt)
     if question is not None:
         question = clean_prompt(question)
-    if not user_prompt:
-        raise LongwriteError("the prompt is empty: give PROMPT, or pipe text into stdin")
-    if words is not None and words <= 0:
-        raise LongwriteError(f"--words must be a positive number of words, not {words}")
-    if max_tokens is not None and max_tokens <= 0:
-        raise LongwriteError(f"--max-tokens must be positive, not {max_tokens}")
-    if temperature < 0:
-        raise LongwriteError(f"--temperature must be >= 0, not {temperature}")
-    if not 0 < top_p <= 1:
-        raise LongwriteError(f"--top-p must be in (0, 1], not {top_p}")
+    check_settings(
+        prompt=user_prompt, words=words, max_tokens=max_tokens, temperature=temperature, top_p=top_p
+    )
     lang = language or detect_language(user_prompt)
     sampling = Sampling(
         max_tokens=max_tokens or DEFAULT_MAX_TOKENS,

@@ -1,0 +1,142 @@
+"""The Python API under the command line: `write()` for a whole document, `stream()` for events.
+
+    from longwrite import write, stream
+    doc = write("Write a 3,000-word essay on tides", words=3000, server="http://127.0.0.1:8000")
+    print(doc.answer, doc.words, doc.finish_reason)
+
+    for event in stream("Write a poem about the sea", server="http://127.0.0.1:8000"):
+        if isinstance(event, AnswerDelta):
+            print(event.text, end="", flush=True)
+
+Both run exactly what `longwrite PROMPT` runs (`generate.job`: the same target, steering,
+budget, continuation rounds and best-of), without a display. `engine` is a backend name
+("auto", "openai", "vllm", "transformers") or an engine already loaded, which a notebook can
+reuse across calls (it is then left open). Mistakes are `LongwriteError`s with the same
+one-line messages as the command's. `stream()` runs the generation on a thread and hands its
+events over a queue; leaving the loop early stops the generation.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from longwrite.engines import EngineOptions
+from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, Engine
+from longwrite.generate.job import WriteOptions
+
+if TYPE_CHECKING:
+    from longwrite.generate.parser import Event
+    from longwrite.generate.rounds import Result
+
+EventCallback = Callable[["Event"], None]
+
+
+@dataclass
+class _Callback:
+    """An event sink that hands each event to a function (tokens are in the result)."""
+
+    on_event: EventCallback | None
+
+    def handle(self, event: Event) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def add_tokens(self, n: int) -> None:
+        pass
+
+
+def write(
+    prompt: str,
+    *,
+    words: int | None = None,
+    server: str | None = None,
+    model: str | None = None,
+    engine: str | Engine = "auto",
+    max_tokens: int | None = None,
+    temperature: float = DEFAULT_TEMPERATURE,
+    top_p: float = DEFAULT_TOP_P,
+    seed: int | None = None,
+    think: bool = True,
+    best_of: int = 1,
+    max_rounds: int = 2,
+    range_model: str | None = None,
+    on_event: EventCallback | None = None,
+) -> Result:
+    """Write one document for `prompt`; returns its `Result` (answer, thinking, words, ...).
+
+    `on_event` receives the parsed events as they stream (`ThinkDelta`, `AnswerDelta`, one
+    `Done`); with `best_of` > 1, those of the chosen candidate once it is chosen.
+    """
+    from longwrite.engines import load_engine
+    from longwrite.generate.job import budget_request, produce, resolve_request
+
+    options = WriteOptions(
+        prompt=prompt,
+        words=words,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        think=think,
+        best_of=best_of,
+        max_rounds=max_rounds,
+        range_model=range_model,
+        engine=EngineOptions(
+            engine=engine if isinstance(engine, str) else "auto", model=model, server=server
+        ),
+    )
+    request = resolve_request(options)  # every mistake is reported before a model loads
+    loaded = load_engine(options.engine) if isinstance(engine, str) else engine
+    try:
+        request, _ = budget_request(options, request, loaded)
+        return produce(options, request, loaded, _Callback(on_event)).result
+    finally:
+        if isinstance(engine, str):
+            loaded.close()
+
+
+class _Stopped(Exception):
+    """Raised in the generating thread when the consumer of `stream()` has left."""
+
+
+_END = object()
+
+
+def stream(prompt: str, **settings: object) -> Iterator[Event]:
+    """The events of `write(prompt, **settings)` as they come; the last is `Done`.
+
+    Errors raised while writing are raised here. Closing the iterator (leaving a `for` loop
+    early) stops the generation within one chunk.
+    """
+    events: queue.Queue[object] = queue.Queue()
+    left = threading.Event()
+
+    def hand_over(event: Event) -> None:
+        if left.is_set():
+            raise _Stopped
+        events.put(event)
+
+    def run() -> None:
+        try:
+            write(prompt, on_event=hand_over, **settings)  # type: ignore[arg-type]
+        except _Stopped:
+            pass
+        except BaseException as exc:  # handed to the consumer, which raises it
+            events.put(exc)
+        finally:
+            events.put(_END)
+
+    thread = threading.Thread(target=run, name="longwrite-stream", daemon=True)
+    thread.start()
+    try:
+        while (item := events.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        left.set()
+        thread.join()
