@@ -39,7 +39,7 @@ from longwrite.io.jsonl import AppendLog  # noqa: E402
 
 PROMPTS = 32
 MAX_TOKENS = 48
-RUNS = 2
+RUNS = 3
 GOAL = 3.0
 NOTES_WORDS = (0, 0, 0, 10, 20, 40, 80, 150, 250, 400)  # words of notes after the request
 TOPICS = (
@@ -95,7 +95,9 @@ def main() -> None:
         lengths = [engine.count_tokens(build_request(i.prompt).prompt) for i in items()]
         print(
             f"prompt tokens (with the template): min {min(lengths)}, median "
-            f"{statistics.median(lengths):.0f}, max {max(lengths)}; {MAX_TOKENS} new tokens each"
+            f"{statistics.median(lengths):.0f}, max {max(lengths)}; {MAX_TOKENS} new tokens each; "
+            f"one left-padded batch holds {PROMPTS} x {max(lengths)} = "
+            f"{PROMPTS * max(lengths):,} prompt positions for {sum(lengths):,} prompt tokens"
         )
         # The same path in both modes, as `longwrite batch --concurrency N` takes it.
         on = RowBatcher(engine, expected=PROMPTS)
