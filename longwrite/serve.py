@@ -36,17 +36,14 @@ from typing import IO, Annotated
 
 import typer
 
-from longwrite.engines.base import DEFAULT_MODEL
-from longwrite.errors import LongwriteError
+from longwrite.engines.base import DEFAULT_MODEL, ENV_API_KEY, ENV_SERVER
+from longwrite.errors import EXIT_INTERRUPTED, LongwriteError
 
 DEFAULT_PORT = 8000
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_MAX_MODEL_LEN = 32768
-API_KEY_ENV = "LONGWRITE_API_KEY"
 VLLM_API_KEY_ENV = "VLLM_API_KEY"
-SERVER_ENV = "LONGWRITE_SERVER"
 INSTALL_HINT = "install the vllm extra: pip install 'longwrite[vllm]'"
-EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 128 + signal.SIGTERM
 POLL_INTERVAL_S = 0.5
 PROBE_TIMEOUT_S = 2.0
@@ -62,7 +59,7 @@ OWN_FLAGS = {
     "-tp": "--tp",
     "--max-model-len": "--max-model-len",
     "--served-model-name": "--served-model-name",
-    "--api-key": f"the {API_KEY_ENV} environment variable",
+    "--api-key": f"the {ENV_API_KEY} environment variable",
 }
 
 
@@ -123,14 +120,14 @@ def check_exposure(host: str, *, api_key_set: bool, insecure: bool) -> None:
     if is_loopback(host) or api_key_set or insecure:
         return
     raise LongwriteError(
-        f"--host {host} lets other machines use the server: set {API_KEY_ENV}, "
+        f"--host {host} lets other machines use the server: set {ENV_API_KEY}, "
         "or pass --insecure to serve without a key"
     )
 
 
 def api_key_from(environ: Mapping[str, str]) -> str | None:
     """The key the server will require: LONGWRITE_API_KEY, else an existing VLLM_API_KEY."""
-    return environ.get(API_KEY_ENV) or environ.get(VLLM_API_KEY_ENV) or None
+    return environ.get(ENV_API_KEY) or environ.get(VLLM_API_KEY_ENV) or None
 
 
 def child_env(environ: Mapping[str, str], api_key: str | None) -> dict[str, str]:
@@ -310,7 +307,7 @@ def serve_command(
     ] = DEFAULT_PORT,
     host: Annotated[
         str,
-        typer.Option("--host", help=f"Address to listen on (not loopback: needs {API_KEY_ENV})."),
+        typer.Option("--host", help=f"Address to listen on (not loopback: needs {ENV_API_KEY})."),
     ] = DEFAULT_HOST,
     max_model_len: Annotated[
         int,
@@ -391,10 +388,10 @@ def run_server(cmd: list[str], *, host: str, port: int, api_key: str | None) -> 
         if not ready:
             raise ServeError(_exit_message(proc.wait(), before_ready=True))
         if api_key:
-            _say(f"clients need the key too: export {API_KEY_ENV}=... (the key set here)")
+            _say(f"clients need the key too: export {ENV_API_KEY}=... (the key set here)")
         if connect_host(host) != host.strip().strip("[]"):
             _say(f"listening on every interface: from elsewhere, use this machine's name:{port}")
-        typer.echo(f"export {SERVER_ENV}={url}")  # last: the line to paste
+        typer.echo(f"export {ENV_SERVER}={url}")  # last: the line to paste
         code = proc.wait()
         if code:
             raise ServeError(_exit_message(code, before_ready=False))

@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from longwrite.batch import DEFAULT_CONCURRENCY
 from longwrite.batch.input import BatchItem, item_options
 from longwrite.batch.pool import (
     FAILED,
@@ -56,9 +57,6 @@ from longwrite.engines.base import (
 from longwrite.errors import EXIT_FAILED, LongwriteError, one_line, say
 from longwrite.generate.job import WriteOptions
 from longwrite.io.jsonl import AppendLog
-
-DEFAULT_CONCURRENCY = 8
-
 
 STOP_WAIT_S = 5.0  # after Ctrl-C, how long the workers get to stop
 

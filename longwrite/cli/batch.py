@@ -8,26 +8,20 @@ OUT, runs the batch with its progress display and turns the outcome into an exit
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from longwrite.batch.input import Problem, read_items
-from longwrite.batch.pool import (
-    open_pool,
-    server_urls,
-)
-from longwrite.batch.runner import DEFAULT_CONCURRENCY, BatchFailed, Outcome, done_ids, run_batch
 from longwrite.cli import options as opt
-from longwrite.display.batch_progress import BatchProgress
-from longwrite.engines import EngineOptions
-from longwrite.engines.base import (
-    DEFAULT_TEMPERATURE,
-    DEFAULT_TOP_P,
-)
+from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 from longwrite.errors import EXIT_FAILED, EXIT_INTERRUPTED, LongwriteError, say
-from longwrite.generate.job import WriteOptions, check_options
-from longwrite.io.jsonl import AppendLog
+
+if TYPE_CHECKING:  # the batch machinery loads when the command runs, not for `--help`
+    from longwrite.batch.input import Problem
+    from longwrite.batch.runner import Outcome
+    from longwrite.generate.job import WriteOptions
+
+from longwrite.batch import DEFAULT_CONCURRENCY
 
 
 def batch_command(
@@ -62,6 +56,10 @@ def batch_command(
     no_think: opt.NoThink = False,
 ) -> None:  # fmt: skip
     """Write a document for every line of a JSON Lines file; resumable."""
+    from longwrite.batch.pool import server_urls
+    from longwrite.engines import EngineOptions
+    from longwrite.generate.job import WriteOptions
+
     base = WriteOptions(
         prompt="",
         max_tokens=max_tokens,
@@ -91,6 +89,13 @@ def run_batch_command(
     input: Path, output: Path, base: WriteOptions, servers: list[str], concurrency: int
 ) -> int:
     """The whole command: read, resume, load, run, report; returns the exit code."""
+    from longwrite.batch.input import read_items
+    from longwrite.batch.pool import open_pool
+    from longwrite.batch.runner import done_ids, run_batch
+    from longwrite.display.batch_progress import BatchProgress
+    from longwrite.generate.job import check_options
+    from longwrite.io.jsonl import AppendLog
+
     if concurrency < 1:
         raise LongwriteError(f"--concurrency must be at least 1, not {concurrency}")
     check_options(base, with_prompt=False)
@@ -122,6 +127,8 @@ def run_batch_command(
 
 
 def _report(outcome: Outcome, problems: list[Problem], already: int, output: Path) -> int:
+    from longwrite.batch.runner import BatchFailed
+
     parts = [f"{outcome.written} written to {output}"]
     if already:
         parts.append(f"{already} already there")

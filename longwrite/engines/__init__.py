@@ -14,7 +14,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from longwrite.engines.base import DEFAULT_MODEL, Engine, EngineError
+from longwrite.engines.base import DEFAULT_MODEL, ENV_SERVER, Engine, EngineError
 
 ENGINES = ("auto", "vllm", "openai", "transformers")
 
@@ -34,7 +34,7 @@ class EngineOptions:
 
 
 def configured_server(server: str | None) -> str | None:
-    return server or os.environ.get("LONGWRITE_SERVER") or None
+    return server or os.environ.get(ENV_SERVER) or None
 
 
 def resolve_engine_name(name: str, *, server: str | None = None) -> str:

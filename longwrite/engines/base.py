@@ -19,6 +19,8 @@ from typing import Protocol, runtime_checkable
 from longwrite.errors import LongwriteError
 
 DEFAULT_MODEL = "THU-KEG/LongWriter-Zero-32B"
+ENV_SERVER = "LONGWRITE_SERVER"  # the OpenAI-compatible server to use
+ENV_API_KEY = "LONGWRITE_API_KEY"  # its key: only from the environment, never an option
 
 # The model card's published settings (reference §1).
 DEFAULT_STOP: tuple[str, ...] = ("<|user|>", "<|endoftext|>", "</answer>")

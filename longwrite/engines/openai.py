@@ -35,11 +35,17 @@ from typing import Any
 
 import openai
 
-from longwrite.engines.base import FINISH_LENGTH, Chunk, EngineError, EngineInfo, Sampling
+from longwrite.engines.base import (
+    ENV_API_KEY,
+    ENV_SERVER,
+    FINISH_LENGTH,
+    Chunk,
+    EngineError,
+    EngineInfo,
+    Sampling,
+)
 from longwrite.errors import LongwriteError, one_line
 
-ENV_SERVER = "LONGWRITE_SERVER"
-ENV_API_KEY = "LONGWRITE_API_KEY"
 NO_KEY = "EMPTY"  # what is sent when no key is set; vLLM without --api-key accepts anything
 CLIENT_RETRIES = 1  # retries of short requests (/v1/models); generations are not retried
 START_HINT = "is it running? start one with `longwrite serve`"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from longwrite.engines import EngineOptions
-from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, Engine
+from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, ENV_API_KEY, Engine
 from longwrite.errors import say
 from longwrite.prompt.request import Request, build_request, check_settings
 
@@ -106,7 +106,7 @@ def _predicted_range(prompt: str, server: str) -> WordRange | None:
     from longwrite.engines.openai import OpenAIEngine
     from longwrite.length.assess import predict_range
 
-    engine = OpenAIEngine(server, api_key=os.environ.get("LONGWRITE_API_KEY"))
+    engine = OpenAIEngine(server, api_key=os.environ.get(ENV_API_KEY))
     sampling = Sampling(max_tokens=400, temperature=0.2, top_p=1.0, stop=())
 
     def complete(text: str) -> str:
