@@ -17,7 +17,8 @@ from longwrite.batch.input import BatchItem, parse_item, prompt_id, read_items
 from longwrite.batch.pool import EnginePool, RowBatcher, is_connection_failure
 from longwrite.batch.runner import done_ids, run_batch, run_item
 from longwrite.cli.batch import _report, run_batch_command
-from longwrite.display.batch_progress import BatchProgress, duration
+from longwrite.display.batch_progress import BatchProgress
+from longwrite.display.status import format_duration
 from longwrite.engines.base import Chunk, EngineError, EngineInfo, Sampling
 from longwrite.errors import LongwriteError
 from longwrite.generate.job import WriteOptions
@@ -349,9 +350,10 @@ def test_ctrl_c_keeps_whole_lines_only(tmp_path: Path) -> None:
     assert _report(outcome, [], 0, tmp_path / "out.jsonl") == 130
 
 
-def test_duration() -> None:
-    assert duration(75) == "1m15s"
-    assert duration(3725) == "1h02m"
+def test_batch_progress_shares_the_status_lines_duration_format() -> None:
+    # one duration format everywhere (display.status.format_duration)
+    assert format_duration(75) == "1:15"
+    assert format_duration(3725) == "1:02:05"
 
 
 # ---------------------------------------------------------------- the row batcher

@@ -12,6 +12,8 @@ import threading
 import time
 from typing import Any, TextIO
 
+from longwrite.display.status import format_duration
+
 PLAIN_EVERY_S = 10.0  # progress lines when stderr is not a terminal: at most this often
 
 
@@ -105,13 +107,8 @@ class BatchProgress:
         self._printed = time.monotonic()
         eta = self.eta()
         failed = f", {self.failed} failed" if self.failed else ""
-        when = f", ETA {duration(eta)}" if eta is not None and self.done < self.total else ""
+        when = f", ETA {format_duration(eta)}" if eta is not None and self.done < self.total else ""
         self._stream.write(
             f"batch: {self.done}/{self.total} done{failed}, {self._rate()} tok/s{when}\n"
         )
         self._stream.flush()
-
-
-def duration(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
