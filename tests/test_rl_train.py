@@ -14,13 +14,8 @@ from typer.testing import CliRunner
 
 from longwrite.cli.rl import rl_app
 from longwrite.errors import LongwriteError
-from longwrite.rl.train import (
-    is_complete_checkpoint,
-    progress_line,
-    read_metrics,
-    resume_checkpoint,
-    trim_metrics,
-)
+from longwrite.rl.metrics import progress_line, read_metrics, trim_metrics
+from longwrite.rl.run_dir import is_complete_checkpoint, resume_checkpoint
 
 TINY = "rl/tiny-cpu.yaml"
 

@@ -1,4 +1,8 @@
-"""Best-of-K progress: one line per candidate while they are sampled, then their scores.
+"""Progress on stderr: how long a duration reads, and the best-of-K candidate lines.
+
+`format_duration` is the one way a time span is shown (status line, ETA, RL steps).
+
+Best-of-K: one line per candidate while they are sampled, then their scores.
 
 The K candidates are generated together and none is shown until all are scored, so the
 user needs to see that each one is moving. On a terminal, a rich progress line per candidate
@@ -15,6 +19,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 SCORE_KEYS = ("length", "format", "repetition", "total")
+
+
+def format_duration(seconds: float) -> str:
+    """`m:ss`, or `h:mm:ss` from one hour; whole seconds, rounded down."""
+    s = max(int(seconds), 0)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def score_line(candidate: Any, best: int) -> str:

@@ -35,6 +35,7 @@ from rich.markdown import Markdown
 from rich.segment import Segment
 from rich.text import Text
 
+from longwrite.display.progress import format_duration
 from longwrite.generate.parser import AnswerDelta, Done, Event, ThinkDelta
 from longwrite.io.counting import WordCounter
 
@@ -85,14 +86,6 @@ def split_finished_blocks(pending: str) -> tuple[str, str]:
 _OWN_LEADING_BLANK = frozenset(
     {"bullet_list_open", "ordered_list_open", "blockquote_open", "table_open"}
 )
-
-
-def format_duration(seconds: float) -> str:
-    """`m:ss`, or `h:mm:ss` from one hour; whole seconds, rounded down."""
-    s = max(int(seconds), 0)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def format_status(
