@@ -163,7 +163,7 @@ class RunConfig(_Section):
 
     @field_validator("trl", mode="before")
     @classmethod
-    def _no_trl(cls, value: Any) -> Any:
+    def _trl_or_empty(cls, value: Any) -> Any:
         return value or {}
 
     def model_post_init(self, context: Any) -> None:
