@@ -40,7 +40,8 @@ GOAL = 1.10
 
 def ours(model: Path, out: Path, steps: int) -> list[float]:
     from longwrite.rl.config import load_config
-    from longwrite.rl.train import METRICS_FILE, read_metrics, run_train
+    from longwrite.rl.metrics import METRICS_FILE, read_metrics
+    from longwrite.rl.train import run_train
 
     cfg = load_config(
         RECIPE,

@@ -293,3 +293,53 @@ def test_the_recipes_in_rl_are_valid(monkeypatch):
         cfg = load_config(path, processes=processes, for_training=False)
         assert isinstance(cfg, RunConfig)
         check_batch(cfg, processes)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("rollout=5", "rollout must be a mapping of keys, not 5"),
+        ("rewards.length=[1]", "rewards.length must be a mapping of keys, not [1]"),
+        ("trl=5", "trl must be a mapping of GRPOConfig fields, not 5"),
+        ("train.max_steps=null", "train.max_steps must be an integer, not null"),
+        ("rollout.top_p=nan", "rollout.top_p must be a number, not 'nan'"),  # only 1e-6 style
+        ("train.precision=bf17", "train.precision must be one of auto, bf16, fp16, fp32, not"),
+        ("model=", "model is required"),
+        ("rewards.writing.judge=5", "rewards.writing.judge must be a string, not 5"),
+    ],
+)  # fmt: skip
+def test_misshapen_values_are_one_line_too(recipe, override, message):
+    path = recipe()
+    with pytest.raises(ConfigError) as e:
+        load_config(path, [override], processes=1)
+    assert str(e.value).startswith(f"{path}: {message}") and "\n" not in str(e.value)
+
+
+def test_a_mistyped_key_is_named_before_the_faults_it_causes(recipe):
+    # The misspelt key leaves a default behind and a bad value beside it: the typo is the news.
+    path = recipe()
+    with pytest.raises(ConfigError, match=r"unknown key 'rollout.temprature' \(did you mean"):
+        load_config(path, ["rollout.top_p=high", "rollout.temprature=0.5"], processes=1)
+
+
+def test_rewards_switch_on_and_off_and_the_recipe_is_frozen(recipe):
+    path = recipe()
+    cfg = load_config(path, ["rewards.length=true", "rewards.format=false"], processes=1)
+    assert cfg.rewards.enabled() == ["length"] and cfg.rewards.length.weight == 1.0
+    assert cfg.train.learning_rate == 0.001 and isinstance(cfg.rollout.top_p, float)
+    with pytest.raises((ValueError, AttributeError)):  # frozen
+        cfg.train.max_steps = 3  # type: ignore[misc]
+
+
+def test_the_resolved_recipe_loads_back_as_the_same_recipe(recipe, tmp_path):
+    """What `rl train` writes to RUN/config.yaml is itself a valid recipe, equal to the one run."""
+    import yaml
+
+    sets = ["rewards.length.max_words=99", "rewards.writing.judge=http://127.0.0.1:9"]
+    cfg = load_config(recipe(), sets, processes=1)
+    saved = tmp_path / "config.yaml"
+    saved.write_text(yaml.safe_dump(cfg.to_json(), sort_keys=False))
+    again = load_config(saved, for_training=False)
+    assert again.to_json() == cfg.to_json() and again.source == str(saved)
+    assert again.rewards.enabled() == ["length", "writing"]  # format: null in the file
+    assert again.rewards.length.max_words == 99

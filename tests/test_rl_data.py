@@ -153,3 +153,33 @@ def test_training_rows_from_prepared_or_raw_data(tmp_path):
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "x", "lo": 5, "hi": 2}])
     with pytest.raises(LongwriteError, match="lo and hi must be integers"):
         load_training_rows(bad)
+
+
+def test_prepare_refuses_a_second_writer_and_a_file_not_its_own(tmp_path):
+    from longwrite.io.jsonl import AppendLog
+
+    src = write_jsonl(tmp_path / "p.jsonl", [{"prompt": p} for p in PROMPTS])
+    out = tmp_path / "data.jsonl"
+    other = AppendLog(out)
+    other.lock()  # another `rl prepare` is writing this output
+    try:
+        with pytest.raises(LongwriteError, match=r"another longwrite run is writing .*data.jsonl"):
+            prepare(src, out)
+    finally:
+        other.close()
+    assert not out.exists() or out.read_text() == ""  # nothing was interleaved
+    out.write_text('{"index": 0}\r\nnot json\r\n{"index": 2}\r\n')  # CRLF, edited by hand
+    with pytest.raises(LongwriteError, match=r"data.jsonl:2: not a JSON object"):
+        prepare(src, out)
+    out.write_text('{"index": 0}\r\n{"index": 2}')  # a whole last row whose newline never came
+    report = prepare(src, out)
+    assert (report.already, report.written, report.dropped) == (2, 1, 1)
+    assert [r["index"] for r in read_jsonl(out)] == [0, 2, 3]
+    assert not (tmp_path / "data.jsonl.lock").exists()  # released when done
+
+
+def test_prepare_keeps_an_empty_output_when_every_prompt_is_dropped(tmp_path):
+    src = write_jsonl(tmp_path / "p.jsonl", [{"prompt": PROMPTS[1]}])
+    out = tmp_path / "data.jsonl"
+    assert prepare(src, out).dropped == 1
+    assert out.read_text() == ""

@@ -23,7 +23,7 @@ from test_rl_train import fake_checkpoint
 from longwrite.engines.base import DEFAULT_STOP
 from longwrite.errors import LongwriteError
 from longwrite.prompt.request import build_request
-from longwrite.rl import train
+from longwrite.rl import run_dir, train
 from longwrite.rl.config import ConfigError, RewardsConfig, WritingRewardConfig, load_config
 from longwrite.rl.rewards import (
     FormatReward,
@@ -155,7 +155,7 @@ def run_as(rank: int, cfg: Any, monkeypatch: pytest.MonkeyPatch, others: Any = N
     state = FakeState(rank == 0, events, others)
     monkeypatch.setattr("accelerate.PartialState", lambda *a, **k: state)
     monkeypatch.setattr(train, "_process_state", lambda: state, raising=False)
-    scan = train.find_checkpoints
+    scan = run_dir.find_checkpoints
     rename = Path.rename
 
     def find(run: Path) -> list[Path]:
@@ -171,7 +171,7 @@ def run_as(rank: int, cfg: Any, monkeypatch: pytest.MonkeyPatch, others: Any = N
             events.append("trainer")
             raise Started
 
-    monkeypatch.setattr(train, "find_checkpoints", find)
+    monkeypatch.setattr(run_dir, "find_checkpoints", find)
     monkeypatch.setattr(Path, "rename", renamed)
     monkeypatch.setattr("trl.GRPOTrainer", Trainer)
     with pytest.raises(Started):
@@ -187,7 +187,7 @@ def test_only_the_main_process_prepares_the_run_folder(recipe, monkeypatch, tmp_
     fake_checkpoint(run, 4, state=False)  # half-written by a killed run
 
     def main_meanwhile() -> None:  # while process 1 waits, process 0 sets checkpoint-4 aside
-        train.resume_checkpoint(run)
+        run_dir.resume_checkpoint(run)
 
     events = run_as(1, cfg, monkeypatch, others=main_meanwhile)
     assert events[0] == "barrier", events  # process 1 reads the folder only after the main

@@ -7,9 +7,9 @@ import sse_server
 from sse_server import Script, ScriptedServer, plan
 
 import longwrite.cli.rl
+import longwrite.rl.metrics
 import longwrite.rl.plots
 import longwrite.rl.rewards
-import longwrite.rl.train
 from longwrite.rl.config import LengthRewardConfig, RewardsConfig, WritingRewardConfig
 from longwrite.rl.rewards import (
     ClassifierReward,
@@ -24,7 +24,12 @@ from longwrite.rl.rewards import (
 
 
 def test_doctests():
-    for module in (longwrite.rl.rewards, longwrite.rl.train, longwrite.rl.plots, longwrite.cli.rl):
+    for module in (
+        longwrite.rl.rewards,
+        longwrite.rl.metrics,
+        longwrite.rl.plots,
+        longwrite.cli.rl,
+    ):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
 

@@ -9,18 +9,13 @@ import sys
 import time
 
 import pytest
-from test_rl_config import MOUNTED, REPO, run_cli
+from test_rl_config import GOOD, MOUNTED, REPO, run_cli
 from typer.testing import CliRunner
 
 from longwrite.cli.rl import rl_app
 from longwrite.errors import LongwriteError
-from longwrite.rl.train import (
-    is_complete_checkpoint,
-    progress_line,
-    read_metrics,
-    resume_checkpoint,
-    trim_metrics,
-)
+from longwrite.rl.metrics import progress_line, read_metrics, trim_metrics
+from longwrite.rl.run_dir import is_complete_checkpoint, resume_checkpoint
 
 TINY = "rl/tiny-cpu.yaml"
 
@@ -78,6 +73,61 @@ def test_metrics_are_trimmed_back_to_the_resumed_step(tmp_path):
     trim_metrics(path, 5)
     assert [r["step"] for r in read_metrics(path)] == [1, 2, 3, 4, 5]
     assert path.read_text().endswith("\n")
+
+
+def test_a_second_run_on_the_same_folder_is_refused_before_it_touches_it(tmp_path, monkeypatch):
+    import trl
+
+    from longwrite.rl.config import load_config
+    from longwrite.rl.metrics import hold_metrics
+    from longwrite.rl.train import run_train
+
+    data = tmp_path / "prompts.jsonl"
+    data.write_text(json.dumps({"prompt": "Write a 20-word slogan."}) + "\n")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(GOOD.format(data=data, out=tmp_path / "run"))
+    cfg = load_config(recipe, processes=1)
+    run = tmp_path / "run"
+    fake_checkpoint(run, 2)
+    fake_checkpoint(run, 4, state=False)  # the other run is saving it right now
+    monkeypatch.setattr(trl, "GRPOTrainer", lambda **kw: pytest.fail("a model was loaded"))
+    other = hold_metrics(run)  # the other `rl train --resume`, still running
+    try:
+        with pytest.raises(LongwriteError, match=r"another longwrite run is writing .*metrics"):
+            run_train(cfg, resume=True)
+    finally:
+        other.close()
+    assert (run / "checkpoint-4").is_dir() and not (run / "config.yaml").exists()
+
+
+class _State:
+    is_world_process_zero = True
+    global_step = 3
+    max_steps = 10
+
+
+def test_each_logged_step_is_one_whole_line_and_one_progress_line(tmp_path):
+    import io
+
+    from longwrite.rl.metrics import hold_metrics, run_callbacks
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 1}\n{"step": 2}\n{"step": 3, "len')  # a kill
+    trim_metrics(run / "metrics.jsonl", 2)
+    log, stream = hold_metrics(run), io.StringIO()
+    try:
+        (callback,) = run_callbacks(log, stream)
+        callback.on_train_begin(None, _State(), None)
+        logs = {"reward": 0.5, "rewards/length/mean": 0.25, "answer_words": 41.0, "loss": 0.0}
+        callback.on_log(None, _State(), None, logs=logs)
+        callback.on_log(None, _State(), None, logs={"train_runtime": 9.0})  # not a step: skipped
+    finally:
+        log.close()
+    records = read_metrics(run / "metrics.jsonl")
+    assert [r["step"] for r in records] == [1, 2, 3]
+    assert records[-1]["length"] == 0.25 and records[-1]["trl"] == logs
+    assert stream.getvalue() == "step 3/10 · length 0.25 · words 41\n"  # no ETA: no step done
 
 
 def test_progress_line():

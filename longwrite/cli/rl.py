@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import typer
 
-from longwrite.errors import LongwriteError
+from longwrite.errors import LongwriteError, say
 
 rl_app = typer.Typer(
     help="Train a LongWriter-Zero style writer with GRPO (TRL): prepare, train, plot.",
@@ -42,8 +42,7 @@ def _main_process() -> bool:
 
 def _say(message: str) -> None:
     if _main_process():
-        sys.stderr.write(message + "\n")
-        sys.stderr.flush()
+        say(message)
 
 
 @rl_app.command("train", help="Run a GRPO recipe (YAML); checkpoints, metrics and RUN/final.")

@@ -1,4 +1,4 @@
-"""Best-of-K progress: one line per candidate while they are sampled, then their scores.
+"""Best-of-K progress on stderr: one line per candidate while they are sampled, then scores.
 
 The K candidates are generated together and none is shown until all are scored, so the
 user needs to see that each one is moving. On a terminal, a rich progress line per candidate

@@ -1,4 +1,5 @@
-"""The one-line status of a run: phase, progress, speed, elapsed time and ETA."""
+"""The one-line status of a run (phase, progress, speed, elapsed time, ETA) and `format_duration`,
+the one way a time span is shown (status line, batch and RL ETAs)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
-"""A training recipe: YAML in, frozen dataclasses out, every mistake caught before a model loads.
+"""A training recipe: YAML in, frozen models out, every mistake caught before a model loads.
 
 A GRPO run on many GPUs can spend ten minutes loading weights before it reads a mistyped key,
-so `load_config` checks everything it can on its own: unknown keys (with the closest known
-key as a suggestion), value types, the group arithmetic of the batch, and that the files it
-names exist. Each fault is one `ConfigError` line naming the file and the key.
+so `load_config` checks everything it can on its own: unknown keys and value types (the
+models of `schema`), ranges and combinations the types cannot express, the group arithmetic
+of the batch, and that the files it names exist. Each fault is one `ConfigError` line naming
+the file and the key.
 
 Layout of a recipe (every section optional but `model` and `data`; see `rl/README.md`)::
 
@@ -17,244 +18,48 @@ Layout of a recipe (every section optional but `model` and `data`; see `rl/READM
 
 Choices:
 
-* Defaults are the paper's (reference §2): 32 completions per prompt, clip 0.2, no KL term,
-  rollout temperature 0.8 and top_p 1.0, 14,000 completion tokens; the rewards are averaged
-  after each is normalised within its group (`normalize_then_sum`, fixed in `train`).
-* Names follow TRL's `GRPOConfig` wherever a field maps one to one, so TRL's documentation
-  applies; `rollout.engine` folds `use_vllm` and `vllm_mode` into one choice.
-* Without a `rewards` section, length and format are on (the writing reward needs a model);
-  with one, exactly the rewards it lists are on.
-* A float may be written `1e-6`: PyYAML reads that as a string (YAML 1.1), so numeric strings
-  are accepted where a float is expected, and nowhere else.
+* `--set key=value` overrides are read as YAML scalars and merged over the file.
 * Relative paths are relative to the working directory, as on any command line.
 * `model: tiny` means the tiny random model of `longwrite.tiny`, built into the run folder on
   first use: the CPU smoke recipe needs no download.
+* The recipe's types live in `schema` and are re-exported here: `config` is where callers
+  get a recipe and its parts.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import os
 import re
-import typing
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from longwrite.errors import LongwriteError
+from pydantic import ValidationError
 
-TINY = "tiny"
-ENGINES = ("transformers", "vllm-colocate", "vllm-server")
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+from longwrite.rl.schema import (
+    ENGINES,
+    PRECISIONS,
+    TINY,
+    ConfigError,
+    FormatRewardConfig,
+    LengthRewardConfig,
+    RewardsConfig,
+    RolloutConfig,
+    RunConfig,
+    TrainConfig,
+    WritingRewardConfig,
+    fault_line,
+    known_keys,
+    suggest,
+)
+
+__all__ = [
+    "ENGINES", "PRECISIONS", "TINY", "ConfigError", "FormatRewardConfig", "LengthRewardConfig",
+    "RewardsConfig", "RolloutConfig", "RunConfig", "TrainConfig", "WritingRewardConfig",
+    "check_batch", "check_files", "check_values", "config_from_mapping", "known_keys",
+    "load_config", "parse_set", "read_yaml", "suggest", "world_size",
+]  # fmt: skip
+
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
-
-
-class ConfigError(LongwriteError):
-    """A fault in a recipe: one line naming the file and the key."""
-
-
-@dataclass(frozen=True)
-class RolloutConfig:
-    """How completions are sampled (the paper's settings by default)."""
-
-    engine: str = "transformers"  # transformers | vllm-colocate | vllm-server
-    num_generations: int = 32  # the group size G
-    temperature: float = 0.8
-    top_p: float = 1.0
-    max_completion_length: int = 14_000  # tokens, thinking included
-    vllm_server: str | None = None  # vllm-server: base URL, e.g. http://10.0.0.2:8000
-    vllm_gpu_memory_utilization: float = 0.3  # vllm-colocate: share of each GPU for vLLM
-    vllm_tensor_parallel_size: int = 1  # vllm-colocate
-    vllm_max_model_length: int | None = None
-    vllm_enable_sleep_mode: bool = False
-
-
-@dataclass(frozen=True)
-class LengthRewardConfig:
-    weight: float = 1.0
-    max_words: int | None = None  # the paper's Lmax; None: scoring.rewards' default
-
-
-@dataclass(frozen=True)
-class FormatRewardConfig:
-    weight: float = 1.0
-
-
-@dataclass(frozen=True)
-class WritingRewardConfig:
-    """Writing quality from a sequence-classification reward model OR an LLM judge."""
-
-    weight: float = 1.0
-    model: str | None = None  # reward model folder or Hub id
-    device: str = "auto"  # where the reward model runs: auto, cpu, cuda, cuda:N
-    batch_size: int = 8
-    max_length: int = 16_384  # tokens of the answer the reward model sees
-    judge: str | None = None  # OpenAI-compatible server URL of the judge
-    judge_model: str | None = None  # default: the first model the server lists
-    concurrency: int = 8  # judge requests in flight
-    attempts: int = 3  # per completion, for failures and unreadable replies
-    judge_max_tokens: int = 1024
-    judge_context: int = 32_768  # the judge's context in tokens when its server does not say
-    judge_temperature: float = 0.0
-    timeout: float = 600.0  # seconds per judge request
-
-
-@dataclass(frozen=True)
-class RewardsConfig:
-    length: LengthRewardConfig | None = None
-    format: FormatRewardConfig | None = None
-    writing: WritingRewardConfig | None = None
-
-    def enabled(self) -> list[str]:
-        return [name for name in ("length", "format", "writing") if getattr(self, name)]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    max_steps: int = 150  # optimizer steps (the paper: about 150)
-    learning_rate: float = 1e-6  # not published
-    per_device_train_batch_size: int = 32  # completions per device per micro-step
-    gradient_accumulation_steps: int = 1
-    epsilon: float = 0.2  # the clip range
-    beta: float = 0.0  # KL coefficient: 0 loads no reference model
-    save_steps: int = 10
-    save_total_limit: int | None = 2  # checkpoints kept (None: all)
-    logging_steps: int = 1
-    seed: int = 0
-    precision: str = "auto"  # auto (bf16 on a GPU, else fp32) | bf16 | fp16 | fp32
-    gradient_checkpointing: bool = True
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    model: str
-    data: str
-    output_dir: str
-    rollout: RolloutConfig = RolloutConfig()
-    rewards: RewardsConfig = RewardsConfig()
-    train: TrainConfig = TrainConfig()
-    trl: dict[str, Any] = field(default_factory=dict)
-    source: str = "<config>"  # the file it came from, for messages
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.output_dir)
-
-    def completions_per_step(self, processes: int) -> int:
-        t = self.train
-        return t.per_device_train_batch_size * processes * t.gradient_accumulation_steps
-
-    def to_json(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out.pop("source")
-        return out
-
-
-_SECTIONS: dict[str, type] = {
-    "rollout": RolloutConfig,
-    "rewards": RewardsConfig,
-    "train": TrainConfig,
-}
-_TOP = ("model", "data", "output_dir", "rollout", "rewards", "train", "trl")
-_DEFAULT_REWARDS = {"length": {}, "format": {}}
-
-
-def known_keys() -> list[str]:
-    """Every dotted key a recipe may set (except the free-form `trl.*`)."""
-    keys = ["model", "data", "output_dir"]
-    for name, cls in _SECTIONS.items():
-        for f in dataclasses.fields(cls):
-            sub = _dataclass_of(_hints(cls)[f.name])
-            if sub is None:
-                keys.append(f"{name}.{f.name}")
-            else:
-                keys += [f"{name}.{f.name}.{g.name}" for g in dataclasses.fields(sub)]
-    return keys
-
-
-def suggest(key: str, candidates: list[str]) -> str:
-    """' (did you mean 'x'?)' for the closest candidate (or section), '' when none is close."""
-    sections = {c.rsplit(".", i)[0] for c in candidates for i in range(1, c.count(".") + 1)}
-    candidates = sorted(set(candidates) | sections)
-    leaf = key.rsplit(".", 1)[-1]
-    same_leaf = [c for c in candidates if c.rsplit(".", 1)[-1] == leaf]
-    close = same_leaf or difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
-    if not close:  # a typo in the last part only: compare the leaves
-        leaves = {c.rsplit(".", 1)[-1]: c for c in candidates if c.startswith(key[: -len(leaf)])}
-        match = difflib.get_close_matches(leaf, list(leaves), n=1, cutoff=0.6)
-        close = [leaves[match[0]]] if match else []
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _optional(tp: Any) -> tuple[Any, bool]:
-    """(the type without None, whether None is allowed)."""
-    args = typing.get_args(tp)
-    if type(None) in args:
-        rest = [a for a in args if a is not type(None)]
-        return rest[0], True
-    return tp, False
-
-
-def _dataclass_of(tp: Any) -> type | None:
-    base, _ = _optional(tp)
-    return base if dataclasses.is_dataclass(base) else None
-
-
-_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
-
-
-def _coerce(value: Any, tp: Any, key: str, where: str) -> Any:
-    """`value` as type `tp`, or a ConfigError naming `key`."""
-    base, nullable = _optional(tp)
-    if value is None:
-        if nullable:
-            return None
-        raise ConfigError(f"{where}: {key} must be {_TYPE_NAMES.get(base, base)}, not null")
-    ok = False
-    if base is bool:
-        ok = isinstance(value, bool)
-    elif base is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif base is float:
-        if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
-            value = float(value)
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif base is str:
-        ok = isinstance(value, str)
-    elif typing.get_origin(base) is dict:
-        ok = isinstance(value, dict)
-    if not ok:
-        raise ConfigError(f"{where}: {key} must be {_TYPE_NAMES.get(base, base)}, not {value!r}")
-    return value
-
-
-def _build(cls: type, raw: Any, prefix: str, where: str) -> Any:
-    """An instance of dataclass `cls` from the mapping `raw` (keys checked, values typed)."""
-    if raw is None or raw is True:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: {prefix} must be a mapping of keys, not {raw!r}")
-    hints = _hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs: dict[str, Any] = {}
-    for key, value in raw.items():
-        dotted = f"{prefix}.{key}"
-        if key not in names:
-            raise ConfigError(f"{where}: unknown key '{dotted}'{suggest(dotted, known_keys())}")
-        sub = _dataclass_of(hints[key])
-        if sub is not None:
-            off = value is None or value is False
-            kwargs[key] = None if off else _build(sub, value, dotted, where)
-        else:
-            kwargs[key] = _coerce(value, hints[key], dotted, where)
-    return cls(**kwargs)
 
 
 def parse_set(assignments: list[str], where: str) -> dict[str, Any]:
@@ -321,32 +126,16 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 def config_from_mapping(raw: dict[str, Any], source: str) -> RunConfig:
     """Check and type a parsed recipe (no file access)."""
-    for key in raw:
-        if key not in _TOP:
-            raise ConfigError(f"{source}: unknown key '{key}'{suggest(str(key), known_keys())}")
-    for key in ("model", "data"):
-        if raw.get(key) in (None, ""):
-            raise ConfigError(f"{source}: {key} is required")
-    model = _coerce(raw["model"], str, "model", source)
-    data = _coerce(raw["data"], str, "data", source)
-    output_dir = raw.get("output_dir")
-    if output_dir is None:
-        output_dir = str(Path("runs") / Path(source).stem)
-    output_dir = _coerce(output_dir, str, "output_dir", source)
-    rewards_raw = raw.get("rewards", _DEFAULT_REWARDS)
-    trl = raw.get("trl") or {}
-    if not isinstance(trl, dict):
-        raise ConfigError(f"{source}: trl must be a mapping of GRPOConfig fields, not {trl!r}")
-    cfg = RunConfig(
-        model=model,
-        data=data,
-        output_dir=output_dir,
-        rollout=_build(RolloutConfig, raw.get("rollout"), "rollout", source),
-        rewards=_build(RewardsConfig, rewards_raw, "rewards", source),
-        train=_build(TrainConfig, raw.get("train"), "train", source),
-        trl=dict(trl),
-        source=source,
-    )
+    raw = dict(raw)
+    for key in ("model", "data"):  # null or empty: as good as missing ("model is required")
+        if key in raw and raw[key] in (None, ""):
+            del raw[key]
+    if raw.get("output_dir") is None:
+        raw["output_dir"] = str(Path("runs") / Path(source).stem)
+    try:
+        cfg = RunConfig.model_validate(raw, context={"source": source})
+    except ValidationError as e:
+        raise fault_line(e, source) from None
     check_values(cfg)
     return cfg
 
@@ -358,8 +147,6 @@ def check_values(cfg: RunConfig) -> None:
     def fail(key: str, message: str) -> None:
         raise ConfigError(f"{src}: {key} {message}")
 
-    if r.engine not in ENGINES:
-        fail("rollout.engine", f"must be one of {', '.join(ENGINES)}, not {r.engine!r}")
     if r.num_generations < 2:
         fail("rollout.num_generations", "must be at least 2 (GRPO compares within a group)")
     if r.max_completion_length < 1:
@@ -377,8 +164,6 @@ def check_values(cfg: RunConfig) -> None:
         fail("train.save_steps" if t.save_steps < 1 else "train.logging_steps", "must be >= 1")
     if t.learning_rate <= 0:
         fail("train.learning_rate", "must be positive")
-    if t.precision not in PRECISIONS:
-        fail("train.precision", f"must be one of {', '.join(PRECISIONS)}, not {t.precision!r}")
     if not cfg.rewards.enabled():
         fail("rewards", "switches every reward off: turn on length, format or writing")
     length = cfg.rewards.length

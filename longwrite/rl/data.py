@@ -9,11 +9,12 @@ them.
 Input: JSON Lines with a `prompt` field, or a Hugging Face dataset saved with `save_to_disk`
 (its `train` split when it is a DatasetDict). Output: JSON Lines, one `PreparedRow` per line.
 
-Resuming: each output row records the `index` of its input row; a re-run skips the indices
-already written and appends the rest, flushing after every row, so a killed run loses at most
-the row being written. A torn last line (killed mid-write) is cut off, atomically, before
-appending. Dropped prompts are not recorded: a re-run (with a range model, say) tries them
-again.
+Resuming: the output is the project's one append-only JSON Lines file (`io.jsonl.AppendLog`,
+as for batch results): each row records the `index` of its input row and is fsynced as it is
+written, so a killed run loses at most the row being written; a re-run cuts off a torn last
+line, skips the indices already written and appends the rest, holding a lock so that two
+runs never interleave their rows. Dropped prompts are not recorded: a re-run (with a range
+model, say) tries them again.
 
 `load_training_rows` reads what `rl train` trains on: prepared rows, or raw prompts, which are
 prepared in memory with the same code (stated lengths only: no LLM during training).
@@ -22,7 +23,6 @@ prepared in memory with the same code (stated lengths only: no LLM during traini
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from longwrite.errors import LongwriteError
+from longwrite.io.jsonl import AppendLog
 from longwrite.length.assess import predict_range
 from longwrite.length.targets import WordRange, extract_target
 from longwrite.prompt.templates import build_prompt, clean_prompt
@@ -136,36 +137,6 @@ def make_row(index: int, question: str, rng: WordRange, source: str) -> Prepared
     return PreparedRow(index, question, build_prompt(question), rng.lo, rng.hi, source)
 
 
-def _done_indices(out: Path) -> set[int]:
-    """Indices already in `out`; a torn last line is cut off (atomically) first."""
-    if not out.exists():
-        return set()
-    text = out.read_text(encoding="utf-8")
-    lines = text.splitlines(keepends=True)
-    done: set[int] = set()
-    keep = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            row = json.loads(line) if line.strip() else None
-        except json.JSONDecodeError:
-            row = None
-            if number < len(lines) or line.endswith("\n"):
-                raise LongwriteError(f"{out} line {number}: not a JSON object") from None
-        if row is None:
-            continue
-        if not line.endswith("\n"):  # complete JSON, but the newline never came
-            line += "\n"
-        if isinstance(row, dict) and isinstance(row.get("index"), int):
-            done.add(row["index"])
-        keep.append(line)
-    repaired = "".join(keep)
-    if repaired != text:
-        from longwrite.io.files import atomic_write_text
-
-        atomic_write_text(out, repaired)
-    return done
-
-
 def prepare(
     src: str | Path,
     out: str | Path,
@@ -178,45 +149,17 @@ def prepare(
 
     `on_row(done)` is called after each input row is handled, for a progress display.
     """
-    out_path = Path(out)
-    from longwrite.io.files import check_writable
-
-    check_writable(out_path)
-    done = _done_indices(out_path)
-    rows = list(read_prompts(src))
-    pending = [(i, row) for i, row in rows if i not in done]
-    counts = {"stated": 0, "predicted": 0, "dropped": 0}
-
-    def resolve(item: tuple[int, dict[str, Any]]) -> PreparedRow | None:
-        index, row = item
-        question = clean_prompt(row["prompt"])  # as inference sends it: no CRLF, no stray newline
-        found = stated_range(row)
-        if found is not None:
-            return make_row(index, question, *found)
-        if complete is None:
-            return None
-        predicted = predict_range(question, complete)
-        return make_row(index, question, predicted, "predicted") if predicted else None
-
-    with open(out_path, "a", encoding="utf-8") as handle:
-        # Only range-model calls are slow; map keeps the input order.
-        pool = ThreadPoolExecutor(max_workers=max(1, workers)) if complete else None
-        results = pool.map(resolve, pending) if pool else map(resolve, pending)
-        try:
-            for handled, prepared in enumerate(results, start=1):
-                if prepared is None:
-                    counts["dropped"] += 1
-                else:
-                    counts["predicted" if prepared.range_source == "predicted" else "stated"] += 1
-                    handle.write(json.dumps(prepared.to_json(), ensure_ascii=False) + "\n")
-                    handle.flush()
-                if on_row is not None:
-                    on_row(len(rows) - len(pending) + handled)
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
-            handle.flush()
-            os.fsync(handle.fileno())
+    log = AppendLog(out)
+    log.lock()  # a second run on the same output is refused, not interleaved
+    try:
+        with open(log.path, "a", encoding="utf-8"):  # there even if every prompt is dropped
+            pass
+        done = {r["index"] for r in log.load() if isinstance(r.get("index"), int)}
+        rows = list(read_prompts(src))
+        pending = [(i, row) for i, row in rows if i not in done]
+        counts = _write_prepared(log, pending, complete, workers, on_row, len(rows) - len(pending))
+    finally:
+        log.close()
     return PrepareReport(
         total=len(rows),
         already=len(rows) - len(pending),
@@ -225,6 +168,47 @@ def prepare(
         predicted=counts["predicted"],
         dropped=counts["dropped"],
     )
+
+
+def _resolve(row: dict[str, Any], index: int, complete: Callable[[str], str] | None) -> Any:
+    """The prepared row, or None when no range is stated and none can be predicted."""
+    question = clean_prompt(row["prompt"])  # as inference sends it: no CRLF, no stray newline
+    found = stated_range(row)
+    if found is not None:
+        return make_row(index, question, *found)
+    if complete is None:
+        return None
+    predicted = predict_range(question, complete)
+    return make_row(index, question, predicted, "predicted") if predicted else None
+
+
+def _write_prepared(
+    log: AppendLog,
+    pending: list[tuple[int, dict[str, Any]]],
+    complete: Callable[[str], str] | None,
+    workers: int,
+    on_row: Callable[[int], None] | None,
+    already: int,
+) -> dict[str, int]:
+    """Resolve `pending` in input order, appending each row as it comes; the counts."""
+    counts = {"stated": 0, "predicted": 0, "dropped": 0}
+    # Only range-model calls are slow; map keeps the input order.
+    pool = ThreadPoolExecutor(max_workers=max(1, workers)) if complete else None
+    mapper = pool.map if pool else map
+    results = mapper(lambda item: _resolve(item[1], item[0], complete), pending)
+    try:
+        for handled, prepared in enumerate(results, start=1):
+            if prepared is None:
+                counts["dropped"] += 1
+            else:
+                counts["predicted" if prepared.range_source == "predicted" else "stated"] += 1
+                log.append(prepared.to_json())
+            if on_row is not None:
+                on_row(already + handled)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return counts
 
 
 def load_training_rows(path: str | Path) -> tuple[list[PreparedRow], int]:

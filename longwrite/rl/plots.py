@@ -70,7 +70,7 @@ def plot_run(
     run_dir: str | Path, out_dir: str | Path | None = None, *, window: int = 5
 ) -> list[Path]:
     """Write one PNG per logged curve of the run into `out_dir` (default RUN/plots)."""
-    from longwrite.rl.train import METRICS_FILE, read_metrics
+    from longwrite.rl.metrics import METRICS_FILE, read_metrics
 
     run = Path(run_dir)
     metrics = run / METRICS_FILE
