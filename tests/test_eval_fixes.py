@@ -31,9 +31,9 @@ from longwrite.evaluate.quality import (
     judge_file,
     load_items,
     server_judge,
-    summarize_quality,
 )
 from longwrite.evaluate.report import write_report
+from longwrite.evaluate.summary import summarize_quality
 from longwrite.io.counting import count_words
 
 ROOT = Path(__file__).resolve().parents[1]

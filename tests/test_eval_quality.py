@@ -34,8 +34,8 @@ from longwrite.evaluate.quality import (
     quality_score,
     rescale,
     server_judge,
-    summarize_quality,
 )
+from longwrite.evaluate.summary import summarize_quality
 from longwrite.io.jsonl import AppendLog
 
 # ---------------------------------------------------------------- pure parts

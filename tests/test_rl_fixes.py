@@ -292,7 +292,7 @@ def test_an_answer_longer_than_the_judge_context_is_cut_to_fit(reported: int | N
 
 
 def test_the_judge_is_told_the_rest_is_not_shown() -> None:
-    from longwrite.rl.rewards import estimate_tokens
+    from longwrite.scoring.judge import estimate_tokens
 
     seen: list[str] = []
 
