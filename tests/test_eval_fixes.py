@@ -222,6 +222,32 @@ def test_any_failure_of_the_judge_request_is_retried_then_unscored(tmp_path: Pat
     assert len(scores.read_text().splitlines()) == 2  # recorded as unscored, both
 
 
+def test_a_verdict_that_cannot_be_written_stops_the_run_with_one_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from longwrite.io.jsonl import AppendLog
+
+    results = write_rows(tmp_path / "run.jsonl", rows_with({k: f"text {k}" for k in "abcd"}))
+    scores = tmp_path / "s.jsonl"
+    append = AppendLog.append
+    calls: list[str] = []
+
+    def full_after_one(self: AppendLog, record: dict[str, object]) -> None:
+        if len(calls) > 1:  # the second verdict finds the disk full
+            raise LongwriteError(f"cannot write {self.path}: No space left on device")
+        append(self, record)
+
+    def complete(text: str) -> str:
+        calls.append(text)
+        return json.dumps(dict.fromkeys(DIMENSIONS, 4))
+
+    monkeypatch.setattr(AppendLog, "append", full_after_one)
+    with pytest.raises(LongwriteError, match="No space left on device"):
+        judge_file(load_items(results), complete, scores, concurrency=1, backoff=0)
+    assert len(calls) == 2  # the judges stop: no verdict is asked for that cannot be kept
+    assert [json.loads(x)["key"] for x in scores.read_text().splitlines()] == ["a"]
+
+
 # ---------------------------------------------------------------- 19: eval report is read-only
 
 

@@ -334,6 +334,15 @@ def test_a_judge_answering_garbage_over_http_is_unscored_not_fatal() -> None:
     assert len(judge.completions) == 4
 
 
+def test_closing_the_writing_reward_closes_the_judge_client() -> None:
+    with ContextJudge(Script()) as judge:
+        reward = writing(judge.url, attempts=1)
+        assert reward(["p"], ["<answer>one"]) == [pytest.approx(7 / 9)]
+        reward.close()  # as `rl train` does when it ends
+        with pytest.raises(LongwriteError, match="closed"):
+            reward.send("another prompt")
+
+
 def test_a_judge_context_must_hold_the_reply(recipe) -> None:
     with pytest.raises(ConfigError, match="judge_context must exceed"):
         recipe("rewards.writing.judge=http://127.0.0.1:9", "rewards.writing.judge_context=64")

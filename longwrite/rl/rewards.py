@@ -223,7 +223,10 @@ class JudgeReward(JudgeClient):
         return scores
 
     def close(self) -> None:
-        """Nothing to release: the judge's threads end with each call."""
+        """Close the judge's endpoint, when it has one (its threads end with each call)."""
+        close = getattr(self.send, "close", None)
+        if close is not None:
+            close()
 
 
 def openai_judge(w: WritingRewardConfig) -> CompletionsEndpoint:
