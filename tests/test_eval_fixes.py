@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -31,9 +33,9 @@ from longwrite.evaluate.quality import (
     judge_file,
     load_items,
     server_judge,
-    summarize_quality,
 )
 from longwrite.evaluate.report import write_report
+from longwrite.evaluate.summary import summarize_quality
 from longwrite.io.counting import count_words
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -220,6 +222,61 @@ def test_any_failure_of_the_judge_request_is_retried_then_unscored(tmp_path: Pat
     assert verdicts["a"].scores is None and "JSONDecodeError" in (verdicts["a"].error or "")
     assert verdicts["b"].scores is None and "KeyError" in (verdicts["b"].error or "")
     assert len(scores.read_text().splitlines()) == 2  # recorded as unscored, both
+
+
+def test_a_verdict_that_cannot_be_written_stops_the_run_with_one_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from longwrite.io.jsonl import AppendLog
+
+    results = write_rows(tmp_path / "run.jsonl", rows_with({k: f"text {k}" for k in "abcd"}))
+    scores = tmp_path / "s.jsonl"
+    append = AppendLog.append
+    calls: list[str] = []
+
+    def full_after_one(self: AppendLog, record: dict[str, object]) -> None:
+        if len(calls) > 1:  # the second verdict finds the disk full
+            raise LongwriteError(f"cannot write {self.path}: No space left on device")
+        append(self, record)
+
+    def complete(text: str) -> str:
+        calls.append(text)
+        return json.dumps(dict.fromkeys(DIMENSIONS, 4))
+
+    monkeypatch.setattr(AppendLog, "append", full_after_one)
+    with pytest.raises(LongwriteError, match="No space left on device"):
+        judge_file(load_items(results), complete, scores, concurrency=1, backoff=0)
+    assert len(calls) == 2  # the judges stop: no verdict is asked for that cannot be kept
+    assert [json.loads(x)["key"] for x in scores.read_text().splitlines()] == ["a"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_a_judge_hangs_keeps_the_verdicts_written(tmp_path: Path) -> None:
+    results = write_rows(
+        tmp_path / "run.jsonl",
+        rows_with({"a": "GOOD:555555 x", "b": "HANG x", "c": "GOOD:444444 x"}),
+    )
+    scores = tmp_path / "run.quality.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
+    with JudgeServer(Script()) as judge:
+        judge.hang = 60.0  # far past the test: only Ctrl-C ends the wait
+        args = ["eval", "quality", str(results), "--judge", judge.url, "--concurrency", "1"]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "longwrite", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while judge.calls.get("HANG") is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - started < 5  # not after the hanging request
+    assert [json.loads(x)["key"] for x in scores.read_text().splitlines()] == ["a"]
 
 
 # ---------------------------------------------------------------- 19: eval report is read-only

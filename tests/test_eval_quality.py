@@ -18,13 +18,16 @@ from typing import Any
 
 import pytest
 from sse_server import Script, ScriptedServer, _Handler, _HTTPServer, error_body, plan
+from test_judge import BYTES_PER_SERVER_TOKEN, LONG, ContextServer
 from typer.testing import CliRunner
 
 from longwrite.cli.eval import eval_app
 from longwrite.errors import LongwriteError
 from longwrite.evaluate.quality import (
     DIMENSIONS,
+    JUDGE_MAX_TOKENS,
     Verdict,
+    answer_digest,
     default_scores_path,
     judge_file,
     judge_prompt,
@@ -34,8 +37,8 @@ from longwrite.evaluate.quality import (
     quality_score,
     rescale,
     server_judge,
-    summarize_quality,
 )
+from longwrite.evaluate.summary import summarize_quality
 from longwrite.io.jsonl import AppendLog
 
 # ---------------------------------------------------------------- pure parts
@@ -304,3 +307,34 @@ def test_a_second_judge_run_on_the_same_scores_file_is_refused(tmp_path: Path) -
             judge_file(load_items(results), lambda _: "", default_scores_path(results))
     finally:
         holder.close()
+
+
+@pytest.mark.parametrize("reported", [4096, None])  # /v1/models says max_model_len, or not
+def test_an_answer_longer_than_the_judge_context_is_cut_to_fit(
+    tmp_path: Path, reported: int | None
+) -> None:
+    rows = [
+        {"id": "long", "prompt": "Write at length.", "answer": LONG},
+        {"id": "short", "prompt": "Write briefly.", "answer": "A short text."},
+    ]
+    results = write_results(tmp_path / "r.jsonl", rows)
+    runner = CliRunner()
+    with ContextServer(Script(max_model_len=reported)) as judge:
+        judge.context, judge.reply = 4096, ratings_json("444444")
+        args = ["quality", str(results), "--judge", judge.url]
+        if reported is None:
+            args += ["--judge-context", "4096"]  # the server does not say: the user does
+        out = runner.invoke(eval_app, [*args, "--json"])
+        assert out.exit_code == 0, out.output
+        assert len(judge.completions) == 2  # fitted at once: no refusal, no retry
+        table = runner.invoke(eval_app, args)  # reused from the scores file, not asked again
+        assert len(judge.completions) == 2
+    data = json.loads(out.stdout)
+    assert (data["unscored"], data["truncated"], data["quality_score"]) == ([], ["long"], 75.0)
+    sent = next(r.body["prompt"] for r in judge.completions if "Paragraph 0" in r.body["prompt"])
+    assert len(sent.encode()) // BYTES_PER_SERVER_TOKEN + JUDGE_MAX_TOKENS <= 4096
+    assert "Paragraph 199" not in sent and "more words are not shown here" in sent
+    records = {r["key"]: r for r in AppendLog(default_scores_path(results)).load()}
+    assert records["long"]["truncated"] is True and records["short"]["truncated"] is False
+    assert records["long"]["answer_sha"] == answer_digest("Write at length.", LONG)  # all of it
+    assert table.exit_code == 0 and "1 answer(s) longer than" in table.stdout

@@ -15,9 +15,9 @@ from longwrite.evaluate.quality import (
     Verdict,
     answer_digest,
     load_items,
-    summarize_quality,
 )
 from longwrite.evaluate.report import ReportData, plot_paths, render_markdown, write_report
+from longwrite.evaluate.summary import summarize_quality
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -292,7 +292,7 @@ def test_an_answer_longer_than_the_judge_context_is_cut_to_fit(reported: int | N
 
 
 def test_the_judge_is_told_the_rest_is_not_shown() -> None:
-    from longwrite.rl.rewards import estimate_tokens
+    from longwrite.scoring.judge import estimate_tokens
 
     seen: list[str] = []
 
@@ -332,6 +332,15 @@ def test_a_judge_answering_garbage_over_http_is_unscored_not_fatal() -> None:
         assert reward(["p", "p"], ["<answer>one", "<answer>two"]) == [None, None]
         reward.close()
     assert len(judge.completions) == 4
+
+
+def test_closing_the_writing_reward_closes_the_judge_client() -> None:
+    with ContextJudge(Script()) as judge:
+        reward = writing(judge.url, attempts=1)
+        assert reward(["p"], ["<answer>one"]) == [pytest.approx(7 / 9)]
+        reward.close()  # as `rl train` does when it ends
+        with pytest.raises(LongwriteError, match="closed"):
+            reward.send("another prompt")
 
 
 def test_a_judge_context_must_hold_the_reply(recipe) -> None:

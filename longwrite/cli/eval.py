@@ -15,6 +15,7 @@ import typer
 from longwrite.evaluate.length import DEFAULT_WORST, load_results, print_report, summarize
 from longwrite.evaluate.plots import plot_lengths
 from longwrite.io.files import check_writable
+from longwrite.scoring.judge import DEFAULT_CONTEXT
 
 eval_app = typer.Typer(
     help="Score generated documents the way the benchmarks do.",
@@ -61,7 +62,7 @@ def length_cmd(
         print_report(report)
 
 
-# `eval quality` and `eval report`: thin wrappers over judge.py and report.py.
+# `eval quality` and `eval report`: thin wrappers over quality.py, summary.py and report.py.
 @eval_app.command(
     "quality",
     help="LongBench-Write quality score S_q from an LLM judge (and the overall score).",
@@ -94,6 +95,14 @@ def quality_cmd(
         int, typer.Option(min=0, help="Retries of a malformed reply or failed request.")
     ] = 2,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for a judge reply.")] = 300.0,
+    judge_context: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="The judge's context in tokens when its server does not report one (longer "
+            "answers are cut to fit).",
+        ),
+    ] = DEFAULT_CONTEXT,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object instead of tables.")
     ] = False,
@@ -102,15 +111,14 @@ def quality_cmd(
         default_scores_path,
         judge_file,
         load_items,
-        print_quality,
         server_judge,
-        summarize_quality,
     )
+    from longwrite.evaluate.summary import print_quality, summarize_quality
 
     scores_path = output or default_scores_path(results)
     check_writable(scores_path)
     items = load_items(results)
-    complete, engine = server_judge(judge, judge_model, timeout)
+    complete, engine = server_judge(judge, judge_model, timeout, judge_context)
     try:
         verdicts = judge_file(
             items,
@@ -119,6 +127,7 @@ def quality_cmd(
             concurrency=concurrency,
             retries=retries,
             judge_model=engine.model,
+            context_tokens=complete.context,
         )
     finally:
         engine.close()

@@ -8,23 +8,27 @@ the overall score is mean(S_l, S_q).
 
 Choices:
 - The prompt is ours (`prompts/quality_judge_en.txt`): it tells the judge to ignore length
-  (S_l measures that) and to answer with one JSON object. It goes to any OpenAI-compatible
-  server through `OpenAIEngine` (raw completions, as everything else here), at temperature 0.
+  (S_l measures that) and to answer with one JSON object. It is asked through the one judge
+  client, `longwrite.scoring.judge` (shared with the RL writing reward): raw completions on
+  any OpenAI-compatible server, at temperature 0, several requests in flight, and an answer
+  longer than the judge's context (its max_model_len, else `--judge-context`) cut to fit with
+  a note saying the rest is not shown; the verdict records `truncated`.
 - Replies are read leniently (the first JSON object holding the six keys, in code fences or
   after prose; "Breadth and Depth" and "breadth_and_depth" are the same key; numbers in
-  [1, 5]) and checked strictly (all six, nothing out of range). A malformed reply or a failed
-  request is retried; after the last attempt the item is recorded as unscored, never as 0,
-  and left out of every mean.
+  [1, 5]) and checked strictly (all six, nothing out of range). A malformed reply or any
+  failed request (ours or the client's, e.g. a reply that is not JSON) is retried with
+  backoff; after the last attempt the item is recorded as unscored, never as 0, and left out
+  of every mean.
 - Resumable like `batch`: every verdict is appended to `RESULTS.quality.jsonl` (or `-o`) as
-  it comes, crash-safely (`appendlog.py`). An item is named by its `id`, else `line:N`, and a
+  it comes, crash-safely (`io.jsonl`). An item is named by its `id`, else `line:N`, and a
   verdict also records a digest of what was judged (`answer_sha`: the prompt and the answer)
   and who judged it (`judge`: the judge model and a digest of the judge prompt). A verdict
   counts only for an item with the same key and the same digest, so regenerating the outputs
   under the same ids gets them judged again instead of reusing the old scores; a re-run asks
   again about what is unscored, changed, or was judged by another judge. When several
   records match, the last one counts. The command exits with 1 while any item is unscored.
-- Any failure of a judge request (ours or the client's, e.g. a reply that is not JSON) is
-  retried like a malformed reply, then recorded as unscored.
+
+The scores per type and the tables are in `evaluate.summary`.
 """
 
 from __future__ import annotations
@@ -33,15 +37,15 @@ import hashlib
 import json
 import re
 import threading
-import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from longwrite.errors import LongwriteError, one_line
+from longwrite.errors import LongwriteError
 from longwrite.evaluate.length import LengthResult, NoRequiredLength, parse_result
+from longwrite.scoring.judge import DEFAULT_CONTEXT, Ask, CompletionsEndpoint, JudgeClient, Judged
 
 DIMENSIONS = (
     "relevance",
@@ -56,7 +60,7 @@ TEMPLATE = "quality_judge_en"
 DEFAULT_RETRIES = 2
 DEFAULT_CONCURRENCY = 4
 DEFAULT_TIMEOUT_S = 300.0
-BACKOFF_S = 0.5  # wait before retry k: k times this
+BACKOFF_S = 0.5  # wait before retry k: this times 2**(k-1)
 JUDGE_MAX_TOKENS = 400
 _ALIASES = {re.sub(r"_and_", "_", d): d for d in DIMENSIONS}
 _PLACEHOLDER = re.compile(r"\{(prompt|answer)\}")
@@ -231,6 +235,7 @@ class Verdict:
     error: str | None = None
     answer_sha: str | None = None  # `answer_digest` of what was judged (None: an old record)
     judge: str | None = None  # `judge_identity` of who judged it
+    truncated: bool = False  # the judge saw the answer cut to its context (with a note)
 
     @property
     def quality(self) -> float | None:
@@ -245,6 +250,7 @@ class Verdict:
             "error": self.error,
             "answer_sha": self.answer_sha,
             "judge": self.judge,
+            "truncated": self.truncated,
         }
 
     @classmethod
@@ -265,42 +271,8 @@ class Verdict:
             obj.get("error"),
             sha if isinstance(sha, str) else None,
             judge if isinstance(judge, str) else None,
+            obj.get("truncated") is True,
         )
-
-
-def judge_one(
-    complete: Callable[[str], str],
-    item: JudgeItem,
-    *,
-    retries: int = DEFAULT_RETRIES,
-    backoff: float = BACKOFF_S,
-    template: str | None = None,
-    judge: str | None = None,
-) -> Verdict:
-    """Ask the judge about `item` up to 1 + `retries` times; unscored if no good reply.
-
-    Any exception from the request counts as a failed attempt: the client can raise more than
-    our own errors (a reply that is not JSON, a protocol error), and one item must not stop
-    the others.
-    """
-    text = judge_prompt(item.prompt, item.answer, template)
-    error = "not asked"
-    for attempt in range(1, retries + 2):
-        try:
-            reply = complete(text)
-        except LongwriteError as e:
-            error = str(e)
-        except Exception as e:  # noqa: BLE001 - any failure of the request: retried, then unscored
-            error = f"the judge request failed: {type(e).__name__}: {one_line(str(e))}"
-        else:
-            try:
-                scores = parse_judgement(reply if isinstance(reply, str) else "")
-                return Verdict(item.key, scores, attempt, None, item.digest, judge)
-            except ValueError as e:
-                error = f"malformed reply: {e}"
-        if attempt <= retries and backoff:
-            time.sleep(backoff * attempt)
-    return Verdict(item.key, None, retries + 1, error, item.digest, judge)
 
 
 def is_scored(verdict: Verdict | None) -> bool:
@@ -351,10 +323,15 @@ def judge_file(
     backoff: float = BACKOFF_S,
     on_verdict: Callable[[Verdict], None] | None = None,
     judge_model: str | None = None,
+    context_tokens: int | None = None,
 ) -> dict[str, Verdict]:
     """Judge the items that have no score in `scores_path` for their current prompt and
     answer from this judge (`judge_model` and the judge prompt), appending each verdict as it
-    comes; returns the verdict of every item (the reused ones included)."""
+    comes; returns the verdict of every item (the reused ones included).
+
+    `complete(text) -> reply` asks the judge through `JudgeClient`: `concurrency` at once,
+    1 + `retries` attempts each, an answer cut to the judge's `context_tokens` (None: unknown).
+    """
     from longwrite.io.jsonl import AppendLog
 
     template = judge_template()
@@ -363,163 +340,41 @@ def judge_file(
     log.lock()  # one writer per scores file, as for batch outputs
     try:
         verdicts = match_verdicts(items, log.load(), judge)
-    except BaseException:
-        log.close()
-        raise
-    todo = deque(it for it in items if not is_scored(verdicts.get(it.key)))
-    lock = threading.Lock()
+        todo = [it for it in items if not is_scored(verdicts.get(it.key))]
+        client = JudgeClient(
+            complete,
+            attempts=retries + 1,
+            backoff=backoff,
+            concurrency=concurrency,
+            context_tokens=context_tokens,
+            max_tokens=JUDGE_MAX_TOKENS,
+        )
+        lock = threading.Lock()
 
-    def work() -> None:
-        while True:
-            with lock:
-                if not todo:
-                    return
-                item = todo.popleft()
-            verdict = judge_one(
-                complete, item, retries=retries, backoff=backoff, template=template, judge=judge
-            )
+        def done(index: int, judged: Judged[dict[str, float]]) -> None:
+            item = todo[index]
+            value, attempts, error = judged.value, judged.attempts, judged.error
+            verdict = Verdict(item.key, value, attempts, error, item.digest, judge, judged.cut)
             log.append(verdict.to_json())
             with lock:
                 verdicts[item.key] = verdict
             if on_verdict is not None:
                 on_verdict(verdict)
 
-    workers = [threading.Thread(target=work, daemon=True) for _ in range(max(1, concurrency))]
-    try:
-        for w in workers:
-            w.start()
-        for w in workers:
-            while w.is_alive():
-                w.join(0.2)
+        asks = [Ask(partial(judge_prompt, it.prompt, template=template), it.answer) for it in todo]
+        client.ask_all(asks, parse_judgement, done)
     finally:
         log.close()
     return {it.key: verdicts[it.key] for it in items if it.key in verdicts}
 
 
-def server_judge(url: str, model: str | None, timeout: float) -> tuple[Callable[[str], str], Any]:
-    """A `complete(text) -> reply` over an OpenAI-compatible server, and the engine to close."""
-    import os
-
-    from longwrite.engines.base import Sampling
-    from longwrite.engines.openai import ENV_API_KEY, OpenAIEngine
-
-    engine = OpenAIEngine(url, model, api_key=os.environ.get(ENV_API_KEY), timeout=timeout)
-    sampling = Sampling(max_tokens=JUDGE_MAX_TOKENS, temperature=0.0, top_p=1.0, stop=())
-
-    def complete(text: str) -> str:
-        return "".join(chunk.text for chunk in engine.stream(text, sampling))
-
-    return complete, engine
-
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
-def _overall(length: float | None, quality: float | None) -> float | None:
-    return None if length is None or quality is None else (length + quality) / 2
-
-
-@dataclass(frozen=True)
-class Scores:
-    """S_l, S_q and the overall score of a group of items (None where there is no data)."""
-
-    n: int
-    scored: int
-    quality: float | None
-    length: float | None
-    dimensions: dict[str, float] = field(default_factory=dict)  # mean 1-5 rating
-
-    @property
-    def overall(self) -> float | None:
-        return _overall(self.length, self.quality)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "n": self.n,
-            "scored": self.scored,
-            "quality_score": self.quality,
-            "length_score": self.length,
-            "overall": self.overall,
-            "dimensions": self.dimensions,
-        }
-
-
-def group_scores(items: list[JudgeItem], verdicts: dict[str, Verdict]) -> Scores:
-    """The scores of `items`: S_q over the scored ones, S_l over those with a length."""
-    rated = [verdicts[it.key].scores for it in items if it.key in verdicts]
-    rated = [s for s in rated if s is not None]
-    lengths = [it.length.score for it in items if it.length is not None]
-    return Scores(
-        n=len(items),
-        scored=len(rated),
-        quality=_mean([quality_score(s) for s in rated]),
-        length=_mean(lengths),
-        dimensions={d: sum(s[d] for s in rated) / len(rated) for d in DIMENSIONS} if rated else {},
+def server_judge(
+    url: str, model: str | None, timeout: float, context: int = DEFAULT_CONTEXT
+) -> tuple[CompletionsEndpoint, Any]:
+    """The judge at `url` as `(complete, engine)`: `complete(text) -> reply`, with the
+    judge's `model` and `context` (the server's max_model_len, else `context`), and the engine
+    to close."""
+    endpoint = CompletionsEndpoint(
+        url, model, timeout=timeout, max_tokens=JUDGE_MAX_TOKENS, default_context=context
     )
-
-
-@dataclass(frozen=True)
-class QualityReport:
-    total: Scores
-    by_type: dict[str, Scores]
-    unscored: tuple[str, ...]  # keys
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            **self.total.to_json(),
-            "by_type": {t: s.to_json() for t, s in self.by_type.items()},
-            "unscored": list(self.unscored),
-        }
-
-
-def summarize_quality(items: list[JudgeItem], verdicts: dict[str, Verdict]) -> QualityReport:
-    types: dict[str, list[JudgeItem]] = {}
-    for it in items:
-        if it.type is not None:
-            types.setdefault(it.type, []).append(it)
-    unscored = tuple(it.key for it in items if not is_scored(verdicts.get(it.key)))
-    return QualityReport(
-        total=group_scores(items, verdicts),
-        by_type={t: group_scores(group, verdicts) for t, group in sorted(types.items())},
-        unscored=unscored,
-    )
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
-
-
-def print_quality(report: QualityReport) -> None:
-    """Tables on stdout: per type and overall, then per dimension."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    table = Table(title="LongBench-Write: quality S_q, length S_l, overall")
-    for name in ("type", "n", "scored", "S_q", "S_l", "overall"):
-        table.add_column(name, justify="left" if name == "type" else "right")
-    rows = [*report.by_type.items(), ("all", report.total)]
-    for name, s in rows:
-        table.add_row(
-            name,
-            str(s.n),
-            str(s.scored),
-            _fmt(s.quality),
-            _fmt(s.length),
-            _fmt(s.overall),
-            style="bold" if name == "all" else None,
-        )
-    console.print(table)
-    if report.total.dimensions:
-        dims = Table(title="per dimension (mean rating 1-5, and rescaled 0-100)")
-        for name in ("dimension", "rating", "score"):
-            dims.add_column(name, justify="left" if name == "dimension" else "right")
-        for d, mean in report.total.dimensions.items():
-            dims.add_row(LABELS[d], f"{mean:.2f}", f"{rescale(mean):.2f}")
-        console.print(dims)
-    if report.unscored:
-        console.print(
-            f"{len(report.unscored)} unscored (the judge gave no usable reply; left out of "
-            "S_q): run the same command again to retry them"
-        )
+    return endpoint, endpoint.engine

@@ -28,15 +28,14 @@ from longwrite.evaluate.quality import (
     DIMENSIONS,
     LABELS,
     JudgeItem,
-    QualityReport,
     Verdict,
     default_scores_path,
     load_items,
     load_verdicts,
     quality_score,
     rescale,
-    summarize_quality,
 )
+from longwrite.evaluate.summary import QualityReport, summarize_quality
 from longwrite.io.files import atomic_write_text, check_writable, save_figure
 
 DEFAULT_WORST = 5

@@ -25,14 +25,12 @@ and each reports its parts through TRL's `log_metric` hook: `answer_words` (all 
     that scores the answer alone (not the prompt, not the thinking), in batches, on a device
     of its own choosing; or
   - an LLM judge behind an OpenAI-compatible server, asked with `prompts/writing_judge_en.txt`
-    (the raw completions endpoint, as for the range model), several requests in flight, each
-    retried; the reply's last "Score: N" (1-10) maps to (N - 1) / 9. A 14,000-token answer
-    can exceed the judge's context (its `/v1/models` max_model_len, else
-    `rewards.writing.judge_context`): the answer is cut to what fits, by a deliberately high
-    estimate of its tokens (one per `BYTES_PER_TOKEN` bytes of UTF-8), at a line or word
-    break, with a note telling the judge that the rest is not shown (so it does not score the
-    cut as an unfinished text); a reply that still says the context is exceeded halves the
-    part shown. The share of answers cut is logged as `writing/truncated`.
+    through `longwrite.scoring.judge.JudgeClient` (shared with `eval quality`: several
+    requests in flight, each retried with backoff, an answer longer than the judge's context
+    cut to fit with a note saying the rest is not shown); the context is the server's
+    `/v1/models` max_model_len, else `rewards.writing.judge_context`. The reply's last
+    "Score: N" (1-10) maps to (N - 1) / 9. The share of answers cut is logged as
+    `writing/truncated`.
 
 An unscorable completion (the judge failed or never gave a readable score) gets None, not 0:
 TRL turns None into NaN, and with `normalize_then_sum` the group mean and spread are taken
@@ -45,9 +43,8 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from longwrite.engines.base import DEFAULT_STOP
@@ -55,6 +52,7 @@ from longwrite.errors import LongwriteError
 from longwrite.generate.parser import split_think_answer
 from longwrite.io.counting import count_words
 from longwrite.prompt.templates import PLACEHOLDER, load_template
+from longwrite.scoring.judge import Ask, CompletionsEndpoint, JudgeClient
 from longwrite.scoring.rewards import format_reward, format_with_repetition, length_reward
 from longwrite.scoring.rewards import repetition_penalty as repeated_share
 
@@ -67,13 +65,6 @@ SCORE_MIN, SCORE_MAX = 1.0, 10.0
 _SCORE = re.compile(r"score\W{0,4}?\s*[:=]\s*\**\s*(\d+(?:\.\d+)?)\s*(?:/\s*10\b)?", re.IGNORECASE)
 _JSON_SCORE = re.compile(r"\"score\"\s*:\s*\"?(\d+(?:\.\d+)?)")
 ROLLOUT_STOP: tuple[str, ...] = DEFAULT_STOP  # where inference stops: rollouts stop there too
-BYTES_PER_TOKEN = 3  # a high estimate of tokens: real BPE text runs about 4 bytes a token
-CONTEXT_MARGIN = 64  # tokens kept free in the judge's context beyond its reply
-_CONTEXT_ERROR = re.compile(r"context length|context window|maximum context|too long", re.I)
-CUT_NOTE = (
-    "\n\n[The response continues: {words:,} more words are not shown here because of the "
-    "judge's context size. Judge the part shown; do not treat the cut as an unfinished text.]"
-)
 
 
 def cut_at_stop(completion: str, stops: Sequence[str] = ROLLOUT_STOP) -> str:
@@ -186,94 +177,30 @@ def parse_judge_score(reply: str) -> float | None:
     return (value - SCORE_MIN) / (SCORE_MAX - SCORE_MIN)
 
 
-def estimate_tokens(text: str) -> int:
-    """A high estimate of the tokens of `text`, for any tokenizer of real prose.
-
-    >>> estimate_tokens("abcdef"), estimate_tokens("中文")
-    (2, 2)
-    """
-    return math.ceil(len(text.encode("utf-8")) / BYTES_PER_TOKEN)
-
-
-def fit_answer(answer: str, budget: int) -> tuple[str, bool]:
-    """`answer` cut to about `budget` estimated tokens (note included), and whether it was cut.
-
-    The cut falls at the last line break, else space, in the part that fits, and the note says
-    how many words are not shown.
-
-    >>> fit_answer("short", 100)
-    ('short', False)
-    >>> text, cut = fit_answer("one two three four five six seven eight nine ten " * 20, 80)
-    >>> cut, text.startswith("one two"), "more words are not shown" in text
-    (True, True, True)
-    """
-    if estimate_tokens(answer) <= budget:
-        return answer, False
-    room = (budget - estimate_tokens(CUT_NOTE.format(words=count_words(answer)))) * BYTES_PER_TOKEN
-    head = answer.encode("utf-8")[: max(room, 0)].decode("utf-8", errors="ignore")
-    for sep in ("\n", " "):
-        at = head.rfind(sep)
-        if at > len(head) // 2:
-            head = head[:at]
-            break
-    head = head.rstrip()
-    return head + CUT_NOTE.format(words=count_words(answer) - count_words(head)), True
+def _score(reply: str) -> float:
+    """`parse_judge_score` for the judge client: an unreadable reply is a ValueError."""
+    score = parse_judge_score(reply)
+    if score is None:
+        raise ValueError("no score from 1 to 10 in the reply")
+    return score
 
 
-class JudgeReward:
+class JudgeReward(JudgeClient):
     """Writing quality from an LLM judge; None where no score could be had.
 
-    `complete(prompt) -> reply` asks the judge (any callable: tests pass a scripted one).
-    The answer is first cut to what fits `context_tokens` less the judge's reply
-    (`max_tokens`). Any failure (ours, the client's, a reply that is no text) and unreadable
-    replies are retried up to `attempts` times per completion, waiting `backoff * 2**k`
-    seconds between tries; a failure that says the context is exceeded halves the answer
-    shown for the next try.
+    `JudgeReward(complete, concurrency=, attempts=, backoff=, context_tokens=, max_tokens=)`:
+    `complete(prompt) -> reply` asks the judge (any callable: tests pass a scripted one), and
+    `longwrite.scoring.judge.JudgeClient` does the asking: up to `concurrency` at once, the
+    answer cut to what fits `context_tokens` less the judge's reply (`max_tokens`), any
+    failure or unreadable reply retried up to `attempts` times with backoff, then None.
     """
 
     __name__ = "writing"
 
-    def __init__(
-        self,
-        complete: Callable[[str], str],
-        *,
-        concurrency: int = 8,
-        attempts: int = 3,
-        backoff: float = 1.0,
-        context_tokens: int | None = None,
-        max_tokens: int = 1024,
-    ) -> None:
-        self.complete = complete
-        self.attempts = attempts
-        self.backoff = backoff
-        self.context_tokens = context_tokens
-        self.max_tokens = max_tokens
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="judge")
-
-    def _budget(self, question: str) -> int | None:
-        """Estimated tokens left for the answer in the judge's context (None: unknown)."""
-        if self.context_tokens is None:
-            return None
-        fixed = estimate_tokens(judge_prompt(question, "")) + self.max_tokens + CONTEXT_MARGIN
-        return max(self.context_tokens - fixed, 0)
-
     def judge(self, question: str, answer: str) -> tuple[float | None, bool]:
         """(score or None, whether the answer had to be cut to fit)."""
-        budget = self._budget(question)
-        shown, cut = fit_answer(answer, budget) if budget is not None else (answer, False)
-        for attempt in range(self.attempts):
-            if attempt and self.backoff > 0:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            try:
-                reply = self.complete(judge_prompt(question, shown))
-            except Exception as e:  # noqa: BLE001 - any failure: retried, then unscored
-                if _CONTEXT_ERROR.search(str(e)):
-                    budget = estimate_tokens(shown) // 2
-                    shown, cut = fit_answer(answer, budget)[0], True
-                continue
-            if isinstance(reply, str) and (score := parse_judge_score(reply)) is not None:
-                return score, cut
-        return None, cut
+        judged = self.ask(Ask(partial(judge_prompt, question), answer), _score)
+        return judged.value, judged.cut
 
     def score(self, question: str, answer: str) -> float | None:
         return self.judge(question, answer)[0]
@@ -287,43 +214,33 @@ class JudgeReward:
     ) -> list[float | None]:
         questions = question if question is not None else [str(p) for p in prompts]
         answers = [answer_of(c) for c in completions]
-        judged = list(self._pool.map(self.judge, questions, answers))
-        scores = [score for score, _ in judged]
+        asks = [Ask(partial(judge_prompt, q), a) for q, a in zip(questions, answers, strict=True)]
+        judged = self.ask_all(asks, _score)
+        scores = [j.value for j in judged]
         _log(kwargs, "answer_words", [count_words(a) for a in answers])
         _log(kwargs, "writing/unscored", [float(s is None) for s in scores])
-        _log(kwargs, "writing/truncated", [float(cut) for _, cut in judged])
+        _log(kwargs, "writing/truncated", [float(j.cut) for j in judged])
         return scores
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Close the judge's endpoint, when it has one (its threads end with each call)."""
+        close = getattr(self.send, "close", None)
+        if close is not None:
+            close()
 
 
-class ServerJudge:
-    """`complete(prompt) -> reply` over a judge's OpenAI-compatible completions endpoint;
-    `context` is the context length its server reports (None when it does not)."""
-
-    def __init__(self, w: WritingRewardConfig) -> None:
-        import os
-
-        from longwrite.engines.base import Sampling
-        from longwrite.engines.openai import ENV_API_KEY, OpenAIEngine
-
-        assert w.judge is not None
-        self.engine = OpenAIEngine(
-            w.judge, w.judge_model, api_key=os.environ.get(ENV_API_KEY), timeout=w.timeout
-        )
-        self.context: int | None = self.engine.info.context
-        self.sampling = Sampling(
-            max_tokens=w.judge_max_tokens, temperature=w.judge_temperature, top_p=1.0, stop=()
-        )
-
-    def __call__(self, text: str) -> str:
-        return "".join(chunk.text for chunk in self.engine.stream(text, self.sampling))
-
-
-def openai_judge(w: WritingRewardConfig) -> ServerJudge:
-    """The judge server of `rewards.writing.judge` (reached now: a wrong URL fails early)."""
-    return ServerJudge(w)
+def openai_judge(w: WritingRewardConfig) -> CompletionsEndpoint:
+    """The judge server of `rewards.writing.judge` (reached now: a wrong URL fails early);
+    its context is the server's max_model_len, else `rewards.writing.judge_context`."""
+    assert w.judge is not None
+    return CompletionsEndpoint(
+        w.judge,
+        w.judge_model,
+        timeout=w.timeout,
+        max_tokens=w.judge_max_tokens,
+        temperature=w.judge_temperature,
+        default_context=w.judge_context,
+    )
 
 
 # ---- the writing reward: a sequence-classification reward model ---------------------------
@@ -420,7 +337,7 @@ def build_rewards(cfg: RewardsConfig) -> tuple[list[Callable[..., list]], list[f
                     judge,
                     concurrency=w.concurrency,
                     attempts=w.attempts,
-                    context_tokens=judge.context or w.judge_context,
+                    context_tokens=judge.context,
                     max_tokens=w.judge_max_tokens,
                 )
             )
