@@ -36,12 +36,12 @@ from typing import IO, Annotated
 
 import typer
 
-from longwrite.engines.base import DEFAULT_MODEL, ENV_API_KEY, ENV_SERVER
+from longwrite.engines.base import DEFAULT_MODEL, ENV_API_KEY, ENV_SERVER, MODEL_CONTEXT
 from longwrite.errors import EXIT_INTERRUPTED, LongwriteError
 
 DEFAULT_PORT = 8000
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_MAX_MODEL_LEN = 32768
+DEFAULT_MAX_MODEL_LEN = MODEL_CONTEXT
 VLLM_API_KEY_ENV = "VLLM_API_KEY"
 INSTALL_HINT = "install the vllm extra: pip install 'longwrite[vllm]'"
 EXIT_TERMINATED = 128 + signal.SIGTERM

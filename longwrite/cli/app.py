@@ -21,7 +21,7 @@ import typer
 
 from longwrite import __version__
 from longwrite.cli import options as opt
-from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MODEL_CONTEXT
 from longwrite.errors import EXIT_INTERRUPTED, LongwriteError, say
 
 SUBCOMMANDS = ("write", "count", "serve", "batch", "eval", "rl")
@@ -94,7 +94,7 @@ def write_cmd(
                      "comes from env LONGWRITE_API_KEY.", rich_help_panel=opt.ENGINE),
     ] = None,
     tp: opt.Tp = None,
-    max_model_len: opt.MaxModelLen = 32768,
+    max_model_len: opt.MaxModelLen = MODEL_CONTEXT,
     gpu_memory_utilization: opt.GpuMemoryUtilization = 0.9,
     device: opt.Device = "auto",
     dtype: opt.Dtype = "auto",

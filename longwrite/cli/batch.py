@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from longwrite.cli import options as opt
-from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
+from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MODEL_CONTEXT
 from longwrite.errors import EXIT_FAILED, EXIT_INTERRUPTED, LongwriteError, say
 
 if TYPE_CHECKING:  # the batch machinery loads when the command runs, not for `--help`
@@ -45,7 +45,7 @@ def batch_command(
     servers_file: Annotated[Path | None, typer.Option(help="A file of server URLs, one per "
                             "line.", rich_help_panel=opt.ENGINE)] = None,
     tp: opt.Tp = None,
-    max_model_len: opt.MaxModelLen = 32768,
+    max_model_len: opt.MaxModelLen = MODEL_CONTEXT,
     gpu_memory_utilization: opt.GpuMemoryUtilization = 0.9,
     device: opt.Device = "auto",
     dtype: opt.Dtype = "auto",

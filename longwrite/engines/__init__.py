@@ -14,7 +14,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from longwrite.engines.base import DEFAULT_MODEL, ENV_SERVER, Engine, EngineError
+from longwrite.engines.base import DEFAULT_MODEL, ENV_SERVER, MODEL_CONTEXT, Engine, EngineError
 
 ENGINES = ("auto", "vllm", "openai", "transformers")
 
@@ -29,7 +29,7 @@ class EngineOptions:
     device: str = "auto"
     dtype: str = "auto"
     tp: int | None = None
-    max_model_len: int = 32768
+    max_model_len: int = MODEL_CONTEXT
     gpu_memory_utilization: float = 0.9
 
 

@@ -19,6 +19,7 @@ from typing import Protocol, runtime_checkable
 from longwrite.errors import LongwriteError
 
 DEFAULT_MODEL = "THU-KEG/LongWriter-Zero-32B"
+MODEL_CONTEXT = 32768  # LongWriter-Zero-32B's context in tokens (Qwen2.5-32B)
 ENV_SERVER = "LONGWRITE_SERVER"  # the OpenAI-compatible server to use
 ENV_API_KEY = "LONGWRITE_API_KEY"  # its key: only from the environment, never an option
 

@@ -26,13 +26,13 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from longwrite.engines.base import DEFAULT_MAX_TOKENS
+from longwrite.engines.base import DEFAULT_MAX_TOKENS, MODEL_CONTEXT
 from longwrite.io.counting import count_words
 from longwrite.prompt.request import Request
 
 THINK_TOKENS = 3000  # the paper: thinking typically runs 2-3k tokens
 HEADROOM = 1.25  # answer tokens allowed per expected answer token
-DEFAULT_CONTEXT = 32768  # LongWriter-Zero-32B's context, when the engine cannot say
+DEFAULT_CONTEXT = MODEL_CONTEXT  # when the engine cannot say
 TOKENS_PER_WORD = {"en": 1.4, "zh": 0.85}
 
 SAMPLES = {

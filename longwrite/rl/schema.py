@@ -36,6 +36,7 @@ from pydantic import (
 )
 
 from longwrite.errors import LongwriteError
+from longwrite.scoring.judge import DEFAULT_CONTEXT as JUDGE_CONTEXT
 
 TINY = "tiny"
 Engine = Literal["transformers", "vllm-colocate", "vllm-server"]
@@ -104,7 +105,7 @@ class WritingRewardConfig(_Section):
     concurrency: int = 8  # judge requests in flight
     attempts: int = 3  # per completion, for failures and unreadable replies
     judge_max_tokens: int = 1024
-    judge_context: int = 32_768  # the judge's context in tokens when its server does not say
+    judge_context: int = JUDGE_CONTEXT  # the judge's context in tokens when its server does not say
     judge_temperature: Number = 0.0
     timeout: Number = 600.0  # seconds per judge request
 
