@@ -14,12 +14,16 @@ reported before a model loads:
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from longwrite.engines.base import FINISH_CANCELLED, Engine
 from longwrite.errors import EXIT_INTERRUPTED, say
 from longwrite.generate.job import WriteOptions, budget_request, resolve_request
 from longwrite.prompt.request import Request
+
+if TYPE_CHECKING:
+    from longwrite.display.renderer import Renderer
+    from longwrite.generate.rounds import Result
 
 
 def dry_run(opts: WriteOptions, request: Request) -> None:
@@ -97,7 +101,9 @@ def _generate(opts: WriteOptions, request: Request, engine: Engine) -> int:
     return 0
 
 
-def _produce(opts: WriteOptions, request: Request, engine: Engine, renderer: Any) -> tuple:
+def _produce(
+    opts: WriteOptions, request: Request, engine: Engine, renderer: Renderer
+) -> tuple[Result, dict[str, Any]]:
     """One document (streamed, with continuation) or the best of K (shown when chosen),
     and the extra `--json` fields of best-of."""
     from longwrite.display.progress import CandidateProgress

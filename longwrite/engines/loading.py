@@ -9,10 +9,13 @@ wait on network retries.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from longwrite.engines.base import EngineError
 from longwrite.errors import one_line
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -51,7 +54,7 @@ def load_error(what: str, model: str, exc: BaseException) -> EngineError:
     return EngineError(f"cannot load {what} {model!r}{hint}: {one_line(exc)}")
 
 
-def load_tokenizer(path: str) -> Any:
+def load_tokenizer(path: str) -> PreTrainedTokenizerBase:
     """The tokenizer at `path` (a local folder or a cached hub id), or EngineError."""
     from transformers import AutoTokenizer
 

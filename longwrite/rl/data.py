@@ -27,13 +27,16 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from longwrite.errors import LongwriteError
 from longwrite.io.jsonl import AppendLog
 from longwrite.length.assess import predict_range
 from longwrite.length.targets import WordRange, extract_target
 from longwrite.prompt.templates import build_prompt, clean_prompt
+
+if TYPE_CHECKING:
+    from datasets import Dataset
 
 SOURCES = ("given", "request", "predicted")
 
@@ -170,7 +173,9 @@ def prepare(
     )
 
 
-def _resolve(row: dict[str, Any], index: int, complete: Callable[[str], str] | None) -> Any:
+def _resolve(
+    row: dict[str, Any], index: int, complete: Callable[[str], str] | None
+) -> PreparedRow | None:
     """The prepared row, or None when no range is stated and none can be predicted."""
     question = clean_prompt(row["prompt"])  # as inference sends it: no CRLF, no stray newline
     found = stated_range(row)
@@ -236,7 +241,7 @@ def load_training_rows(path: str | Path) -> tuple[list[PreparedRow], int]:
     return rows, dropped
 
 
-def to_dataset(rows: list[PreparedRow]) -> Any:
+def to_dataset(rows: list[PreparedRow]) -> Dataset:
     """The rows as a `datasets.Dataset` with the columns the reward functions read."""
     from datasets import Dataset
 

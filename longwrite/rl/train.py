@@ -26,12 +26,15 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from longwrite.rl.config import TINY, ConfigError, RunConfig, suggest, world_size
 from longwrite.rl.metrics import run_callbacks
 from longwrite.rl.rewards import ROLLOUT_STOP
 from longwrite.rl.run_dir import check_unused, prepare_run_dir, save_final, tiny_model
+
+if TYPE_CHECKING:
+    from trl import GRPOConfig
 
 # GRPOConfig fields that the recipe's own sections set: `trl:` must not set them again.
 OWNED = {
@@ -144,7 +147,7 @@ def _generation_kwargs(
     return {**(ours or {}), **theirs}
 
 
-def build_grpo_config(cfg: RunConfig, weights: list[float]) -> Any:
+def build_grpo_config(cfg: RunConfig, weights: list[float]) -> GRPOConfig:
     import torch
     from trl import GRPOConfig
 
