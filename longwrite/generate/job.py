@@ -143,12 +143,16 @@ def budget_request(opts: WriteOptions, request: Request, engine: Engine) -> tupl
     )
 
 
-def continuation_for(opts: WriteOptions, request: Request, engine: Engine) -> Continuation | None:
-    """The continuation rule for a request with a target range (None without one)."""
+def continuation_for(
+    opts: WriteOptions, request: Request, engine: Engine, *, resumed: bool = False
+) -> Continuation | None:
+    """The continuation rule for a request with a target range (None without one). A resumed
+    run's first request is itself a continuation: it asks for the missing words even when
+    no further rounds are allowed."""
     from longwrite.generate.rounds import Continuation
     from longwrite.length.budget import tokens_per_word
 
-    if not request.target_range or opts.max_rounds == 0:
+    if not request.target_range or (opts.max_rounds == 0 and not resumed):
         return None
     tpw, _ = tokens_per_word(request.language, engine.count_tokens)
     return Continuation(request.target_range[0], opts.max_rounds, tpw)
@@ -196,7 +200,7 @@ def produce(
     from longwrite.generate.rounds import write_document
 
     if opts.best_of == 1 or resume is not None:
-        continuation = continuation_for(opts, request, engine)
+        continuation = continuation_for(opts, request, engine, resumed=resume is not None)
         return Produced(
             write_document(
                 engine, request, sink, continuation=continuation, on_raw=on_raw, resume=resume

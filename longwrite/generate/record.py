@@ -64,7 +64,9 @@ def run_options(opts: WriteOptions, request: Request, engine: Engine, backend: s
     return {
         "engine": backend,
         "model": engine.info.model or e.model,
-        "server": public_url(configured_server(e.server)) if backend == "openai" else None,
+        "server": public_url(configured_server(e.server) or engine.info.details.get("server"))
+        if backend == "openai"
+        else None,
         **local,
         "language": request.language,
         "think": request.think,
@@ -112,7 +114,7 @@ class Recording:
 
     @property
     def run_id(self) -> str | None:
-        return self.recorder.run_id if self.recorder.active else None
+        return self.recorder.run_id  # None when the run was never logged
 
     def done(self, result: Result) -> None:
         self.closed = True
@@ -145,12 +147,15 @@ class Recording:
 
 
 @contextmanager
-def recording(recorder: Recorder) -> Iterator[Recording]:
-    """Close `recorder` with the right status however the block ends."""
+def recording(
+    recorder: Recorder, interrupts: tuple[type[BaseException], ...] = ()
+) -> Iterator[Recording]:
+    """Close `recorder` with the right status however the block ends (`interrupts`: more
+    exceptions that mean the caller stopped the run, as Ctrl-C does)."""
     entry = Recording(recorder, time.monotonic())
     try:
         yield entry
-    except KeyboardInterrupt as e:
+    except (KeyboardInterrupt, *interrupts) as e:
         entry.ended(INTERRUPTED, e)
         raise
     except BaseException as e:
