@@ -9,7 +9,6 @@ same renderer as the main command: Markdown on a terminal, raw text when piped.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -27,6 +26,8 @@ PROMPT_WIDTH = 60
 
 def open_log() -> Store | None:
     """The log for reading (dead runs marked interrupted), or None when there is none yet."""
+    import sqlite3
+
     from longwrite.generate.record import answer_words
     from longwrite.runlog.store import LogError, Store, db_path
 
