@@ -370,3 +370,25 @@ def test_logs_reads_a_database_another_process_holds_open(engines, capsys):
     assert code == 0 and "running" in out and "streaming" in out
     recorder.finish(DONE)
     assert os.environ["LONGWRITE_HOME"] in str(db_path())
+
+
+# -- batch ------------------------------------------------------------------------------------
+
+
+def test_batch_records_one_row_pointing_at_its_output(tmp_path, capsys):
+    from sse_server import Script
+    from test_batch_servers import EchoServer, write_input
+
+    write_input(tmp_path / "in.jsonl", 3)
+    out = tmp_path / "out.jsonl"
+    with EchoServer(Script(pieces=(8,))) as srv:
+        argv = ["batch", str(tmp_path / "in.jsonl"), "-o", str(out), "--server", srv.url,
+                "--max-rounds", "0", "--max-tokens", "200"]  # fmt: skip
+        code, _, err = run_main(argv, capsys)
+    assert code == 0, err
+    (record,) = Store.open().runs()
+    assert record.kind == "batch" and record.output == str(out) and record.status == DONE
+    assert record.options["servers"] == [srv.url]
+    assert len(out.read_text().splitlines()) == 3  # the items are in OUT, not in the log
+    code, listing, _ = run_main(["logs"], capsys)
+    assert f"batch -> {out}" in listing and "done" in listing

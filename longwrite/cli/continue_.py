@@ -46,18 +46,18 @@ class ContinueOptions:
 def continue_command(
     run: Annotated[str, typer.Argument(help="Run id, a unique prefix, or `last`.")] = "last",
     server: Annotated[str | None, typer.Option(help="Another OpenAI-compatible server URL "
-                      "[the run's].", rich_help_panel=opt.ENGINE)] = None,
+                      "(default: the run's).", rich_help_panel=opt.ENGINE)] = None,
     model: opt.Model = None,
     words: Annotated[int | None, typer.Option("--words", "-w", help="A new target length in "
                      "words (to extend a finished run).", rich_help_panel=opt.LENGTH)] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="Most new tokens [what is left of "
-                          "the run's budget].", rich_help_panel=opt.SAMPLING)] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Most new tokens (default: what is "
+                          "left of the run's budget).", rich_help_panel=opt.SAMPLING)] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the whole "
                       "document to FILE (atomically).", rich_help_panel=opt.OUTPUT)] = None,
     all_: Annotated[bool, typer.Option("--all", help="Print the document so far first.",
                     rich_help_panel=opt.OUTPUT)] = False,
     thinking: Annotated[Literal["hide", "show", "keep"] | None, typer.Option(help="The "
-                        "planning: hide, show or keep [the run's].",
+                        "planning: hide, show or keep (default: the run's).",
                         rich_help_panel=opt.OUTPUT)] = None,
     no_log: opt.NoLog = False,
 ) -> None:  # fmt: skip
@@ -203,11 +203,6 @@ def _carry_on(
         raise LogError(f"run {record.id} fills the model's context: it cannot be carried further")
     options = {**record.options, **run_options(wopts, request, engine, backend)}
     options["max_tokens"] = c.max_tokens or record.options["max_tokens"]
-    recorder = (
-        resume_run(store, record.id, options, request.target_words)
-        if c.log
-        else Recorder(None, None)
-    )
     render = RenderOptions(
         thinking=wopts.thinking,
         target_words=request.target_words,
@@ -217,11 +212,16 @@ def _carry_on(
     # (to the file only: stdout shows nothing with -o).
     resume = Resume(raw, record.finish_reason or FINISH_CANCELLED, c.all or c.output is not None)
     target = PartialFile(c.output) if c.output is not None else None
-    with recording(recorder) as entry, target if target is not None else _Nothing() as sink:
-        with Renderer(render, sink=sink) as renderer:
-            result = produce(wopts, request, engine, renderer, on_raw=recorder.add,
-                             resume=resume).result  # fmt: skip
-        entry.done(result)
+    # The output file is opened (or refused) before the run is claimed: a refusal leaves the
+    # run as it was.
+    with target if target is not None else _Nothing() as sink:
+        recorder = resume_run(store, record.id, options, request.target_words) if c.log else None
+        recorder = recorder or Recorder(None, None)
+        with recording(recorder) as entry:
+            with Renderer(render, sink=sink) as renderer:
+                made = produce(wopts, request, engine, renderer, on_raw=recorder.add, resume=resume)
+            result = made.result
+            entry.done(result)
         if target is not None and result.finish_reason != FINISH_CANCELLED:
             target.commit()
     if result.finish_reason == FINISH_CANCELLED:

@@ -79,14 +79,13 @@ def logs_list(
 def list_line(r: RunRecord) -> str:
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))
     if r.kind == "batch":
-        size = "-"
-        about = f"batch -> {r.output}"
+        size, about = "-", f"batch -> {r.output}"  # the whole path: it is where the work is
     else:
         words = "?" if r.words is None else f"{r.words:,}"
         size = words + (f" / {r.target:,}" if r.target else "")
         about = " ".join(r.user_prompt.split())
-    if len(about) > PROMPT_WIDTH:
-        about = about[: PROMPT_WIDTH - 1] + "…"
+        if len(about) > PROMPT_WIDTH:
+            about = about[: PROMPT_WIDTH - 1] + "…"
     return f"{r.id}  {when}  {r.status:<11}  {size:>15}  {about}"
 
 

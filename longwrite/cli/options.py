@@ -90,7 +90,7 @@ NoThink = Annotated[
 NoLog = Annotated[
     bool,
     typer.Option(
-        "--no-log", help="Keep this run out of the run log [env LONGWRITE_NO_LOG=1].",
+        "--no-log", help="Keep this run out of the run log (or env LONGWRITE_NO_LOG=1).",
         rich_help_panel=OUTPUT,
     ),
 ]  # fmt: skip
