@@ -14,6 +14,11 @@ budget, continuation rounds and best-of), without a display. `engine` is a backe
 reuse across calls (it is then left open). Mistakes are `LongwriteError`s with the same
 one-line messages as the command's. `stream()` runs the generation on a thread and hands its
 events over a queue; leaving the loop early stops the generation.
+
+The API does not write to the run log unless asked (`log=True`): a script or a notebook
+calling `write()` a thousand times keeps its own results, and a library should not fill the
+user's home behind its back. With `log=True` the run is recorded like a command's, and
+`longwrite logs` and `longwrite continue` see it.
 """
 
 from __future__ import annotations
@@ -65,14 +70,17 @@ def write(
     max_rounds: int = 2,
     range_model: str | None = None,
     on_event: EventCallback | None = None,
+    log: bool = False,
 ) -> Result:
     """Write one document for `prompt`; returns its `Result` (answer, thinking, words, ...).
 
     `on_event` receives the parsed events as they stream (`ThinkDelta`, `AnswerDelta`, one
-    `Done`); with `best_of` > 1, those of the chosen candidate once it is chosen.
+    `Done`); with `best_of` > 1, those of the chosen candidate once it is chosen. `log=True`
+    records the run in the run log (off by default).
     """
     from longwrite.engines import load_engine
     from longwrite.generate.job import budget_request, produce, resolve_request
+    from longwrite.generate.record import recording, start_recording
 
     options = WriteOptions(
         prompt=prompt,
@@ -85,6 +93,7 @@ def write(
         best_of=best_of,
         max_rounds=max_rounds,
         range_model=range_model,
+        log=log,
         engine=EngineOptions(
             engine=engine if isinstance(engine, str) else "auto", model=model, server=server
         ),
@@ -93,7 +102,12 @@ def write(
     loaded = load_engine(options.engine) if isinstance(engine, str) else engine
     try:
         request, _ = budget_request(options, request, loaded)
-        return produce(options, request, loaded, _Callback(on_event)).result
+        recorder = start_recording(options, request, loaded, loaded.info.name)
+        with recording(recorder, interrupts=(_Stopped,)) as entry:
+            made = produce(options, request, loaded, _Callback(on_event), on_raw=recorder.add)
+            result = made.result
+            entry.done(result)
+        return result
     finally:
         if isinstance(engine, str):
             loaded.close()

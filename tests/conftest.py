@@ -7,6 +7,31 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_log_home(tmp_path_factory: pytest.TempPathFactory):
+    """A run log for session- and module-scoped fixtures, which start before `_log_home`."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LONGWRITE_HOME", str(tmp_path_factory.mktemp("longwrite-session") / "home"))
+        mp.delenv("LONGWRITE_NO_LOG", raising=False)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _log_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test logs into a folder of its own: no test ever writes to the real home (the
+    CLI runs in subprocesses inherit the environment)."""
+    home = tmp_path_factory.mktemp("longwrite-home") / "home"
+    monkeypatch.setenv("LONGWRITE_HOME", str(home))
+    monkeypatch.delenv("LONGWRITE_NO_LOG", raising=False)
+    return home
+
+
+@pytest.fixture
+def log_home(_log_home: Path) -> Path:
+    """The LONGWRITE_HOME of this test (not created until something logs)."""
+    return _log_home
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny random Qwen2 model (longwrite.tiny), built once per test session."""

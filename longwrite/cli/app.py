@@ -24,7 +24,7 @@ from longwrite.cli import options as opt
 from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MODEL_CONTEXT
 from longwrite.errors import EXIT_INTERRUPTED, LongwriteError, say
 
-SUBCOMMANDS = ("write", "count", "serve", "batch", "eval", "rl")
+SUBCOMMANDS = ("write", "count", "serve", "batch", "eval", "rl", "logs", "continue")
 
 app = typer.Typer(
     name="longwrite",
@@ -123,10 +123,12 @@ def write_cmd(
         typer.Option("--dry-run", help="Show what would be sent; load no model.",
                      rich_help_panel=opt.OUTPUT),
     ] = False,
+    no_log: opt.NoLog = False,
 ) -> None:  # fmt: skip
     from longwrite.cli.write import run_write
     from longwrite.engines import EngineOptions
     from longwrite.generate.job import WriteOptions
+    from longwrite.runlog.store import log_wanted
 
     options = WriteOptions(
         prompt=_read_prompt(prompt),
@@ -143,6 +145,7 @@ def write_cmd(
         best_of=best_of,
         max_rounds=max_rounds,
         range_model=range_model,
+        log=log_wanted(no_log),
         engine=EngineOptions(
             engine=engine,
             model=model,
@@ -203,7 +206,9 @@ def _read_text(name: str) -> str:
 
 def _register_subapps() -> None:
     from longwrite.cli.batch import batch_command
+    from longwrite.cli.continue_ import continue_command
     from longwrite.cli.eval import eval_app
+    from longwrite.cli.logs import logs_app
     from longwrite.cli.rl import rl_app
     from longwrite.serve import serve_command
 
@@ -224,6 +229,13 @@ def _register_subapps() -> None:
     app.add_typer(
         rl_app, name="rl", help="Train with GRPO (TRL): prepare, train, plot, serve-rollouts."
     )
+    app.add_typer(
+        logs_app, name="logs", help="The run log: list runs, `logs show ID`, `path`, `rm ID`."
+    )
+    app.command(
+        "continue",
+        help="Carry a logged run on from exactly where it stopped (default: the newest).",
+    )(continue_command)
 
 
 _register_subapps()

@@ -7,6 +7,8 @@ OUT, runs the batch with its progress display and turns the outcome into an exit
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -54,11 +56,13 @@ def batch_command(
     top_p: opt.TopP = DEFAULT_TOP_P,
     seed: opt.Seed = None,
     no_think: opt.NoThink = False,
+    no_log: opt.NoLog = False,
 ) -> None:  # fmt: skip
     """Write a document for every line of a JSON Lines file; resumable."""
     from longwrite.batch.pool import server_urls
     from longwrite.engines import EngineOptions
     from longwrite.generate.job import WriteOptions
+    from longwrite.runlog.store import log_wanted
 
     base = WriteOptions(
         prompt="",
@@ -80,9 +84,44 @@ def batch_command(
             gpu_memory_utilization=gpu_memory_utilization,
         ),
     )
-    code = run_batch_command(input, output, base, server_urls(server, servers_file), concurrency)
+    urls = server_urls(server, servers_file)
+    with _logged(input, output, base, urls, log_wanted(no_log)) as done:
+        code = done(run_batch_command(input, output, base, urls, concurrency))
     if code:
         raise typer.Exit(code)
+
+
+@contextmanager
+def _logged(
+    input: Path, output: Path, base: WriteOptions, servers: list[str], log: bool
+) -> Iterator[Callable[[int], int]]:
+    """One run-log row for the whole batch, pointing at OUT (items have OUT itself)."""
+    from longwrite.generate.record import public_url, recording
+    from longwrite.runlog.recorder import Recorder, start_run
+    from longwrite.runlog.store import DONE, FAILED, INTERRUPTED
+
+    options = {"engine": base.engine.engine, "model": base.engine.model, "input": str(input),
+               "servers": [public_url(u) for u in servers]}  # fmt: skip
+    recorder = (
+        start_run(
+            kind="batch",
+            user_prompt=f"batch {input}",
+            prompt="",
+            options=options,
+            output=str(output),
+        )  # fmt: skip
+        if log
+        else Recorder(None, None)
+    )
+
+    def done(code: int) -> int:
+        status = {0: DONE, EXIT_INTERRUPTED: INTERRUPTED}.get(code, FAILED)
+        recorder.finish(status, finish_reason=f"exit {code}")
+        return code
+
+    with recording(recorder) as entry:
+        yield done
+        entry.closed = True
 
 
 def run_batch_command(

@@ -87,3 +87,10 @@ NoThink = Annotated[
         rich_help_panel=SAMPLING,
     ),
 ]  # fmt: skip
+NoLog = Annotated[
+    bool,
+    typer.Option(
+        "--no-log", help="Keep this run out of the run log (or env LONGWRITE_NO_LOG=1).",
+        rich_help_panel=OUTPUT,
+    ),
+]  # fmt: skip

@@ -8,7 +8,8 @@ reported before a model loads:
    with its tokenizer and context, and warn when the target cannot fit in one pass;
 4. stream one document through the renderer (with continuation rounds when it ends short),
    or sample `--best-of` candidates and show the best; `-o FILE` through `FILE.partial`,
-   committed only when the run ended on its own; `--json` at the end.
+   committed only when the run ended on its own; `--json` at the end;
+5. all along, the raw text goes to the run log (`generate.record`), unless `--no-log`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from longwrite.prompt.request import Request
 
 if TYPE_CHECKING:
     from longwrite.display.renderer import Renderer
-    from longwrite.generate.rounds import Result
+    from longwrite.generate.rounds import RawHook, Result
 
 
 def dry_run(opts: WriteOptions, request: Request) -> None:
@@ -61,7 +62,7 @@ def run_write(opts: WriteOptions) -> int:
     engine = load_local_engine(opts.engine, backend)
     try:
         request = _budgeted(opts, request, engine)
-        return _generate(opts, request, engine)
+        return _generate(opts, request, engine, backend)
     finally:
         engine.close()
 
@@ -77,8 +78,9 @@ def _budgeted(opts: WriteOptions, request: Request, engine: Engine) -> Request:
     return request
 
 
-def _generate(opts: WriteOptions, request: Request, engine: Engine) -> int:
+def _generate(opts: WriteOptions, request: Request, engine: Engine, backend: str) -> int:
     from longwrite.display.renderer import Renderer, RenderOptions
+    from longwrite.generate.record import recording, start_recording
     from longwrite.io.files import PartialFile
 
     options = RenderOptions(
@@ -87,9 +89,11 @@ def _generate(opts: WriteOptions, request: Request, engine: Engine) -> int:
         answer="none" if (opts.output is not None or opts.as_json) else "auto",
     )
     target = PartialFile(opts.output) if opts.output is not None else None
-    with target if target is not None else _nothing() as sink:
+    recorder = start_recording(opts, request, engine, backend)
+    with recording(recorder) as entry, target if target is not None else _nothing() as sink:
         with Renderer(options, sink=sink) as renderer:
-            result, extra = _produce(opts, request, engine, renderer)
+            result, extra = _produce(opts, request, engine, renderer, recorder.add)
+        entry.done(result)
         if target is not None and result.finish_reason != FINISH_CANCELLED:
             target.commit()
     if opts.as_json:
@@ -97,12 +101,18 @@ def _generate(opts: WriteOptions, request: Request, engine: Engine) -> int:
     if result.finish_reason == FINISH_CANCELLED:
         kept = f" in {target.partial}" if target is not None else ""
         say(f"interrupted: kept {result.words} words{kept}")
+        if entry.run_id is not None:
+            say(f"longwrite: note: `longwrite continue {entry.run_id}` carries it on")
         return EXIT_INTERRUPTED
     return 0
 
 
 def _produce(
-    opts: WriteOptions, request: Request, engine: Engine, renderer: Renderer
+    opts: WriteOptions,
+    request: Request,
+    engine: Engine,
+    renderer: Renderer,
+    on_raw: RawHook | None,
 ) -> tuple[Result, dict[str, Any]]:
     """One document (streamed, with continuation) or the best of K (shown when chosen),
     and the extra `--json` fields of best-of."""
@@ -110,9 +120,9 @@ def _produce(
     from longwrite.generate.job import produce
 
     if opts.best_of == 1:
-        return produce(opts, request, engine, renderer).result, {}
+        return produce(opts, request, engine, renderer, on_raw=on_raw).result, {}
     with CandidateProgress(opts.best_of, request.sampling.max_tokens) as progress:
-        made = produce(opts, request, engine, renderer, progress=progress)
+        made = produce(opts, request, engine, renderer, progress=progress, on_raw=on_raw)
         progress.summary(made.candidates, made.best)
     result, candidates = made.result, made.candidates
     summaries = [c.summary() for c in candidates]

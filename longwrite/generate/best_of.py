@@ -51,8 +51,11 @@ def best_of(
     score: Scorer,
     *,
     progress: Progress | None = None,
+    on_raw: Callable[[str, int], None] | None = None,
 ) -> tuple[Result, list[Candidate], int]:
-    """Sample `k` candidates in one batch: (the best as a Result, all of them, its index)."""
+    """Sample `k` candidates in one batch: (the best as a Result, all of them, its index).
+
+    `on_raw` receives the chosen candidate's raw text once it is chosen (the run log)."""
     started = time.monotonic()
     texts = [""] * k
     tokens = [0] * k
@@ -91,6 +94,8 @@ def best_of(
             )
         )
     best = choose_best(candidates)
+    if on_raw is not None:
+        on_raw(texts[best.index], tokens[best.index])
     result = Result(
         prompt=request.user_prompt,
         thinking=best.thinking,

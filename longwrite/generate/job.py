@@ -24,7 +24,7 @@ from longwrite.prompt.request import Request, build_request, check_settings
 
 if TYPE_CHECKING:
     from longwrite.generate.best_of import Candidate, Progress, Scorer
-    from longwrite.generate.rounds import Continuation, EventSink, Result
+    from longwrite.generate.rounds import Continuation, EventSink, RawHook, Result, Resume
     from longwrite.length.budget import Budget
     from longwrite.length.targets import WordRange
 
@@ -48,6 +48,7 @@ class WriteOptions:
     max_rounds: int = 2
     range_model: str | None = None
     engine: EngineOptions = EngineOptions()
+    log: bool = False  # record the run in the run log (the command: on unless --no-log)
 
 
 def check_options(opts: WriteOptions, *, with_prompt: bool = True) -> None:
@@ -142,12 +143,16 @@ def budget_request(opts: WriteOptions, request: Request, engine: Engine) -> tupl
     )
 
 
-def continuation_for(opts: WriteOptions, request: Request, engine: Engine) -> Continuation | None:
-    """The continuation rule for a request with a target range (None without one)."""
+def continuation_for(
+    opts: WriteOptions, request: Request, engine: Engine, *, resumed: bool = False
+) -> Continuation | None:
+    """The continuation rule for a request with a target range (None without one). A resumed
+    run's first request is itself a continuation: it asks for the missing words even when
+    no further rounds are allowed."""
     from longwrite.generate.rounds import Continuation
     from longwrite.length.budget import tokens_per_word
 
-    if not request.target_range or opts.max_rounds == 0:
+    if not request.target_range or (opts.max_rounds == 0 and not resumed):
         return None
     tpw, _ = tokens_per_word(request.language, engine.count_tokens)
     return Continuation(request.target_range[0], opts.max_rounds, tpw)
@@ -183,18 +188,26 @@ def produce(
     sink: EventSink,
     *,
     progress: Progress | None = None,
+    on_raw: RawHook | None = None,
+    resume: Resume | None = None,
 ) -> Produced:
     """One document streamed into `sink`, or the best of `opts.best_of` candidates (their
-    progress to `progress`; the chosen one's events to `sink` once it is chosen)."""
+    progress to `progress`; the chosen one's events to `sink` once it is chosen).
+
+    `on_raw` receives the raw text for the run log; `resume` carries a run on (one stream)."""
     from longwrite.generate.best_of import best_of
     from longwrite.generate.parser import AnswerDelta, Done, ThinkDelta
     from longwrite.generate.rounds import write_document
 
-    if opts.best_of == 1:
-        continuation = continuation_for(opts, request, engine)
-        return Produced(write_document(engine, request, sink, continuation=continuation))
+    if opts.best_of == 1 or resume is not None:
+        continuation = continuation_for(opts, request, engine, resumed=resume is not None)
+        return Produced(
+            write_document(
+                engine, request, sink, continuation=continuation, on_raw=on_raw, resume=resume
+            )
+        )
     result, candidates, best = best_of(
-        engine, request, opts.best_of, scorer_for(request), progress=progress
+        engine, request, opts.best_of, scorer_for(request), progress=progress, on_raw=on_raw
     )
     if result.thinking:
         sink.handle(ThinkDelta(result.thinking))

@@ -9,6 +9,11 @@ stop, so a continuation asks for `min_tokens` (the tokens the missing words need
 compatible servers ignore EOS and stop strings until then. Rounds are bounded, and each
 round's tokens count against the request's `max_tokens`.
 
+A run can be carried on later (`longwrite continue`): `Resume` hands back the raw text it had
+generated, which goes through a fresh parser (shown only when asked) before the next round
+starts exactly where it stopped. `on_raw` receives every piece of raw text as it comes (the
+run log records it), separators included, so that the log holds what the model will see.
+
 Ctrl-C is not an error here: the engine is stopped, whatever was generated goes through the
 parser and the renderer like any other ending, and the result says
 `finish_reason="cancelled"` so the caller can keep it and exit 130.
@@ -18,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
@@ -36,6 +42,9 @@ PARAGRAPH = "\n\n"  # what a continuation round starts with when the answer had 
 MIN_ROUND_TOKENS = 16  # a continuation with less room than this is not worth a request
 
 
+RawHook = Callable[[str, int], None]  # (raw text, tokens it took)
+
+
 class EventSink(Protocol):
     def handle(self, event: Event) -> None: ...
     def add_tokens(self, n: int) -> None: ...
@@ -48,6 +57,15 @@ class Continuation:
     below: int
     max_rounds: int = 2
     tokens_per_word: float = 1.4
+
+
+@dataclass(frozen=True)
+class Resume:
+    """A run carried on: the raw text it had generated and how its last request ended."""
+
+    raw: str
+    finish_reason: str
+    replay: bool = False  # show the text so far again (its events go to the sink first)
 
 
 @dataclass(frozen=True)
@@ -77,7 +95,12 @@ class Result:
 
 
 def _stream_round(
-    engine: Engine, prompt: str, sampling: Sampling, parser: ThinkAnswerParser, sink: EventSink
+    engine: Engine,
+    prompt: str,
+    sampling: Sampling,
+    parser: ThinkAnswerParser,
+    sink: EventSink,
+    on_raw: RawHook | None = None,
 ) -> tuple[str, int, str]:
     """One engine request fed through `parser` into `sink`: (raw text, tokens, finish)."""
     pieces: list[str] = []
@@ -89,6 +112,8 @@ def _stream_round(
             if chunk.tokens:
                 tokens += chunk.tokens
                 sink.add_tokens(chunk.tokens)
+            if on_raw is not None and (chunk.text or chunk.tokens):
+                on_raw(chunk.text, chunk.tokens)
             if chunk.text:
                 pieces.append(chunk.text)
                 for event in parser.feed(chunk.text):
@@ -138,11 +163,21 @@ def _next_round(
         return None
     if left < MIN_ROUND_TOKENS:
         return None
-    missing = math.ceil((continuation.below - last.answer_words) * continuation.tokens_per_word)
+    return _carry_on(request, continuation, last, left, generated)
+
+
+def _carry_on(
+    request: Request, continuation: Continuation | None, last: Round, left: int, generated: str
+) -> tuple[Sampling, str]:
+    """The sampling and separator of a request that carries on after `last`."""
+    missing = 0
+    if continuation is not None and last.answer_words < continuation.below:
+        words = continuation.below - last.answer_words
+        missing = math.ceil(words * continuation.tokens_per_word)
     sampling = replace(request.sampling, max_tokens=left, min_tokens=min(missing, left), n=1)
     # The model stopped on its own: start a new paragraph (only the line breaks the text does
-    # not already end with). Cut off by max_tokens (or still thinking): carry on mid-sentence,
-    # exactly where the text ends.
+    # not already end with). Cut off by max_tokens, interrupted, or still thinking: carry on
+    # mid-sentence, exactly where the text ends.
     separator = ""
     if last.finish_reason == FINISH_STOP and last.answer_words:
         separator = PARAGRAPH[min(_trailing_newlines(generated), len(PARAGRAPH)) :]
@@ -159,23 +194,39 @@ def write_document(
     sink: EventSink,
     *,
     continuation: Continuation | None = None,
+    on_raw: RawHook | None = None,
+    resume: Resume | None = None,
 ) -> Result:
-    """Stream `request` through `engine`, feeding parsed events to `sink` as they come."""
+    """Stream `request` through `engine`, feeding parsed events to `sink` as they come.
+
+    With `resume`, carry on from its raw text; `request.sampling.max_tokens` is then what
+    this call may add, and the result's tokens, seconds and rounds are this call's."""
     parser = ThinkAnswerParser()
     started = time.monotonic()
     generated = ""  # the raw completion so far, as the model will see it when continuing
     rounds: list[Round] = []
     sampling, separator = request.sampling, ""
-    left = tokens_left(engine, request, "", 0)
-    if 0 < left < sampling.max_tokens:  # the context holds less than the budget
-        sampling = replace(sampling, max_tokens=left, min_tokens=min(sampling.min_tokens, left))
+    if resume is not None:
+        generated = resume.raw
+        for event in parser.feed(resume.raw):
+            if resume.replay:
+                sink.handle(event)
+        last = Round(0, resume.finish_reason, count_words(parser.answer))
+        left = tokens_left(engine, request, generated, 0)
+        sampling, separator = _carry_on(request, continuation, last, max(left, 1), generated)
+    else:
+        left = tokens_left(engine, request, "", 0)
+        if 0 < left < sampling.max_tokens:  # the context holds less than the budget
+            sampling = replace(sampling, max_tokens=left, min_tokens=min(sampling.min_tokens, left))
     while True:
         if separator:
             generated += separator
+            if on_raw is not None:
+                on_raw(separator, 0)
             for event in parser.feed(separator):
                 sink.handle(event)
         text, tokens, finish = _stream_round(
-            engine, request.prompt + generated, sampling, parser, sink
+            engine, request.prompt + generated, sampling, parser, sink, on_raw
         )
         generated += text
         rounds.append(Round(tokens, finish, count_words(parser.answer)))

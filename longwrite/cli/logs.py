@@ -1,0 +1,156 @@
+"""`longwrite logs`: the runs in the run log, one document, the log's path, removing a run.
+
+Reading the log first marks runs whose process has died as interrupted (`Store.reap`), so a
+run killed with `kill -9` or cut by a reboot never shows as still running. A run is named by
+its id, any unique prefix of it, or `last`. `logs show` prints the document through the
+same renderer as the main command: Markdown on a terminal, raw text when piped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+
+from longwrite.errors import say
+
+if TYPE_CHECKING:
+    from longwrite.runlog.store import RunRecord, Store
+
+logs_app = typer.Typer(invoke_without_command=True, add_completion=False)
+
+PROMPT_WIDTH = 60
+
+
+def open_log() -> Store | None:
+    """The log for reading (dead runs marked interrupted), or None when there is none yet."""
+    import sqlite3
+
+    from longwrite.generate.record import answer_words
+    from longwrite.runlog.store import LogError, Store, db_path
+
+    path = db_path()
+    if not path.exists():
+        return None
+    try:
+        store = Store.open(path)
+        store.reap(answer_words)
+    except (sqlite3.Error, OSError) as e:
+        raise LogError(f"cannot read the run log {path}: {e}") from None
+    return store
+
+
+def need_log() -> Store:
+    from longwrite.runlog.store import LogError, db_path
+
+    store = open_log()
+    if store is None:
+        raise LogError(f"the run log is empty ({db_path()}): nothing has been logged yet")
+    return store
+
+
+@logs_app.callback()
+def logs_list(
+    ctx: typer.Context,
+    n: Annotated[int, typer.Option("-n", help="How many runs, newest first.", min=1)] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON array of the runs.")] = False,
+) -> None:
+    """List recent runs: id, time, status, words / target, the start of the prompt."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from longwrite.runlog.store import db_path
+
+    store = open_log()
+    runs = [] if store is None else store.runs(n)
+    if store is not None:
+        store.close()
+    if as_json:
+        typer.echo(json.dumps([r.to_json() for r in runs], ensure_ascii=False, indent=2))
+        return
+    if not runs:
+        say(f"no runs logged yet ({db_path()})")
+        return
+    for r in runs:
+        typer.echo(list_line(r))
+
+
+def list_line(r: RunRecord) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))
+    if r.kind == "batch":
+        size, about = "-", f"batch -> {r.output}"  # the whole path: it is where the work is
+    else:
+        words = "?" if r.words is None else f"{r.words:,}"
+        size = words + (f" / {r.target:,}" if r.target else "")
+        about = " ".join(r.user_prompt.split())
+        if len(about) > PROMPT_WIDTH:
+            about = about[: PROMPT_WIDTH - 1] + "…"
+    return f"{r.id}  {when}  {r.status:<11}  {size:>15}  {about}"
+
+
+@logs_app.command("show")
+def logs_show(
+    run: Annotated[str, typer.Argument(help="Run id, a unique prefix, or `last`.")] = "last",
+    thinking: Annotated[
+        Literal["hide", "show", "keep"],
+        typer.Option(help="The planning: hide it, show it on stderr, or keep it in the output."),
+    ] = "hide",
+    as_json: Annotated[bool, typer.Option("--json", help="The whole record as JSON.")] = False,
+) -> None:
+    """Print a run's document (raw when piped, rendered on a terminal)."""
+    from longwrite.generate.parser import split_think_answer
+
+    store = need_log()
+    try:
+        record = store.resolve(run)
+        raw = store.raw(record.id)
+    finally:
+        store.close()
+    if as_json:
+        thought, answer = split_think_answer(raw)
+        full = {**record.to_json(), "thinking": thought, "answer": answer, "raw": raw}
+        typer.echo(json.dumps(full, ensure_ascii=False, indent=2))
+        return
+    if record.kind == "batch":
+        say(f"run {record.id} is a batch run: its results are in {record.output}")
+        return
+    render(raw, record.finish_reason, thinking)
+
+
+def render(raw: str, finish_reason: str | None, thinking: str) -> None:
+    """A stored raw completion through the parser and the main command's renderer."""
+    from longwrite.display.renderer import Renderer, RenderOptions
+    from longwrite.generate.parser import ThinkAnswerParser
+
+    parser = ThinkAnswerParser()
+    # stderr_tty=False: no status line (this is not a generation), thinking raw on stderr.
+    with Renderer(RenderOptions(thinking=thinking), stderr_tty=False) as renderer:
+        for event in parser.feed(raw) + parser.close(finish_reason):
+            renderer.handle(event)
+
+
+@logs_app.command("path")
+def logs_path() -> None:
+    """Print the run log's path."""
+    from longwrite.runlog.store import db_path
+
+    typer.echo(str(db_path()))
+
+
+@logs_app.command("rm")
+def logs_rm(
+    run: Annotated[str, typer.Argument(help="Run id, a unique prefix, or `last`.")],
+) -> None:
+    """Remove a run (and its text) from the log."""
+    from longwrite.runlog.store import RUNNING, LogError, owner_alive
+
+    store = need_log()
+    try:
+        record = store.resolve(run)
+        if record.status == RUNNING and owner_alive(record.owner):
+            raise LogError(f"run {record.id} is still running: stop it first")
+        store.delete(record.id)
+    finally:
+        store.close()
+    say(f"removed run {record.id}")

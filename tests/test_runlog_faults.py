@@ -1,0 +1,211 @@
+"""Nothing a run wrote is lost: real `longwrite` processes against scripted servers on
+127.0.0.1, stopped the ways runs really stop (kill -9, Ctrl-C, max_tokens, a server that
+keeps dropping the stream, a server that goes away), then carried on with `continue`.
+
+The scripted server is deterministic by construction (the completion of prompt + text[:k]
+is text[k:]), so a run that was stopped and continued must end byte for byte where an
+uninterrupted run ends. Also: two runs at once, and a home that cannot be written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sse_server import Script, ScriptedServer, cut_points
+
+from longwrite.generate.parser import split_think_answer
+from longwrite.io.counting import count_words
+from longwrite.prompt.request import build_request
+
+pytestmark = pytest.mark.slow
+
+QUESTION = "Write about tides."
+PROMPT = build_request(QUESTION).prompt  # what the command sends for QUESTION
+PARAGRAPHS = [
+    "The moon pulls the sea, and twice a day the water climbs the harbour wall.",
+    "Gulls wait on the posts for the ebb; the mud shines and the boats lean over.",
+    "Fishermen read the hour in the weed line, children in the height of the steps.",
+]
+TEXT = "<think>Plan: the pull, the rhythm, the people.</think>\n<answer>\n# Tides\n\n" + (
+    "\n\n".join(PARAGRAPHS * 8)
+)  # no stop string inside: every piece is sent, then "stop"
+PIECES = (1, 3, 2, 4)
+WAIT_S = 60.0
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "LONGWRITE_SERVER": "", "LONGWRITE_API_KEY": ""}
+
+
+def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "longwrite", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env())
+
+
+def start(*args: str) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "longwrite", *args]
+    return subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env()
+    )
+
+
+def show(run: str = "last") -> dict:
+    proc = cli("logs", "show", run, "--json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def script(**faults) -> Script:
+    return Script(text=TEXT, prompt=PROMPT, pieces=PIECES, models=("lw-test",), **faults)
+
+
+@pytest.fixture(scope="module")
+def fast():
+    with ScriptedServer(script()) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(fast, tmp_path_factory) -> bytes:
+    """The document an uninterrupted run writes (-o FILE): what every continued run must
+    end with, byte for byte."""
+    target = tmp_path_factory.mktemp("whole") / "doc.md"
+    proc = cli(QUESTION, "--server", fast.url, "--max-rounds", "0", "-o", str(target))
+    assert proc.returncode == 0, proc.stderr
+    assert show()["raw"] == TEXT
+    return target.read_bytes()
+
+
+def sent_chars(pieces: int) -> int:
+    """Characters of TEXT the server had sent after `pieces` pieces."""
+    return cut_points(TEXT, PIECES)[pieces - 1][1] if pieces else 0
+
+
+def wait_for_pieces(server: ScriptedServer, n: int, proc: subprocess.Popen) -> list:
+    """Wait until the server has sent `n` pieces; (time, pieces sent) samples on the way."""
+    samples = []
+    deadline = time.monotonic() + WAIT_S
+    while server.pieces_sent < n:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the run never got going"
+        samples.append((time.monotonic(), server.pieces_sent))
+        time.sleep(0.01)
+    return samples
+
+
+def continue_to_the_end(fast, uninterrupted: bytes, tmp_path: Path, run_id: str) -> None:
+    target = tmp_path / "continued.md"
+    proc = cli("continue", run_id, "--server", fast.url, "-o", str(target))
+    assert proc.returncode == 0, proc.stderr
+    assert target.read_bytes() == uninterrupted
+    record = show(run_id)
+    assert record["raw"] == TEXT and record["status"] == "done"
+
+
+def test_kill_9_loses_at_most_the_last_second_and_continue_finishes(fast, uninterrupted, tmp_path):
+    with ScriptedServer(script(delay=0.01)) as slow:
+        proc = start(QUESTION, "--server", slow.url, "--max-rounds", "0")
+        samples = wait_for_pieces(slow, 250, proc)  # about 2.5 s of streaming
+        proc.kill()
+        killed = time.monotonic()
+        proc.communicate(timeout=30)
+    before = max(n for t, n in samples if t <= killed - 1.0)  # sent a second before the kill
+    listing = cli("logs")
+    assert listing.returncode == 0 and " interrupted " in listing.stdout.splitlines()[0]
+    record = show()
+    assert record["status"] == "interrupted" and record["finish_reason"] == "killed"
+    raw = record["raw"]
+    assert TEXT.startswith(raw) and len(raw) >= sent_chars(before) > 0
+    assert record["words"] == count_words(split_think_answer(raw)[1]) > 0
+    continue_to_the_end(fast, uninterrupted, tmp_path, record["id"])
+
+
+def stop_by(kind: str, server: ScriptedServer, proc: subprocess.Popen) -> None:
+    if kind == "ctrl-c":
+        wait_for_pieces(server, 150, proc)
+        proc.send_signal(signal.SIGINT)
+    elif kind == "server gone":
+        wait_for_pieces(server, 150, proc)
+        server.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("kind", "faults", "code", "status"),
+    [
+        ("ctrl-c", {"delay": 0.01}, 130, "interrupted"),
+        ("server gone", {"delay": 0.01}, 2, "failed"),
+        ("drops", {"drop_after": 60, "drops": 100}, 2, "failed"),
+    ],
+)
+def test_a_stopped_run_is_kept_and_continue_finishes_it(
+    fast, uninterrupted, tmp_path, kind, faults, code, status
+):
+    server = ScriptedServer(script(**faults)).__enter__()
+    try:
+        proc = start(QUESTION, "--server", server.url, "--max-rounds", "0")
+        stop_by(kind, server, proc)
+        out, err = proc.communicate(timeout=WAIT_S)
+    finally:
+        server.__exit__(None, None, None)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    record = show()
+    assert record["status"] == status
+    raw = record["raw"]
+    assert TEXT.startswith(raw) and len(raw) > 100
+    assert out == split_think_answer(raw)[1]  # what streamed is what the log kept
+    if status == "failed":
+        assert record["error"]
+    continue_to_the_end(fast, uninterrupted, tmp_path, record["id"])
+
+
+def test_a_cut_off_run_is_continued(fast, uninterrupted, tmp_path):
+    proc = cli(QUESTION, "--server", fast.url, "--max-rounds", "0", "--max-tokens", "100")
+    assert proc.returncode == 0, proc.stderr
+    first = show()
+    assert first["status"] == "cut off" and first["finish_reason"] == "length"
+    assert first["tokens"] == 100 and TEXT.startswith(first["raw"])
+    again = cli("continue")  # the budget again: 100 more tokens
+    assert again.returncode == 0, again.stderr
+    second = show()
+    assert second["status"] == "cut off" and second["tokens"] == 200
+    assert second["raw"].startswith(first["raw"]) and len(second["raw"]) > len(first["raw"])
+    # only the new text streams, mid-sentence where the cut was
+    before, after = split_think_answer(first["raw"])[1], split_think_answer(second["raw"])[1]
+    assert again.stdout and before + again.stdout == after
+    target = tmp_path / "doc.md"
+    proc = cli("continue", "--max-tokens", "5000", "-o", str(target))
+    assert proc.returncode == 0, proc.stderr
+    assert target.read_bytes() == uninterrupted and show()["raw"] == TEXT
+
+
+def test_two_runs_at_once_both_complete(tmp_path):
+    with ScriptedServer(script(delay=0.002)) as srv:
+        procs = [start(QUESTION, "--server", srv.url, "--max-rounds", "0") for _ in range(2)]
+        results = [p.communicate(timeout=WAIT_S) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    listed = json.loads(cli("logs", "--json").stdout)
+    assert len(listed) == 2 and {r["status"] for r in listed} == {"done"}
+    assert [show(r["id"])["raw"] for r in listed] == [TEXT, TEXT]
+    assert all(err == "" for _, err in results)
+
+
+def test_an_unwritable_home_is_one_warning_and_the_document_streams(fast, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    environ = {**env(), "LONGWRITE_HOME": str(blocker / "home")}
+    argv = [sys.executable, "-m", "longwrite", QUESTION, "--server", fast.url]
+    proc = subprocess.run(
+        argv + ["--max-rounds", "0"], capture_output=True, text=True, timeout=120, env=environ
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == split_think_answer(TEXT)[1]
+    assert proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("longwrite: warning: not logging this run")
