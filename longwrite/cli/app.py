@@ -24,7 +24,7 @@ from longwrite.cli import options as opt
 from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 from longwrite.errors import EXIT_INTERRUPTED, LongwriteError, say
 
-SUBCOMMANDS = ("write", "count", "serve", "batch", "eval", "rl")
+SUBCOMMANDS = ("write", "count", "serve", "batch", "batch-merge", "eval", "rl")
 
 app = typer.Typer(
     name="longwrite",
@@ -202,7 +202,7 @@ def _read_text(name: str) -> str:
 
 
 def _register_subapps() -> None:
-    from longwrite.cli.batch import batch_command
+    from longwrite.cli.batch import batch_command, merge_command
     from longwrite.cli.eval import eval_app
     from longwrite.cli.rl import rl_app
     from longwrite.serve import serve_command
@@ -211,6 +211,9 @@ def _register_subapps() -> None:
         "batch",
         help="Run many prompts from a JSON Lines file; appends results, resumable.",
     )(batch_command)
+    app.command("batch-merge", help="Join the OUT files of a sharded batch (`batch merge`).")(
+        merge_command
+    )
     app.command(
         "serve",
         help="Start a vLLM server for LongWriter-Zero (arguments after -- go to vLLM).",
@@ -231,6 +234,8 @@ _register_subapps()
 
 def route(argv: list[str]) -> list[str]:
     """Send anything that is not a subcommand or a top-level flag to `write`."""
+    if argv[:2] == ["batch", "merge"]:  # `batch` takes a file first: merge is its own command
+        return ["batch-merge", *argv[2:]]
     if argv and (argv[0] in SUBCOMMANDS or argv[0] in ("-h", "--help", "--version")):
         return argv
     return ["write", *argv]
