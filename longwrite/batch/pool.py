@@ -1,5 +1,9 @@
 """How the lines of a batch share engines: servers by load, a local model by real batches.
 
+- Requests (`open_pool`): a server is asked for each line's whole completion in one JSON
+  reply, since nobody watches a batch line token by token and one event per token is what
+  limits a client (bench/batch_client.py); `--stream` streams instead, so that a dropped
+  connection resumes from the text so far, asking vLLM for STREAM_INTERVAL tokens an event.
 - Servers (`EnginePool`): each line goes to the ready server with the fewest lines in flight
   (ties: the one given the fewest so far, then the first listed), at most `--concurrency`
   lines per server. What a failure says about the server (`failure_kind`):
