@@ -1,10 +1,12 @@
 """`longwrite serve`: vLLM's OpenAI-compatible server for LongWriter-Zero, with the right flags.
 
-The flags that matter for this model are easy to get wrong by hand: tensor parallelism over the
-GPUs, the context length, `--generation-config vllm` (so that only the client's sampling settings
-apply, never the model's generation_config.json), and prefix caching (a continuation re-sends
-the prompt plus the text so far). `build_serve_command` builds that command line as a pure
-function, `--dry-run` prints it, and it runs as an argument list, never through a shell.
+The flags that matter for this model are easy to get wrong by hand: tensor parallelism over
+the GPUs, data parallelism (`--dp N`: N replicas behind one URL, each over `--tp` GPUs, so one
+endpoint spans a node's GPUs and vLLM balances the requests), the context length,
+`--generation-config vllm` (so that only the client's sampling settings apply, never the
+model's generation_config.json), and prefix caching (a continuation re-sends the prompt plus
+the text so far). `build_serve_command` builds that command line as a pure function,
+`--dry-run` prints it, and it runs as an argument list, never through a shell.
 
 The API key (LONGWRITE_API_KEY) reaches vLLM as VLLM_API_KEY in its environment, never on its
 command line, where `ps` would show it. A server on a non-loopback address without a key is
@@ -57,6 +59,8 @@ OWN_FLAGS = {
     "--port": "--port",
     "--tensor-parallel-size": "--tp",
     "-tp": "--tp",
+    "--data-parallel-size": "--dp",
+    "-dp": "--dp",
     "--max-model-len": "--max-model-len",
     "--served-model-name": "--served-model-name",
     "--api-key": f"the {ENV_API_KEY} environment variable",
@@ -73,16 +77,20 @@ def build_serve_command(
     *,
     model: str = DEFAULT_MODEL,
     tp: int | None,
+    dp: int = 1,
     port: int = DEFAULT_PORT,
     host: str = DEFAULT_HOST,
     max_model_len: int = DEFAULT_MAX_MODEL_LEN,
     served_model_name: str | None,
     extra: list[str],
 ) -> list[str]:
-    """The `vllm serve` argument list. `tp=None` leaves the tensor-parallel size to vLLM."""
+    """The `vllm serve` argument list. `tp=None` leaves the tensor-parallel size to vLLM;
+    `dp` > 1 runs that many replicas (data parallel), each over `tp` GPUs."""
     cmd = ["vllm", "serve", model]
     if tp is not None:
         cmd += ["--tensor-parallel-size", str(tp)]
+    if dp > 1:
+        cmd += ["--data-parallel-size", str(dp)]
     cmd += ["--port", str(port), "--host", host, "--max-model-len", str(max_model_len)]
     if served_model_name:
         cmd += ["--served-model-name", served_model_name]
@@ -283,14 +291,22 @@ class _starting:
             self._status = None
 
 
-def _resolve_tp(tp: int | None) -> int | None:
-    """--tp, else the default for the visible GPUs; None (vLLM's own default) without any."""
-    if tp is not None:
-        return tp
+def _resolve_tp(tp: int | None, dp: int, extra: list[str]) -> int | None:
+    """--tp, else the default for each of the `dp` replicas over the visible GPUs; None
+    (vLLM's own default) without any. `dp` x `tp` more than the visible GPUs is refused,
+    unless the replicas span machines (`--data-parallel-size-local` after --)."""
     from longwrite.engines.vllm import default_tp, gpu_count
 
     gpus = gpu_count()
-    return default_tp(gpus) if gpus else None
+    if tp is None:
+        return default_tp(max(1, gpus // dp)) if gpus else None
+    spans_nodes = any(a.split("=", 1)[0] in ("--data-parallel-size-local", "-dpl") for a in extra)
+    if gpus and dp * tp > gpus and not spans_nodes:
+        raise LongwriteError(
+            f"--dp {dp} x --tp {tp} needs {dp * tp} GPUs and {gpus} are visible "
+            "(across machines: add -- --data-parallel-size-local N, as the README shows)"
+        )
+    return tp
 
 
 def serve_command(
@@ -302,6 +318,12 @@ def serve_command(
         int | None,
         typer.Option("--tp", min=1, help="Tensor-parallel size (default: the visible GPUs)."),
     ] = None,
+    dp: Annotated[
+        int,
+        typer.Option(
+            "--dp", min=1, help="Data-parallel replicas behind one URL, each over --tp GPUs."
+        ),
+    ] = 1,
     port: Annotated[
         int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")
     ] = DEFAULT_PORT,
@@ -335,7 +357,8 @@ def serve_command(
     check_exposure(host, api_key_set=api_key is not None, insecure=insecure)
     cmd = build_serve_command(
         model=model,
-        tp=_resolve_tp(tp),
+        tp=_resolve_tp(tp, dp, extra),
+        dp=dp,
         port=port,
         host=host,
         max_model_len=max_model_len,

@@ -10,6 +10,11 @@ prompt equal to base + `text[:k]` is continued with `text[k:]`, so a client that
 dropped stream can be checked byte for byte. Text is cut into pieces of cycling sizes at
 fixed positions of the whole text (a continuation keeps the same cuts), one piece per token.
 Like vLLM, the server trims stop strings itself and never sends one.
+
+Both request modes are served: `"stream": true` (server-sent events, one per token, or one per
+`stream_interval` tokens as vLLM groups them when a request asks for it) and a whole
+completion as one JSON reply (what `batch` asks for by default). Faults apply to both: a
+dropped connection in the whole mode breaks the reply after its headers and part of its body.
 """
 
 from __future__ import annotations
@@ -44,6 +49,12 @@ class Script:
     - `junk_after`: send an event whose data is not JSON after this many pieces.
     - llama.cpp's server: `usage=False` never sends a usage report, and `blank_every=k` puts
       a token that carries no text (a character still incomplete) before every k-th piece.
+    - `stream_interval`: False ignores the request field of that name, as servers other than
+      vLLM do; True groups tokens into one event each `stream_interval` as vLLM does (the
+      first and the last event at once).
+    - whole replies: `drop_after` pieces' worth of `delay` pass, then the connection breaks
+      part way into the reply; `junk_after` sends a body that is not JSON; `error_after`
+      answers HTTP 500 (the engine failed while generating).
     """
 
     text: str = ""
@@ -66,6 +77,7 @@ class Script:
     junk_after: int | None = None
     usage: bool = True
     blank_every: int = 0
+    stream_interval: bool = True
 
     def candidate(self, index: int) -> str:
         if index == 0 or index > len(self.others):
@@ -238,7 +250,10 @@ class _Handler(BaseHTTPRequestHandler):
             if script.hang and faulty and self.owner.stopping.wait(script.hang):
                 return
             try:
-                self._stream(body, planned)
+                if body.get("stream"):
+                    self._stream(body, planned)
+                else:
+                    self._whole(body, planned)
             except OSError:  # the client went away
                 self.owner.client_gone.set()
                 self.close_connection = True
@@ -263,6 +278,51 @@ class _Handler(BaseHTTPRequestHandler):
         text = data if isinstance(data, str) else json.dumps(data)
         self._chunk(f"data: {text}\n\n".encode())
 
+    def _usage(self, body: dict[str, Any], tokens: int) -> dict[str, int]:
+        prompt_tokens = len(body["prompt"]) // 4
+        return {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": tokens,
+            "total_tokens": prompt_tokens + tokens,
+        }
+
+    def _whole(self, body: dict[str, Any], planned: list[Planned]) -> None:
+        """The whole completion as one JSON reply, after the time its pieces take."""
+        script, owner = self.owner.script, self.owner
+        pieces = max(len(p.pieces) for p in planned)
+        drop = script.drop_after if owner.take_drop() else None
+        waited = pieces if drop is None else min(drop, pieces)
+        if script.delay and owner.stopping.wait(script.delay * waited):
+            return
+        if script.error_after is not None:
+            self._send_json(500, error_body(500, "scripted engine crash"))
+            return
+        if script.junk_after is not None:
+            self._send_page(200, b"<html><body>502 Bad Gateway</body></html>")
+            return
+        choices = [
+            {"index": i, "text": "".join(p.pieces), "logprobs": None, "finish_reason": p.finish}
+            for i, p in enumerate(planned)
+        ]
+        reply = {"id": "cmpl-test", "object": "text_completion", "created": 0}
+        reply.update(model=body["model"], choices=choices, usage=None)
+        if script.usage:
+            tokens = sum(p.tokens for p in planned)
+            reply["usage"] = self._usage(body, tokens)
+            owner.usage_sent.append(tokens)
+        payload = json.dumps(reply).encode()
+        if drop is not None:  # headers and part of the body, then the connection breaks
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload[: len(payload) // 2])
+            self.wfile.flush()
+            self._drop("close" if script.drop_style == "done" else script.drop_style)
+            return
+        owner.pieces_sent += pieces
+        self._send_json(200, payload)
+
     def _stream(self, body: dict[str, Any], planned: list[Planned]) -> None:
         script, owner = self.owner.script, self.owner
         self.send_response(200)
@@ -276,12 +336,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._drop(script.drop_style)
             return
         events = interleave(planned, script.finish_separate)
-        for sent, (index, piece, finish) in enumerate(events, start=1):
-            if script.delay and owner.stopping.wait(script.delay):
+        interval = int(body.get("stream_interval") or 1) if script.stream_interval else 1
+        options = body.get("stream_options") or {}
+        continuous = script.usage and options.get("continuous_usage_stats") and len(planned) == 1
+        if interval > 1 and len(planned) == 1:
+            events = group(events, interval)
+        generated = 0
+        for sent, (index, piece, finish, tokens) in enumerate(events, start=1):
+            if script.delay and owner.stopping.wait(script.delay * tokens):
                 return
+            generated += tokens
             choice = {"index": index, "text": piece, "logprobs": None, "finish_reason": finish}
-            self._event({**head, "choices": [choice], "usage": None})
-            owner.pieces_sent += 1
+            usage = self._usage(body, generated) if continuous else None
+            self._event({**head, "choices": [choice], "usage": usage})
+            owner.pieces_sent += tokens
             if sent == script.junk_after:
                 self._chunk(b"data: <html><body>502 Bad Gateway</body></html>\n\n")
                 self._event("[DONE]")
@@ -295,13 +363,10 @@ class _Handler(BaseHTTPRequestHandler):
             if sent == drop:
                 self._drop(script.drop_style)
                 return
-        if script.usage and (body.get("stream_options") or {}).get("include_usage"):
+        if script.usage and options.get("include_usage"):
             tokens = sum(p.tokens for p in planned)
-            prompt_tokens = len(body["prompt"]) // 4
-            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": tokens}
-            usage["total_tokens"] = prompt_tokens + tokens
             owner.usage_sent.append(tokens)
-            self._event({**head, "choices": [], "usage": usage})
+            self._event({**head, "choices": [], "usage": self._usage(body, tokens)})
         self._event("[DONE]")
         self._chunk(b"")
 
@@ -318,19 +383,35 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
 
-def interleave(planned: list[Planned], separate: bool) -> list[tuple[int, str, str | None]]:
-    """(index, text, finish) per event, the candidates taking turns piece by piece."""
+Event = tuple[int, str, "str | None", int]  # index, text, finish reason, tokens
+
+
+def interleave(planned: list[Planned], separate: bool) -> list[Event]:
+    """(index, text, finish, tokens) per event, the candidates taking turns piece by piece."""
     queues = []
     for index, p in enumerate(planned):
-        events: list[tuple[int, str, str | None]] = [(index, piece, None) for piece in p.pieces]
+        events: list[Event] = [(index, piece, None, 1) for piece in p.pieces]
         if separate or not events:
-            events.append((index, "", p.finish))
+            events.append((index, "", p.finish, 0))
         else:
-            events[-1] = (index, events[-1][1], p.finish)
+            events[-1] = (index, events[-1][1], p.finish, 1)
         queues.append(events)
     out = []
     for step in range(max(len(q) for q in queues)):
         out.extend(q[step] for q in queues if step < len(q))
+    return out
+
+
+def group(events: list[Event], interval: int) -> list[Event]:
+    """One candidate's events as vLLM sends them with a stream interval: the first token at
+    once, then `interval` tokens per event, the last event (with the finish) at once."""
+    out: list[Event] = list(events[:1])
+    for index, text, finish, tokens in events[1:]:
+        last = out[-1]
+        if last[2] is None and len(out) > 1 and last[3] < interval:
+            out[-1] = (index, last[1] + text, finish, last[3] + tokens)
+        else:
+            out.append((index, text, finish, tokens))
     return out
 
 

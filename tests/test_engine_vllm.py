@@ -17,6 +17,7 @@ import importlib.metadata
 import inspect
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -303,6 +304,7 @@ CPU_PROBE = textwrap.dedent(
             "model": args.model, "port": ns.port, "host": ns.host, "api_key": ns.api_key,
             "served_model_name": args.served_model_name,
             "tensor_parallel_size": args.tensor_parallel_size,
+            "data_parallel_size": args.data_parallel_size,
             "max_model_len": args.max_model_len,
             "enable_prefix_caching": args.enable_prefix_caching,
             "generation_config": args.generation_config,
@@ -351,6 +353,7 @@ def cpu_probe(vllm, tiny_model_dir, tmp_path_factory):
             served_model_name="lwz",
             extra=["--enforce-eager", "--dtype", "bfloat16"],
         ),
+        shlex.split(serve_dry_run("--dp", "2", "--tp", "2")),  # exactly what the CLI prints
     ]
     job = {
         "commands": commands,
@@ -382,9 +385,23 @@ def cpu_probe(vllm, tiny_model_dir, tmp_path_factory):
     return json.loads(lines[-1].removeprefix("RESULT=")), model
 
 
+def serve_dry_run(*args: str) -> str:
+    """The command line `longwrite serve --dry-run ARGS` prints (in a child, as a user runs it)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LONGWRITE_API_KEY", "VLLM_API_KEY")}
+    done = subprocess.run(
+        [sys.executable, "-m", "longwrite", "serve", "--dry-run", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env, "CUDA_VISIBLE_DEVICES": ""},
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
 def test_vllms_parser_accepts_our_serve_flags(cpu_probe):
     result, model = cpu_probe
-    default, custom = result["serve"]
+    default, custom, _ = result["serve"]
     assert default == {
         "model": "THU-KEG/LongWriter-Zero-32B",
         "port": 8000,
@@ -392,6 +409,7 @@ def test_vllms_parser_accepts_our_serve_flags(cpu_probe):
         "api_key": None,  # never on the command line
         "served_model_name": None,
         "tensor_parallel_size": 2,
+        "data_parallel_size": 1,
         "max_model_len": 32768,
         "enable_prefix_caching": True,
         "generation_config": "vllm",
@@ -405,12 +423,23 @@ def test_vllms_parser_accepts_our_serve_flags(cpu_probe):
         "api_key": None,
         "served_model_name": ["lwz"],
         "tensor_parallel_size": 4,
+        "data_parallel_size": 1,
         "max_model_len": 65536,
         "enable_prefix_caching": True,
         "generation_config": "vllm",
         "enforce_eager": True,  # arguments after -- reach vLLM
         "dtype": "bfloat16",
     }
+
+
+def test_serve_dp_is_data_parallel_replicas_of_tensor_parallel_ones(cpu_probe):
+    """`longwrite serve --dp 2 --tp 2 --dry-run`, parsed by vLLM's own parser: two replicas
+    behind one URL, each over two GPUs, with every flag of ours still there."""
+    result, _ = cpu_probe
+    parallel = result["serve"][2]
+    assert parallel["data_parallel_size"] == 2 and parallel["tensor_parallel_size"] == 2
+    assert parallel["model"] == "THU-KEG/LongWriter-Zero-32B" and parallel["port"] == 8000
+    assert parallel["enable_prefix_caching"] and parallel["generation_config"] == "vllm"
 
 
 def test_serve_and_the_engine_configure_vllm_alike(cpu_probe):

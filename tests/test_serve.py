@@ -97,6 +97,26 @@ def test_no_tp_leaves_it_to_vllm():
 TAIL = ["--generation-config", "vllm", "--enable-prefix-caching"]
 
 
+def test_dp_runs_replicas_of_tp_gpus_behind_one_url(no_key, monkeypatch):
+    monkeypatch.setattr(vllm_engine, "gpu_count", lambda: 0)
+    cmd = _dry_run("--dp", "2", "--tp", "2")
+    assert cmd[:7] == ["vllm", "serve", DEFAULT_MODEL, "--tensor-parallel-size", "2",
+                       "--data-parallel-size", "2"]  # fmt: skip
+    assert "--data-parallel-size" not in _dry_run("--dp", "1", "--tp", "2")
+
+
+def test_dp_shares_the_visible_gpus_between_the_replicas(no_key, monkeypatch):
+    monkeypatch.setattr(vllm_engine, "gpu_count", lambda: 8)
+    cmd = _dry_run("--dp", "2")
+    assert cmd[cmd.index("--tensor-parallel-size") + 1] == "4"
+    assert cmd[cmd.index("--data-parallel-size") + 1] == "2"
+    monkeypatch.setattr(vllm_engine, "gpu_count", lambda: 4)
+    assert "needs 8 GPUs and 4 are visible" in str(_refused("--dp", "2", "--tp", "4"))
+    # replicas that span machines: each node runs its share
+    cmd = _dry_run("--dp", "4", "--tp", "2", "--", "--data-parallel-size-local", "2")
+    assert cmd[-2:] == ["--data-parallel-size-local", "2"]
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
@@ -139,7 +159,16 @@ def test_default_tp_follows_the_visible_gpus(no_key, monkeypatch):
 
 @pytest.mark.parametrize(
     "flag",
-    ["--port", "--host=0.0.0.0", "--max_model_len", "-tp", "--api-key", "--served-model-name"],
+    [
+        "--port",
+        "--host=0.0.0.0",
+        "--max_model_len",
+        "-tp",
+        "--api-key",
+        "--served-model-name",
+        "--data-parallel-size=2",
+        "-dp",
+    ],
 )
 def test_own_flags_after_double_dash_are_refused(no_key, flag):
     error = _refused("--tp", "1", "--", "--enforce-eager", flag, "1")

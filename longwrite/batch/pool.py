@@ -1,5 +1,9 @@
 """How the lines of a batch share engines: servers by load, a local model by real batches.
 
+- Requests (`open_pool`): a server is asked for each line's whole completion in one JSON
+  reply, since nobody watches a batch line token by token and one event per token is what
+  limits a client (bench/batch_client.py); `--stream` streams instead, so that a dropped
+  connection resumes from the text so far, asking vLLM for STREAM_INTERVAL tokens an event.
 - Servers (`EnginePool`): each line goes to the ready server with the fewest lines in flight
   (ties: the one given the fewest so far, then the first listed), at most `--concurrency`
   lines per server. What a failure says about the server (`failure_kind`):
@@ -48,6 +52,7 @@ BACKOFF_MAX_S = 30.0
 STRIKES = 3  # server failures in a row (not refusals) that retire a server
 LINE_TRIES = 3  # server failures one line may meet before it is reported failed
 WAIT_STEP_S = 0.1  # how often a waiting `acquire` looks at its cancel event
+STREAM_INTERVAL = 16  # `batch --stream`: tokens per event asked of vLLM (bench/batch_client.py)
 
 # What a failed line says about its server (`failure_kind`).
 LINE = "line"  # nothing about the server: the line fails (a local engine, a bug)
@@ -356,8 +361,14 @@ def server_urls(servers: list[str] | None, servers_file: Path | None) -> list[st
     return list(dict.fromkeys(u.strip() for u in urls if u.strip()))
 
 
-def open_pool(options: EngineOptions, servers: list[str], concurrency: int) -> EnginePool:
-    """The engines to run on: one per reachable server, or the local engine (batched)."""
+def open_pool(
+    options: EngineOptions, servers: list[str], concurrency: int, *, stream: bool = False
+) -> EnginePool:
+    """The engines to run on: one per reachable server, or the local engine (batched).
+
+    A server is asked for each line's whole completion in one reply, or with `stream` for
+    server-sent events (`STREAM_INTERVAL` tokens each where the server can group them).
+    """
     from longwrite.engines import configured_server, resolve_engine_name
 
     backend = resolve_engine_name(options.engine, server=servers[0] if servers else None)
@@ -376,7 +387,8 @@ def open_pool(options: EngineOptions, servers: list[str], concurrency: int) -> E
     engines, errors = [], []
     for url in urls:
         try:
-            engines.append((f"server {url}", from_env(url, options.model)))
+            mode = {"stream_interval": STREAM_INTERVAL} if stream else {"whole": True}
+            engines.append((f"server {url}", from_env(url, options.model, **mode)))
         except EngineError as e:
             if len(urls) == 1:
                 raise

@@ -24,7 +24,7 @@ from longwrite.cli import options as opt
 from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MODEL_CONTEXT
 from longwrite.errors import EXIT_INTERRUPTED, LongwriteError, say
 
-SUBCOMMANDS = ("write", "count", "serve", "batch", "eval", "rl", "logs", "continue")
+SUBCOMMANDS = ("write", "count", "serve", "batch", "batch-merge", "eval", "rl", "logs", "continue")
 
 app = typer.Typer(
     name="longwrite",
@@ -205,7 +205,7 @@ def _read_text(name: str) -> str:
 
 
 def _register_subapps() -> None:
-    from longwrite.cli.batch import batch_command
+    from longwrite.cli.batch import batch_command, merge_command
     from longwrite.cli.continue_ import continue_command
     from longwrite.cli.eval import eval_app
     from longwrite.cli.logs import logs_app
@@ -216,6 +216,9 @@ def _register_subapps() -> None:
         "batch",
         help="Run many prompts from a JSON Lines file; appends results, resumable.",
     )(batch_command)
+    app.command("batch-merge", help="Join the OUT files of a sharded batch (`batch merge`).")(
+        merge_command
+    )
     app.command(
         "serve",
         help="Start a vLLM server for LongWriter-Zero (arguments after -- go to vLLM).",
@@ -243,6 +246,8 @@ _register_subapps()
 
 def route(argv: list[str]) -> list[str]:
     """Send anything that is not a subcommand or a top-level flag to `write`."""
+    if argv[:2] == ["batch", "merge"]:  # `batch` takes a file first: merge is its own command
+        return ["batch-merge", *argv[2:]]
     if argv and (argv[0] in SUBCOMMANDS or argv[0] in ("-h", "--help", "--version")):
         return argv
     return ["write", *argv]

@@ -1,8 +1,12 @@
-"""`longwrite batch IN.jsonl -o OUT.jsonl`: the command's options, its exit code and summary.
+"""`longwrite batch IN.jsonl -o OUT.jsonl` and `longwrite batch merge OUT... -o ALL`: the
+commands' options, exit codes and summaries.
 
 The work itself (lines, servers, retries, the append-only output) is `batch.runner`; this
 module parses options into the main command's `WriteOptions`, takes the one-writer lock on
 OUT, runs the batch with its progress display and turns the outcome into an exit code.
+`--shard K/N` keeps the lines of one shard (`batch.input`), and `batch merge` joins the
+shards' OUT files once every id is there exactly once (`batch.merge`). `batch merge` is
+routed to the `batch-merge` command, since `batch` itself takes a file name first.
 """
 
 from __future__ import annotations
@@ -46,6 +50,13 @@ def batch_command(
                       rich_help_panel=opt.ENGINE)] = None,
     servers_file: Annotated[Path | None, typer.Option(help="A file of server URLs, one per "
                             "line.", rich_help_panel=opt.ENGINE)] = None,
+    stream: Annotated[bool, typer.Option("--stream", help="Stream each prompt from the "
+                      "server (a dropped connection resumes from the text so far) instead of "
+                      "one whole reply per prompt (far less CPU here; a drop asks again).",
+                      rich_help_panel=opt.ENGINE)] = False,
+    shard: Annotated[str | None, typer.Option(help="K/N: run only shard K of N (lines split "
+                     "by a hash of their id); join the OUT files with `longwrite batch merge`.",
+                     show_default=False)] = None,
     tp: opt.Tp = None,
     max_model_len: opt.MaxModelLen = MODEL_CONTEXT,
     gpu_memory_utilization: opt.GpuMemoryUtilization = 0.9,
@@ -86,7 +97,9 @@ def batch_command(
     )
     urls = server_urls(server, servers_file)
     with _logged(input, output, base, urls, log_wanted(no_log)) as done:
-        code = done(run_batch_command(input, output, base, urls, concurrency))
+        code = done(
+            run_batch_command(input, output, base, urls, concurrency, stream=stream, shard=shard)
+        )
     if code:
         raise typer.Exit(code)
 
@@ -125,10 +138,17 @@ def _logged(
 
 
 def run_batch_command(
-    input: Path, output: Path, base: WriteOptions, servers: list[str], concurrency: int
+    input: Path,
+    output: Path,
+    base: WriteOptions,
+    servers: list[str],
+    concurrency: int,
+    *,
+    stream: bool = False,
+    shard: str | None = None,
 ) -> int:
     """The whole command: read, resume, load, run, report; returns the exit code."""
-    from longwrite.batch.input import read_items
+    from longwrite.batch.input import in_shard, parse_shard, read_items
     from longwrite.batch.pool import open_pool
     from longwrite.batch.runner import done_ids, run_batch
     from longwrite.display.batch_progress import BatchProgress
@@ -138,7 +158,10 @@ def run_batch_command(
     if concurrency < 1:
         raise LongwriteError(f"--concurrency must be at least 1, not {concurrency}")
     check_options(base, with_prompt=False)
+    part = parse_shard(shard) if shard is not None else None
     items, problems = read_items(input, base)
+    if part is not None:
+        items = in_shard(items, *part)
     for p in problems:
         say(f"longwrite: error: {input}:{p.line}: {p.message}; line skipped")
     log = AppendLog(output)
@@ -152,7 +175,7 @@ def run_batch_command(
         if not todo:
             say(f"batch: all {len(items)} lines are in {output}")
             return EXIT_FAILED if problems else 0
-        pool = open_pool(base.engine, servers, concurrency)
+        pool = open_pool(base.engine, servers, concurrency, stream=stream)
         try:
             with BatchProgress(len(items), already) as progress:
                 outcome = run_batch(
@@ -189,3 +212,22 @@ def _report(outcome: Outcome, problems: list[Problem], already: int, output: Pat
     if outcome.failed or problems:
         return EXIT_FAILED
     return 0
+
+
+def merge_command(
+    outputs: Annotated[list[Path], typer.Argument(help="The OUT files of the shards.",
+                       show_default=False)],
+    input: Annotated[Path, typer.Option("--input", "-i", help="The input file the shards ran "
+                     "(its ids are the ones to find).", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The joined file, in the "
+                      "input's order (written atomically).", show_default=False)],
+) -> None:  # fmt: skip
+    """Join the OUT files of `batch --shard K/N` runs: every id of the input exactly once."""
+    from longwrite.batch.input import read_items
+    from longwrite.batch.merge import merge_records, write_merged
+    from longwrite.generate.job import WriteOptions
+
+    items, _ = read_items(input, WriteOptions(prompt=""))
+    merged = merge_records(outputs, [item.id for item in items])
+    write_merged(output, merged)
+    say(f"batch merge: {len(merged.records)} lines from {merged.files} file(s) in {output}")

@@ -16,9 +16,17 @@ What this module adds to the client:
   the server reports `usage`, its count wins. Resuming subtracts the tokens already
   generated from `max_tokens`, so the count must be right even without a report.
 
+Two request modes. Streaming (the default: a reader watches the document grow) costs one
+server-sent event per token, which is what bounds a batch client's throughput; `whole=True`
+asks for the whole completion in one JSON reply (what `batch` uses: it needs the finished
+text, not each token), with a timeout sized to the tokens asked for. A whole request whose
+connection breaks is sent again from the start: what the server had generated is lost.
+`stream_interval=K` asks vLLM for one event per K tokens, each with the running usage count.
+
 Errors raised while a stream is read: `openai` >= 3.14 wraps transport errors mid-stream as
 `APITimeoutError` / `APIConnectionError` (older clients let httpx's own exceptions through);
-both are handled, and so is an event that is not JSON.
+both are handled (`server_errors`), and so is an event that is not JSON. Token arithmetic
+(usage reports, several candidates) is in `completions`.
 
 Servers trim stop strings themselves (vLLM, SGLang and OpenAI never return them), so no
 hold-back trimming is done here. The client's own retries are kept low so that a dead server
@@ -39,50 +47,45 @@ from longwrite.engines.base import (
     ENV_API_KEY,
     ENV_SERVER,
     FINISH_LENGTH,
+    FINISH_STOP,
     Chunk,
     EngineError,
     EngineInfo,
     Sampling,
 )
+from longwrite.engines.completions import extra_body, final_tokens, whole_tokens
+from longwrite.engines.server_errors import (
+    Dropped,
+    ServerError,
+    ServerRejected,
+    ServerTimeout,
+    ServerUnreachable,
+    StreamBroken,
+    caused_by_connect_failure,
+    caused_by_connect_timeout,
+    caused_by_refusal,
+    httpx_names,
+    is_drop,
+    is_timeout,
+    server_message,
+)
 from longwrite.errors import LongwriteError, one_line
+
+__all__ = [  # the errors are part of this engine's interface (batch tells them apart)
+    "OpenAIEngine",
+    "ServerError",
+    "ServerRejected",
+    "ServerTimeout",
+    "ServerUnreachable",
+    "StreamBroken",
+    "from_env",
+    "normalise_url",
+]
 
 NO_KEY = "EMPTY"  # what is sent when no key is set; vLLM without --api-key accepts anything
 CLIENT_RETRIES = 1  # retries of short requests (/v1/models); generations are not retried
+WHOLE_SLOWEST_TOK_S = 5.0  # a whole completion slower than this per sequence is timed out
 START_HINT = "is it running? start one with `longwrite serve`"
-
-
-class ServerError(LongwriteError):
-    """The server failed (HTTP 5xx, an error event mid-stream): not the user's mistake."""
-
-    exit_code = 1
-
-
-class ServerUnreachable(EngineError):
-    """No connection to the server (`refused`: nothing listens there)."""
-
-    def __init__(self, message: str, *, refused: bool = False) -> None:
-        super().__init__(message)
-        self.refused = refused
-
-
-class ServerTimeout(EngineError):
-    """The server took longer than the timeout: one failed request, not a dead server."""
-
-
-class ServerRejected(EngineError):
-    """The server refused this request (HTTP 4xx): the request's fault, or a bad proxy's."""
-
-    def __init__(self, message: str, *, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class StreamBroken(EngineError):
-    """The stream broke (or ended unfinished) more often than it may be resumed."""
-
-
-class _Dropped(Exception):
-    """The connection broke in the middle of a stream (resumable)."""
 
 
 def normalise_url(server: str) -> str:
@@ -98,94 +101,16 @@ def normalise_url(server: str) -> str:
     return url if url.endswith("/v1") else url + "/v1"
 
 
-def from_env(server: str | None, model: str | None) -> OpenAIEngine:
-    """The engine for `server` (else $LONGWRITE_SERVER), with the key from $LONGWRITE_API_KEY."""
+def from_env(server: str | None, model: str | None, **options: Any) -> OpenAIEngine:
+    """The engine for `server` (else $LONGWRITE_SERVER), with the key from $LONGWRITE_API_KEY
+    (`options`: the request mode, `whole` or `stream_interval`)."""
     server = server or os.environ.get(ENV_SERVER, "").strip() or None
     if server is None:
         raise EngineError(
             f"no server given: pass its URL or set {ENV_SERVER} (start one with `longwrite serve`)"
         )
     api_key = os.environ.get(ENV_API_KEY, "").strip() or None
-    return OpenAIEngine(server, model, api_key=api_key)
-
-
-def _server_message(exc: openai.APIError) -> str:
-    """The server's own error message, on one line."""
-    body = exc.body
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return one_line(body["message"])
-    if isinstance(body, str) and body.strip():
-        return one_line(body)
-    return one_line(exc.message) or type(exc).__name__
-
-
-def _httpx_names(exc: BaseException) -> set[str]:
-    """The names of the httpx (or httpx2) exception classes `exc` is an instance of."""
-    return {cls.__name__ for cls in type(exc).__mro__ if cls.__module__.startswith("httpx")}
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    return isinstance(exc, openai.APITimeoutError) or "TimeoutException" in _httpx_names(exc)
-
-
-def _is_drop(exc: BaseException) -> bool:
-    """Whether `exc`, raised while reading a stream, means the connection broke.
-
-    Recent clients wrap transport errors in `APIConnectionError`; older ones let the HTTP
-    library's own `RemoteProtocolError` / `ReadError` (`TransportError`s) through.
-    """
-    if _is_timeout(exc):
-        return False
-    if isinstance(exc, openai.APIConnectionError | ConnectionError):
-        return True
-    return "TransportError" in _httpx_names(exc)
-
-
-def _caused_by_refusal(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    for _ in range(8):
-        if seen is None:
-            return False
-        if isinstance(seen, ConnectionRefusedError) or "refused" in str(seen).lower():
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _caused_by_connect_timeout(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    for _ in range(8):
-        if seen is None:
-            return False
-        if type(seen).__name__ == "ConnectTimeout":
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _extra_body(sampling: Sampling, min_tokens: int) -> dict[str, Any]:
-    """vLLM's sampling fields beyond the OpenAI API, only those that are switched on."""
-    extra: dict[str, Any] = {}
-    if min_tokens > 0:
-        extra["min_tokens"] = min_tokens
-    if sampling.top_k > 0:
-        extra["top_k"] = sampling.top_k
-    if sampling.repetition_penalty != 1.0:
-        extra["repetition_penalty"] = sampling.repetition_penalty
-    return extra
-
-
-def _final_tokens(text: str, finish: str, counted: int, usage: int | None, asked: int) -> int:
-    """The tokens of a response's final chunk, after `counted` were yielded for the others.
-
-    The server's `usage` total wins; without one, a "length" finish means exactly the `asked`
-    max_tokens were generated, and otherwise the final chunk is a token when it has text.
-    """
-    if usage is not None:
-        return max(0, usage - counted)
-    if finish == FINISH_LENGTH:
-        return max(0, asked - counted)
-    return 1 if text else 0
+    return OpenAIEngine(server, model, api_key=api_key, **options)
 
 
 class OpenAIEngine:
@@ -200,11 +125,15 @@ class OpenAIEngine:
         timeout: float = 600.0,
         connect_timeout: float = 10.0,
         max_resumes: int = 3,
+        whole: bool = False,
+        stream_interval: int = 1,
     ) -> None:
         self.base_url = normalise_url(server)
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.max_resumes = max_resumes
+        self.whole = whole  # a whole completion per request instead of a stream (batch)
+        self.stream_interval = stream_interval  # tokens per event asked of vLLM (1: each)
         self._client: openai.OpenAI | None = openai.OpenAI(
             base_url=self.base_url,
             api_key=api_key or NO_KEY,
@@ -261,14 +190,14 @@ class OpenAIEngine:
         """The one-line error for a failed request."""
         url = self.base_url
         if isinstance(exc, openai.APITimeoutError):
-            if _caused_by_connect_timeout(exc):
+            if caused_by_connect_timeout(exc):
                 return ServerUnreachable(
                     f"cannot reach the server at {url} within {self.connect_timeout:g} s "
                     f"(the connect timeout; {START_HINT})"
                 )
             return self._timed_out()
         if isinstance(exc, openai.APIConnectionError):
-            refused = _caused_by_refusal(exc)
+            refused = caused_by_refusal(exc)
             reason = "connection refused" if refused else "no connection"
             cause = exc.__cause__
             if not refused and cause is not None and str(cause):
@@ -284,66 +213,132 @@ class OpenAIEngine:
             )
         if isinstance(exc, openai.NotFoundError):
             self._served_now()
-            message = f"{self._unknown_model(self.model)} ({_server_message(exc)})"
+            message = f"{self._unknown_model(self.model)} ({server_message(exc)})"
             return ServerRejected(message, status=exc.status_code)
         if isinstance(exc, openai.APIStatusError):
-            message = f"the server at {url} answered HTTP {exc.status_code}: {_server_message(exc)}"
+            message = f"the server at {url} answered HTTP {exc.status_code}: {server_message(exc)}"
             if exc.status_code >= 500:
                 return ServerError(message)
             return ServerRejected(message, status=exc.status_code)
-        return ServerError(f"the server at {url} failed: {_server_message(exc)}")
+        return ServerError(f"the server at {url} failed: {server_message(exc)}")
 
     def _read_error(self, exc: Exception) -> LongwriteError:
         """The one-line error for what a stream raised that is not an `openai` error."""
         url = self.base_url
-        if _is_timeout(exc):  # an older client's raw httpx ReadTimeout
+        if is_timeout(exc):  # an older client's raw httpx ReadTimeout
             return self._timed_out()
         if isinstance(exc, json.JSONDecodeError):
             return ServerError(f"the server at {url} sent an event that is not JSON")
         return ServerError(f"the server at {url} failed: {type(exc).__name__}: {one_line(exc)}")
 
+    def _params(self, prompt: str, sampling: Sampling, max_tokens: int, min_tokens: int) -> dict:
+        """The arguments of one completion request, in either mode."""
+        return {
+            "model": self.model,
+            "prompt": prompt,
+            "max_tokens": max_tokens,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "stop": list(sampling.stop) or None,
+            "seed": sampling.seed,
+            "n": sampling.n,
+            "extra_body": extra_body(sampling, min_tokens) or None,
+        }
+
     def _open(self, prompt: str, sampling: Sampling, max_tokens: int, min_tokens: int) -> Any:
-        """Start one streaming completion request."""
+        """Start one streaming completion request.
+
+        With `stream_interval` > 1 (and one candidate), vLLM is asked to send an event every
+        that many tokens, each with the running usage count (`continuous_usage_stats`) so
+        that every event's tokens are known; a server that ignores the field streams every
+        token, which the count handles too.
+        """
+        params = self._params(prompt, sampling, max_tokens, min_tokens)
+        options: dict[str, bool] = {"include_usage": True}
+        if self.stream_interval > 1 and sampling.n == 1:
+            options["continuous_usage_stats"] = True
+            params["extra_body"] = {
+                **(params["extra_body"] or {}),
+                "stream_interval": self.stream_interval,
+            }
         try:
-            return self._generate.completions.create(
-                model=self.model,
-                prompt=prompt,
-                stream=True,
-                max_tokens=max_tokens,
-                temperature=sampling.temperature,
-                top_p=sampling.top_p,
-                stop=list(sampling.stop) or None,
-                seed=sampling.seed,
-                n=sampling.n,
-                stream_options={"include_usage": True},
-                extra_body=_extra_body(sampling, min_tokens) or None,
-            )
+            return self._generate.completions.create(stream=True, stream_options=options, **params)
         except openai.APIError as exc:
             raise self._error(exc) from None
 
+    def _whole_timeout(self, max_tokens: int) -> float:
+        """How long a whole completion of `max_tokens` may take: the timeout, plus the
+        tokens at the slowest pace a loaded server is allowed (`WHOLE_SLOWEST_TOK_S`)."""
+        return self.timeout + max_tokens / WHOLE_SLOWEST_TOK_S
+
+    def _complete(self, prompt: str, sampling: Sampling) -> Iterator[Chunk]:
+        """The whole completion in one JSON reply: one object per request, not one event
+        per token, which is what a batch needs (no reader watches each token).
+
+        A connection that breaks after it was made loses what the server had generated
+        (nothing has arrived): the request is sent again, at most `max_resumes` times.
+        """
+        params = self._params(prompt, sampling, sampling.max_tokens, sampling.min_tokens)
+        seconds = self._whole_timeout(sampling.max_tokens)
+        timeout = openai.Timeout(seconds, connect=self.connect_timeout)
+        drops = 0
+        while True:
+            try:
+                reply = self._generate.completions.create(timeout=timeout, **params)
+                break
+            except openai.APIError as exc:
+                broke = is_drop(exc) and not caused_by_connect_failure(exc)
+                if broke and drops < self.max_resumes:
+                    drops += 1
+                    continue
+                if broke:
+                    raise StreamBroken(
+                        f"the server at {self.base_url} dropped the connection {drops + 1} "
+                        f"times; giving up after {self.max_resumes} retries"
+                    ) from None
+                if is_timeout(exc) and not caused_by_connect_timeout(exc):
+                    raise ServerTimeout(
+                        f"the server at {self.base_url} did not finish {sampling.max_tokens} "
+                        f"tokens within {seconds:g} s (the timeout)"
+                    ) from None
+                raise self._error(exc) from None
+        choices = sorted(getattr(reply, "choices", None) or [], key=lambda c: c.index)
+        if not isinstance(reply, openai.types.Completion) or len(choices) != sampling.n:
+            raise ServerError(
+                f"the server at {self.base_url} sent a reply that is not a completion"
+            )
+        usage = reply.usage.completion_tokens if reply.usage is not None else None
+        for choice, tokens in zip(
+            choices, whole_tokens(choices, usage, sampling.max_tokens), strict=True
+        ):
+            finish = choice.finish_reason or FINISH_STOP
+            yield Chunk(choice.text or "", tokens, finish, choice.index)
+
     def _read(self, response: Any) -> Iterator[Any]:
-        """The completion chunks of `response`; a broken connection raises `_Dropped`, any
+        """The completion chunks of `response`; a broken connection raises `Dropped`, any
         other failure one of this module's one-line errors."""
         try:
             yield from response
         except openai.APIError as exc:
-            if _is_drop(exc):
-                raise _Dropped from exc
+            if is_drop(exc):
+                raise Dropped from exc
             raise self._error(exc) from None
         except (ValueError, OSError) as exc:
-            if _is_drop(exc):
-                raise _Dropped from exc
+            if is_drop(exc):
+                raise Dropped from exc
             raise self._read_error(exc) from exc
         except Exception as exc:
-            if _is_drop(exc):
-                raise _Dropped from exc
-            if not _httpx_names(exc):
+            if is_drop(exc):
+                raise Dropped from exc
+            if not httpx_names(exc):
                 raise  # not the network's doing: a bug, to be seen as one
             raise self._read_error(exc) from exc
 
     def stream(self, prompt: str, sampling: Sampling) -> Iterator[Chunk]:
         if self._client is None:
             raise EngineError("the openai engine is closed")
+        if self.whole:
+            return self._complete(prompt, sampling)
         if sampling.n == 1:
             return self._stream_one(prompt, sampling)
         return self._stream_many(prompt, sampling)
@@ -352,7 +347,8 @@ class OpenAIEngine:
         """One candidate; a dropped stream is resumed from the text so far, without a seam.
 
         Every chunk but the last is yielded as it comes, one token each (empty text included:
-        llama.cpp sends a token whose character is not complete yet that way); the last one
+        llama.cpp sends a token whose character is not complete yet that way) unless the
+        event carries the running usage count, which then says its tokens; the last one
         (with the finish reason) waits for the usage report that follows it, so that the
         stream's token total can be made equal to what the server counted.
         """
@@ -380,10 +376,12 @@ class OpenAIEngine:
                         else:
                             if text:
                                 parts.append(text)
-                            counted += 1
-                            yield Chunk(text or "", 1)
-            except _Dropped as exc:
-                dropped: _Dropped | None = exc
+                            # an event with the running usage (stream_interval) says its tokens
+                            step = 1 if completion.usage is None else max(0, usage - counted)
+                            counted += step
+                            yield Chunk(text or "", step)
+            except Dropped as exc:
+                dropped: Dropped | None = exc
             else:
                 dropped = None
             finally:
@@ -399,7 +397,7 @@ class OpenAIEngine:
                     ) from dropped
                 continue
             text, finish = last
-            yield Chunk(text, _final_tokens(text, finish, counted, usage, remaining), finish)
+            yield Chunk(text, final_tokens(text, finish, counted, usage, remaining), finish)
             return
 
     def _stream_many(self, prompt: str, sampling: Sampling) -> Iterator[Chunk]:
@@ -420,10 +418,10 @@ class OpenAIEngine:
                         tokens = 1
                     else:
                         unfinished.discard(i)
-                        tokens = _final_tokens(text, finish, counted[i], None, sampling.max_tokens)
+                        tokens = final_tokens(text, finish, counted[i], None, sampling.max_tokens)
                     counted[i] += tokens
                     yield Chunk(text, tokens, finish, i)
-        except _Dropped:
+        except Dropped:
             raise StreamBroken(
                 f"the server at {self.base_url} dropped the stream "
                 f"(a stream of n={sampling.n} candidates cannot be resumed; resuming needs n=1)"
