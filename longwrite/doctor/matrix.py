@@ -52,7 +52,8 @@ class Matrix:
 
     def tested(self, package: str, version: str) -> Row | None:
         """The first row that tested `version` of `package`, else None."""
-        return next((r for r in self.rows_with(package) if contains(r.specs[package], version)), None)
+        rows = self.rows_with(package)
+        return next((r for r in rows if contains(r.specs[package], version)), None)
 
     def row(self, name: str) -> Row:
         return next(r for r in self.rows if r.name == name)
