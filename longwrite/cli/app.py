@@ -24,7 +24,7 @@ from longwrite.cli import options as opt
 from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P
 from longwrite.errors import EXIT_INTERRUPTED, LongwriteError, say
 
-SUBCOMMANDS = ("write", "count", "serve", "batch", "eval", "rl")
+SUBCOMMANDS = ("write", "count", "serve", "batch", "eval", "rl", "doctor")
 
 app = typer.Typer(
     name="longwrite",
@@ -203,6 +203,7 @@ def _read_text(name: str) -> str:
 
 def _register_subapps() -> None:
     from longwrite.cli.batch import batch_command
+    from longwrite.cli.doctor import doctor_command
     from longwrite.cli.eval import eval_app
     from longwrite.cli.rl import rl_app
     from longwrite.serve import serve_command
@@ -216,6 +217,9 @@ def _register_subapps() -> None:
         help="Start a vLLM server for LongWriter-Zero (arguments after -- go to vLLM).",
         context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     )(serve_command)
+    app.command(
+        "doctor", help="Check this machine: versions against the tested matrix, GPUs, server."
+    )(doctor_command)
     app.add_typer(
         eval_app,
         name="eval",
