@@ -6,6 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml .ci/constraints-cpu.txt | cksum | cut -d' ' -f1)
 # vllm's wheel and the few packages its Python API imports on a CPU, for the contract test.
 CONTRACT := $(VENV)/.vllm-contract-$(shell cat .ci/vllm-contract.txt | cksum | cut -d' ' -f1)
+# The second vLLM of the tested matrix (the newest TRL supports), in a folder of its own that
+# the tests put first on PYTHONPATH in a child process (tests/test_matrix_vllm.py).
+RL_VLLM := $(VENV)/contract/vllm-rl
+CONTRACT_RL := $(VENV)/.rl-contract-$(shell cat .ci/vllm-contract-rl.txt | cksum | cut -d' ' -f1)
 
 .PHONY: setup demo test lint bench clean
 
@@ -33,7 +37,13 @@ $(CONTRACT): $(STAMP) .ci/vllm-contract.txt
 		-r .ci/vllm-contract.txt
 	rm -f $(VENV)/.vllm-contract-* && touch $@
 
-test: $(STAMP) $(CONTRACT)
+$(CONTRACT_RL): $(STAMP) .ci/vllm-contract-rl.txt
+	rm -rf $(RL_VLLM)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		--target $(RL_VLLM) -r .ci/vllm-contract-rl.txt
+	rm -f $(VENV)/.rl-contract-* && touch $@
+
+test: $(STAMP) $(CONTRACT) $(CONTRACT_RL)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

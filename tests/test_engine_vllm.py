@@ -6,6 +6,10 @@ objects our engine and `longwrite serve` hand to vLLM and check them field by fi
 upgrade that changes its API fails here rather than on a user's GPU box. They never skip: without
 vllm they fail and say how to install it.
 
+They run once for each vLLM of the tested matrix (longwrite/doctor/matrix.toml): here against the
+newest, and from tests/test_matrix_vllm.py against the newest that TRL supports, installed in a
+folder of its own; the pins checked are those of the matrix row of the vllm found.
+
 Streaming is checked with a stand-in for vLLM's `AsyncLLM` that replays real `RequestOutput`
 deltas, so the thread/queue bridge, the abort on close and the chunk shapes run for real.
 """
@@ -71,14 +75,24 @@ def vllm():
     return vllm
 
 
-def _pins() -> dict[str, str]:
+def _read_pins(path: Path) -> dict[str, str]:
     pins = {}
-    for line in CONTRACT.read_text().splitlines():
+    for line in path.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
             name, _, version = line.partition("==")
             pins[name] = version
     return pins
+
+
+def _pins() -> dict[str, str]:
+    """The pins of the matrix row of the installed vllm (its file over the first one)."""
+    from longwrite.doctor.matrix import load
+
+    pins = _read_pins(CONTRACT)
+    row = load().tested("vllm", importlib.metadata.version("vllm"))
+    assert row is not None, f"vllm {importlib.metadata.version('vllm')} is in no tested row"
+    return {**pins, **_read_pins(ROOT / row.contract)}
 
 
 # --- without vllm, without a GPU --------------------------------------------------------------
@@ -148,11 +162,15 @@ def test_vllm_available_does_not_import_vllm():
 
 
 def test_installed_versions_are_the_pinned_ones(vllm):
+    from packaging.requirements import Requirement
+
     pins = _pins()
     extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
         "optional-dependencies"
     ]["vllm"]
-    assert extra == [f"vllm=={pins['vllm']}"]  # users get the version checked here
+    (requirement,) = (Requirement(line) for line in extra)
+    assert requirement.name == "vllm"
+    assert requirement.specifier.contains(pins["vllm"])  # users may get the version checked here
     installed = {name: importlib.metadata.version(name) for name in pins}
     assert installed == pins, HOW_TO_INSTALL
 
@@ -287,7 +305,10 @@ CPU_PROBE = textwrap.dedent(
     """\
     import json, sys, types
     from vllm.engine.arg_utils import AsyncEngineArgs
-    from vllm.entrypoints.common.cli_args import make_arg_parser, validate_parsed_serve_args
+    try:  # where `vllm serve` takes its parser from: vLLM 0.33, else 0.31
+        from vllm.entrypoints.common.cli_args import make_arg_parser, validate_parsed_serve_args
+    except ImportError:
+        from vllm.entrypoints.launchers.cli_args import make_arg_parser, validate_parsed_serve_args
     from vllm.renderers import renderer_from_config
     from vllm.utils.argparse_utils import FlexibleArgumentParser
     from longwrite.engines.vllm import _engine_input, build_engine_args

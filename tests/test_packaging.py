@@ -23,6 +23,7 @@ def test_wheel_ships_the_prompt_templates_byte_for_byte(tmp_path):
         for name in ("think_en.txt", "think_zh.txt", "direct_en.txt", "direct_zh.txt"):
             assert f"longwrite/prompts/{name}" in names
             assert z.read(f"longwrite/prompts/{name}") == (ROOT / "prompts" / name).read_bytes()
+        assert "longwrite/doctor/matrix.toml" in names  # `longwrite doctor` reads it
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         assert "longwrite = longwrite.cli.app:main" in z.read(entry_points).decode()
 

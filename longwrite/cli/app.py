@@ -24,7 +24,18 @@ from longwrite.cli import options as opt
 from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MODEL_CONTEXT
 from longwrite.errors import EXIT_INTERRUPTED, LongwriteError, say
 
-SUBCOMMANDS = ("write", "count", "serve", "batch", "batch-merge", "eval", "rl", "logs", "continue")
+SUBCOMMANDS = (
+    "write",
+    "count",
+    "serve",
+    "batch",
+    "batch-merge",
+    "eval",
+    "rl",
+    "logs",
+    "continue",
+    "doctor",
+)
 
 app = typer.Typer(
     name="longwrite",
@@ -207,6 +218,7 @@ def _read_text(name: str) -> str:
 def _register_subapps() -> None:
     from longwrite.cli.batch import batch_command, merge_command
     from longwrite.cli.continue_ import continue_command
+    from longwrite.cli.doctor import doctor_command
     from longwrite.cli.eval import eval_app
     from longwrite.cli.logs import logs_app
     from longwrite.cli.rl import rl_app
@@ -224,6 +236,9 @@ def _register_subapps() -> None:
         help="Start a vLLM server for LongWriter-Zero (arguments after -- go to vLLM).",
         context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     )(serve_command)
+    app.command(
+        "doctor", help="Check this machine: versions against the tested matrix, GPUs, server."
+    )(doctor_command)
     app.add_typer(
         eval_app,
         name="eval",
