@@ -13,8 +13,9 @@ so far. A unit whose containment reaches `RAMP_HIGH` (the penalty's "wholly repe
 repeat; a run of consecutive repeats of `LOOP_TOKENS` tokens or more is a loop. One repeated
 quote, heading or templated paragraph is not: it takes about 190 words of repetition in
 a row (at 100 tokens, templated API docs in the stdlib corpus raised false alarms). The
-document is cut back to the start of the paragraph where the run began (the end of the last paragraph before
-the loop), so the cut text ends with a paragraph break and the model carries on afresh.
+document is cut back to the start of the paragraph where the run began (the end of the last
+paragraph before the loop), so the cut text ends with a paragraph break and the model carries
+on afresh.
 
 `GuardSink` sits between the parser and the display: it releases answer text only once it is
 before the earliest point a cut could reach, so a pipe or a file never receives a loop; the
