@@ -31,9 +31,10 @@ from longwrite.io.counting import count_words
 from longwrite.prompt.request import Request
 
 # The paper: thinking typically runs 2-3k tokens. One setting for both the budget's thinking
-# allowance and the thinking cap (`--think-budget`): typical thinking ends below it, a
-# runaway one is closed there, so the answer always gets the rest of the budget.
-THINK_TOKENS = 4000
+# allowance and the thinking cap (`--think-budget`): at the top of the typical range, so
+# typical thinking ends by itself, a runaway one is closed there, and the answer gets the
+# rest of the budget the allowance planned for it.
+THINK_TOKENS = 3000
 HEADROOM = 1.25  # answer tokens allowed per expected answer token
 DEFAULT_CONTEXT = MODEL_CONTEXT  # when the engine cannot say
 TOKENS_PER_WORD = {"en": 1.4, "zh": 0.85}
