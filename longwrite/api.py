@@ -71,18 +71,22 @@ def write(
     range_model: str | None = None,
     on_event: EventCallback | None = None,
     log: bool = False,
+    guard: bool = False,
 ) -> Result:
     """Write one document for `prompt`; returns its `Result` (answer, thinking, words, ...).
 
     `on_event` receives the parsed events as they stream (`ThinkDelta`, `AnswerDelta`, one
     `Done`); with `best_of` > 1, those of the chosen candidate once it is chosen. `log=True`
-    records the run in the run log (off by default).
+    records the run in the run log (off by default). `guard=True` turns the loop guard on
+    (as the CLI has it; off here so `on_event` sees text as soon as it is parsed); the
+    thinking budget applies either way.
     """
     from longwrite.engines import load_engine
     from longwrite.generate.job import budget_request, produce, resolve_request
     from longwrite.generate.record import recording, start_recording
 
     options = WriteOptions(
+        guard=guard,
         prompt=prompt,
         words=words,
         max_tokens=max_tokens,

@@ -47,6 +47,9 @@ class Script:
     - `faults`: `status` and `hang` hit only the first `faults` completion requests (None:
       every one); `status_body` replaces the JSON error body (a proxy's HTML page, say).
     - `junk_after`: send an event whose data is not JSON after this many pieces.
+    - `then`: a sampler that gives other text when asked again (a client resampling after a
+      cut): the k-th completion request (k >= 2) is answered with `then[k-2]` (the last one
+      repeats), whatever prefix its prompt carries after the base prompt.
     - llama.cpp's server: `usage=False` never sends a usage report, and `blank_every=k` puts
       a token that carries no text (a character still incomplete) before every k-th piece.
     - `stream_interval`: False ignores the request field of that name, as servers other than
@@ -78,6 +81,7 @@ class Script:
     usage: bool = True
     blank_every: int = 0
     stream_interval: bool = True
+    then: tuple[str, ...] = ()
 
     def candidate(self, index: int) -> str:
         if index == 0 or index > len(self.others):
@@ -264,11 +268,15 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(prompt, str) or not prompt.startswith(script.prompt):
             return None
         done = prompt[len(script.prompt) :]
-        if not script.text.startswith(done) or (done and n > 1):
-            return None
         stop = body.get("stop") or []
         stops = [stop] if isinstance(stop, str) else list(stop)
         max_tokens = int(body.get("max_tokens") or 16)
+        asked = len(self.owner.completions)  # this request is recorded already
+        if script.then and asked >= 2:
+            text = script.then[min(asked - 2, len(script.then) - 1)]
+            return [plan(text, 0, script, max_tokens, stops)]
+        if not script.text.startswith(done) or (done and n > 1):
+            return None
         return [plan(script.candidate(i), len(done), script, max_tokens, stops) for i in range(n)]
 
     def _chunk(self, payload: bytes) -> None:

@@ -23,6 +23,8 @@ from longwrite import __version__
 from longwrite.cli import options as opt
 from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MODEL_CONTEXT
 from longwrite.errors import EXIT_INTERRUPTED, LongwriteError, say
+from longwrite.generate.guards import GUARD_RETRIES
+from longwrite.length.budget import THINK_TOKENS
 
 SUBCOMMANDS = (
     "write",
@@ -135,6 +137,9 @@ def write_cmd(
                      rich_help_panel=opt.OUTPUT),
     ] = False,
     no_log: opt.NoLog = False,
+    guard_retries: opt.GuardRetries = GUARD_RETRIES,
+    no_guard: opt.NoGuard = False,
+    think_budget: opt.ThinkBudget = THINK_TOKENS,
 ) -> None:  # fmt: skip
     from longwrite.cli.write import run_write
     from longwrite.engines import EngineOptions
@@ -157,6 +162,9 @@ def write_cmd(
         max_rounds=max_rounds,
         range_model=range_model,
         log=log_wanted(no_log),
+        guard=not no_guard,
+        guard_retries=guard_retries,
+        think_budget=think_budget,
         engine=EngineOptions(
             engine=engine,
             model=model,

@@ -21,6 +21,8 @@ import typer
 from longwrite.cli import options as opt
 from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MODEL_CONTEXT
 from longwrite.errors import EXIT_FAILED, EXIT_INTERRUPTED, LongwriteError, say
+from longwrite.generate.guards import GUARD_RETRIES
+from longwrite.length.budget import THINK_TOKENS
 
 if TYPE_CHECKING:  # the batch machinery loads when the command runs, not for `--help`
     from longwrite.batch.input import Problem
@@ -68,6 +70,9 @@ def batch_command(
     seed: opt.Seed = None,
     no_think: opt.NoThink = False,
     no_log: opt.NoLog = False,
+    guard_retries: opt.GuardRetries = GUARD_RETRIES,
+    no_guard: opt.NoGuard = False,
+    think_budget: opt.ThinkBudget = THINK_TOKENS,
 ) -> None:  # fmt: skip
     """Write a document for every line of a JSON Lines file; resumable."""
     from longwrite.batch.pool import server_urls
@@ -85,6 +90,9 @@ def batch_command(
         best_of=best_of,
         max_rounds=max_rounds,
         range_model=range_model,
+        guard=not no_guard,
+        guard_retries=guard_retries,
+        think_budget=think_budget,
         engine=EngineOptions(
             engine=engine,
             model=model,

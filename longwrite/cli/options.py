@@ -94,3 +94,26 @@ NoLog = Annotated[
         rich_help_panel=OUTPUT,
     ),
 ]  # fmt: skip
+GUARDS = "Guards"
+GuardRetries = Annotated[
+    int,
+    typer.Option(
+        help="Fresh samples after the text loops; then the text before the loop is kept.",
+        rich_help_panel=GUARDS,
+    ),
+]
+NoGuard = Annotated[
+    bool,
+    typer.Option(
+        "--no-guard", help="Let loops run (no loop detection while writing).",
+        rich_help_panel=GUARDS,
+    ),
+]  # fmt: skip
+ThinkBudget = Annotated[
+    int,
+    typer.Option(
+        help="Most thinking tokens; then the thinking is closed and the answer opened "
+        "(0: no cap). Also the length budget's thinking allowance.",
+        rich_help_panel=GUARDS,
+    ),
+]

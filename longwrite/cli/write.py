@@ -31,7 +31,9 @@ def dry_run(opts: WriteOptions, request: Request) -> None:
     from longwrite.length.budget import with_budget
 
     hi = request.target_range[1] if request.target_range else None
-    request, budget = with_budget(request, hi, keep_max_tokens=opts.max_tokens is not None)
+    request, budget = with_budget(
+        request, hi, keep_max_tokens=opts.max_tokens is not None, think_tokens=opts.think_budget
+    )
     info = {
         **request.to_json(),
         "engine": opts.engine.engine,
@@ -98,6 +100,12 @@ def _generate(opts: WriteOptions, request: Request, engine: Engine, backend: str
             target.commit()
     if opts.as_json:
         print(json.dumps({**result.to_json(), **extra}, ensure_ascii=False))
+    for g in result.guard:
+        if g["kind"] == "loop_kept":
+            say(
+                f"longwrite: note: the text looped again after {opts.guard_retries} fresh "
+                f"sample(s): kept the {g['at_words']:,} words before the loop"
+            )
     if result.finish_reason == FINISH_CANCELLED:
         kept = f" in {target.partial}" if target is not None else ""
         say(f"interrupted: kept {result.words} words{kept}")

@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING
 
 from longwrite.engines import EngineOptions
 from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, ENV_API_KEY, Engine
-from longwrite.errors import say
+from longwrite.errors import LongwriteError, say
+from longwrite.length.budget import THINK_TOKENS
 from longwrite.prompt.request import Request, build_request, check_settings
 
 if TYPE_CHECKING:
     from longwrite.generate.best_of import Candidate, Progress, Scorer
+    from longwrite.generate.guards import Guards
     from longwrite.generate.rounds import Continuation, EventSink, RawHook, Result, Resume
     from longwrite.length.budget import Budget
     from longwrite.length.targets import WordRange
@@ -49,6 +51,15 @@ class WriteOptions:
     range_model: str | None = None
     engine: EngineOptions = EngineOptions()
     log: bool = False  # record the run in the run log (the command: on unless --no-log)
+    guard: bool = True  # the loop guard (`--no-guard` turns it off)
+    guard_retries: int = 2
+    think_budget: int = THINK_TOKENS  # the budget's thinking allowance too; 0: no cap
+
+    @property
+    def guards(self) -> Guards:
+        from longwrite.generate.guards import Guards
+
+        return Guards(self.guard, self.guard_retries, self.think_budget)
 
 
 def check_options(opts: WriteOptions, *, with_prompt: bool = True) -> None:
@@ -64,6 +75,8 @@ def check_options(opts: WriteOptions, *, with_prompt: bool = True) -> None:
         best_of=opts.best_of,
         max_rounds=opts.max_rounds,
     )
+    if opts.guard_retries < 0 or opts.think_budget < 0:
+        raise LongwriteError("--guard-retries and --think-budget must be 0 or more")
 
 
 def resolve_request(opts: WriteOptions) -> Request:
@@ -140,6 +153,7 @@ def budget_request(opts: WriteOptions, request: Request, engine: Engine) -> tupl
         context=engine.info.context,
         count_tokens=engine.count_tokens,
         keep_max_tokens=opts.max_tokens is not None,
+        think_tokens=opts.think_budget,
     )
 
 
@@ -203,7 +217,13 @@ def produce(
         continuation = continuation_for(opts, request, engine, resumed=resume is not None)
         return Produced(
             write_document(
-                engine, request, sink, continuation=continuation, on_raw=on_raw, resume=resume
+                engine,
+                request,
+                sink,
+                continuation=continuation,
+                on_raw=on_raw,
+                resume=resume,
+                guards=opts.guards,
             )
         )
     result, candidates, best = best_of(

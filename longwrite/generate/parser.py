@@ -210,6 +210,11 @@ class ThinkAnswerParser:
         return _PHASES[self._state]
 
     @property
+    def pending(self) -> str:
+        """The raw text fed but not yet emitted (a possible tag, still undecided)."""
+        return self._held
+
+    @property
     def shape(self) -> Shape:
         """The layout seen so far (complete after `close`)."""
         return self._shape

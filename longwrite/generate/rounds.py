@@ -29,10 +29,19 @@ from typing import Any, Protocol
 
 from longwrite.engines.base import (
     FINISH_CANCELLED,
+    FINISH_LENGTH,
     FINISH_STOP,
     Engine,
     Sampling,
     fit_max_tokens,
+)
+from longwrite.generate.guards import (
+    CLOSE_THINKING,
+    FINISH_GUARD,
+    NO_GUARDS,
+    Document,
+    Guards,
+    Watch,
 )
 from longwrite.generate.parser import Event, ThinkAnswerParser
 from longwrite.io.counting import count_words
@@ -75,6 +84,7 @@ class Round:
     tokens: int
     finish_reason: str
     answer_words: int
+    guard: str | None = None  # the guard that ended this round, if one did
 
 
 @dataclass(frozen=True)
@@ -89,37 +99,36 @@ class Result:
     finish_reason: str
     seconds: float
     rounds: list[Round] = field(default_factory=list)
+    guard: list[dict[str, Any]] = field(default_factory=list)  # the guards' interventions
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def _stream_round(
-    engine: Engine,
-    prompt: str,
-    sampling: Sampling,
-    parser: ThinkAnswerParser,
-    sink: EventSink,
-    on_raw: RawHook | None = None,
+    engine: Engine, prompt: str, sampling: Sampling, parser: ThinkAnswerParser, watch: Watch
 ) -> tuple[str, int, str]:
-    """One engine request fed through `parser` into `sink`: (raw text, tokens, finish)."""
+    """One engine request fed through `parser` into the watch's sink: (raw text, tokens,
+    finish); finish is `FINISH_GUARD` when a guard stopped the request."""
     pieces: list[str] = []
     tokens = 0
     finish: str | None = None
+    sink = watch.sink
     stream = engine.stream(prompt, sampling)
     try:
         for chunk in stream:
             if chunk.tokens:
                 tokens += chunk.tokens
                 sink.add_tokens(chunk.tokens)
-            if on_raw is not None and (chunk.text or chunk.tokens):
-                on_raw(chunk.text, chunk.tokens)
             if chunk.text:
                 pieces.append(chunk.text)
                 for event in parser.feed(chunk.text):
                     sink.handle(event)
             if chunk.finish_reason is not None:
                 finish = chunk.finish_reason
+            if watch.chunk(parser, chunk.text, chunk.tokens) and finish is None:
+                finish = FINISH_GUARD
+                break
     except KeyboardInterrupt:
         finish = FINISH_CANCELLED
     finally:
@@ -196,56 +205,65 @@ def write_document(
     continuation: Continuation | None = None,
     on_raw: RawHook | None = None,
     resume: Resume | None = None,
+    guards: Guards = NO_GUARDS,
 ) -> Result:
     """Stream `request` through `engine`, feeding parsed events to `sink` as they come.
 
     With `resume`, carry on from its raw text; `request.sampling.max_tokens` is then what
-    this call may add, and the result's tokens, seconds and rounds are this call's."""
-    parser = ThinkAnswerParser()
+    this call may add, and the result's tokens, seconds and rounds are this call's.
+    `guards` watch the stream (`generate.guards`); their interventions are in the result."""
+    state = Document(guards, sink, on_raw)
     started = time.monotonic()
-    generated = ""  # the raw completion so far, as the model will see it when continuing
     rounds: list[Round] = []
     sampling, separator = request.sampling, ""
     if resume is not None:
-        generated = resume.raw
-        for event in parser.feed(resume.raw):
-            if resume.replay:
-                sink.handle(event)
-        last = Round(0, resume.finish_reason, count_words(parser.answer))
-        left = tokens_left(engine, request, generated, 0)
-        sampling, separator = _carry_on(request, continuation, last, max(left, 1), generated)
+        state.resume(resume.raw, resume.replay)
+        last = Round(0, resume.finish_reason, count_words(state.parser.answer))
+        left = tokens_left(engine, request, state.generated, 0)
+        sampling, separator = _carry_on(request, continuation, last, max(left, 1), state.generated)
     else:
         left = tokens_left(engine, request, "", 0)
         if 0 < left < sampling.max_tokens:  # the context holds less than the budget
             sampling = replace(sampling, max_tokens=left, min_tokens=min(sampling.min_tokens, left))
     while True:
-        if separator:
-            generated += separator
-            if on_raw is not None:
-                on_raw(separator, 0)
-            for event in parser.feed(separator):
-                sink.handle(event)
+        state.add(separator)
         text, tokens, finish = _stream_round(
-            engine, request.prompt + generated, sampling, parser, sink, on_raw
+            engine, request.prompt + state.generated, sampling, state.parser, state.watch
         )
-        generated += text
-        rounds.append(Round(tokens, finish, count_words(parser.answer)))
+        state.generated += text
+        fix = state.repair(finish, len(rounds) + 1, request.think)
+        rounds.append(Round(tokens, finish, count_words(state.parser.answer), fix))
+        left = tokens_left(engine, request, state.generated, sum(r.tokens for r in rounds))
         step = None
+        if fix == "loop_kept" or finish == FINISH_CANCELLED:
+            break
+        if fix is not None and left >= MIN_ROUND_TOKENS:
+            last = replace(rounds[-1], finish_reason=FINISH_LENGTH)
+            sampling, separator = _carry_on(request, continuation, last, left, state.generated)
+            if fix == "loop":
+                sampling = state.resample(sampling)
+            else:
+                separator = CLOSE_THINKING
+            continue
         if continuation is not None:
-            left = tokens_left(engine, request, generated, sum(r.tokens for r in rounds))
-            step = _next_round(request, continuation, rounds, left, generated)
+            plain = [r for r in rounds if r.guard is None] or rounds[-1:]
+            step = _next_round(request, continuation, plain, left, state.generated)
         if step is None:
             break
         sampling, separator = step
-    for event in parser.close(finish):
-        sink.handle(event)
+    if finish == FINISH_GUARD:
+        finish = FINISH_STOP if rounds[-1].guard == "loop_kept" else FINISH_LENGTH
+    for event in state.parser.close(finish):
+        state.sink.handle(event)
+    state.watch.flush()
     return Result(
         prompt=request.user_prompt,
-        thinking=parser.thinking,
-        answer=parser.answer,
-        words=count_words(parser.answer),
+        thinking=state.parser.thinking,
+        answer=state.parser.answer,
+        words=count_words(state.parser.answer),
         tokens=sum(r.tokens for r in rounds),
         finish_reason=finish,
         seconds=round(time.monotonic() - started, 3),
         rounds=rounds,
+        guard=[g.to_json() for g in state.interventions],
     )

@@ -30,7 +30,11 @@ from longwrite.engines.base import DEFAULT_MAX_TOKENS, MODEL_CONTEXT
 from longwrite.io.counting import count_words
 from longwrite.prompt.request import Request
 
-THINK_TOKENS = 3000  # the paper: thinking typically runs 2-3k tokens
+# The paper: thinking typically runs 2-3k tokens. One setting for both the budget's thinking
+# allowance and the thinking cap (`--think-budget`): at the top of the typical range, so
+# typical thinking ends by itself, a runaway one is closed there, and the answer gets the
+# rest of the budget the allowance planned for it.
+THINK_TOKENS = 3000
 HEADROOM = 1.25  # answer tokens allowed per expected answer token
 DEFAULT_CONTEXT = MODEL_CONTEXT  # when the engine cannot say
 TOKENS_PER_WORD = {"en": 1.4, "zh": 0.85}
@@ -130,6 +134,7 @@ def plan_budget(
     think: bool = True,
     context: int | None = None,
     count_tokens: CountTokens | None = None,
+    think_tokens: int = THINK_TOKENS,
 ) -> Budget:
     """The `max_tokens` for `prompt` aiming at answers of at most `target_hi` words."""
     ctx = context or DEFAULT_CONTEXT
@@ -137,7 +142,7 @@ def plan_budget(
     measured = count_tokens(prompt) if count_tokens is not None else None
     prompt_tokens = measured if measured is not None else math.ceil(len(prompt) / 3)
     room = max(ctx - prompt_tokens, 0)
-    think_tokens = THINK_TOKENS if think else 0
+    think_tokens = (think_tokens or THINK_TOKENS) if think else 0  # 0: no cap, same allowance
     per_word = tpw * HEADROOM
     max_words = max(int((room - think_tokens) / per_word), 0)
     if target_hi is None:
@@ -163,6 +168,7 @@ def with_budget(
     context: int | None = None,
     count_tokens: Callable[[str], int | None] | None = None,
     keep_max_tokens: bool = False,
+    think_tokens: int = THINK_TOKENS,
 ) -> tuple[Request, Budget]:
     """`request` with `max_tokens` from the budget (unless the user fixed it)."""
     budget = plan_budget(
@@ -172,6 +178,7 @@ def with_budget(
         think=request.think,
         context=context,
         count_tokens=count_tokens,
+        think_tokens=think_tokens,
     )
     if keep_max_tokens:
         return request, budget

@@ -68,9 +68,9 @@ MAX_UNIT = 128  # most tokens per unit: longer paragraphs are cut into chunks
 RAMP_LOW = 0.2  # containment at or below which a unit counts as original
 RAMP_HIGH = 0.5  # containment at or above which a unit counts as wholly repeated
 
-_TOKEN = re.compile(r"[a-z]+|[\u4e00-\u9fff]")
-_CJK = re.compile(r"[\u4e00-\u9fff]")
-_PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n")
+TOKEN_RE = re.compile(r"[a-z]+|[\u4e00-\u9fff]")
+CJK_RE = re.compile(r"[\u4e00-\u9fff]")
+PARAGRAPH_BREAK_RE = re.compile(r"\n[^\S\n]*\n")
 
 
 def default_max_words(hi: int) -> int:
@@ -162,7 +162,7 @@ def _default_shingle(text: str, tokens: int) -> int:
     """`CJK_SHINGLE` if most of the `tokens` tokens of `text` are CJK characters."""
     if text.isascii():  # the common English case, without a scan for CJK
         return WORD_SHINGLE
-    return CJK_SHINGLE if 2 * len(_CJK.findall(text)) > tokens else WORD_SHINGLE
+    return CJK_SHINGLE if 2 * len(CJK_RE.findall(text)) > tokens else WORD_SHINGLE
 
 
 def repetition_penalty(text: str, *, shingle: int | None = None) -> float:
@@ -176,7 +176,7 @@ def repetition_penalty(text: str, *, shingle: int | None = None) -> float:
     0.0
     """
     lowered = text.lower()
-    paragraphs = [_TOKEN.findall(p) for p in _PARAGRAPH_BREAK.split(lowered)]
+    paragraphs = [TOKEN_RE.findall(p) for p in PARAGRAPH_BREAK_RE.split(lowered)]
     total = sum(len(p) for p in paragraphs)
     if total == 0:
         return 0.0
