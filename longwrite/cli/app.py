@@ -21,10 +21,9 @@ import typer
 
 from longwrite import __version__
 from longwrite.cli import options as opt
+from longwrite.defaults import GUARD_RETRIES, THINK_TOKENS
 from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MODEL_CONTEXT
 from longwrite.errors import EXIT_INTERRUPTED, LongwriteError, say
-from longwrite.generate.guards import GUARD_RETRIES
-from longwrite.length.budget import THINK_TOKENS
 
 SUBCOMMANDS = (
     "write",

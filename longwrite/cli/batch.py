@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from longwrite.cli import options as opt
+from longwrite.defaults import GUARD_RETRIES, THINK_TOKENS
 from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MODEL_CONTEXT
 from longwrite.errors import EXIT_FAILED, EXIT_INTERRUPTED, LongwriteError, say
-from longwrite.generate.guards import GUARD_RETRIES
-from longwrite.length.budget import THINK_TOKENS
 
 if TYPE_CHECKING:  # the batch machinery loads when the command runs, not for `--help`
     from longwrite.batch.input import Problem

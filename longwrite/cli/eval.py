@@ -12,8 +12,7 @@ from typing import Annotated
 
 import typer
 
-from longwrite.evaluate.length import DEFAULT_WORST, load_results, print_report, summarize
-from longwrite.evaluate.plots import plot_lengths
+from longwrite.defaults import WORST_SHOWN as DEFAULT_WORST
 from longwrite.io.files import check_writable
 from longwrite.scoring.judge import DEFAULT_CONTEXT
 
@@ -51,6 +50,9 @@ def length_cmd(
 ) -> None:
     if plot is not None:
         check_writable(plot)
+    from longwrite.evaluate.length import load_results, print_report, summarize
+    from longwrite.evaluate.plots import plot_lengths
+
     items = load_results(results)
     report = summarize(items, worst=worst)
     if plot is not None:

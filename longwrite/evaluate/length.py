@@ -28,12 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from longwrite.defaults import WORST_SHOWN as DEFAULT_WORST
 from longwrite.errors import LongwriteError
 from longwrite.io.counting import count_words
 from longwrite.io.files import read_user_text
-
-DEFAULT_WORST = 5
-
 
 ID_WIDTH = 40  # a prompt standing in for a missing id is cut to this many characters
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from longwrite.defaults import WORST_SHOWN as DEFAULT_WORST
 from longwrite.errors import LongwriteError
 from longwrite.evaluate.quality import (
     DIMENSIONS,
@@ -38,7 +39,6 @@ from longwrite.evaluate.quality import (
 from longwrite.evaluate.summary import QualityReport, summarize_quality
 from longwrite.io.files import atomic_write_text, check_writable, save_figure
 
-DEFAULT_WORST = 5
 BINS = tuple(range(0, 101, 10))
 UNSCORED_LISTED = 20
 

@@ -28,10 +28,10 @@ import re
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from longwrite.defaults import GUARD_RETRIES, THINK_TOKENS
 from longwrite.engines.base import FINISH_CANCELLED, FINISH_STOP, Sampling
 from longwrite.generate.parser import AnswerDelta, Done, Event, ThinkAnswerParser
 from longwrite.io.counting import count_words
-from longwrite.length.budget import THINK_TOKENS
 from longwrite.scoring.rewards import (
     CJK_SHINGLE,
     MAX_UNIT,
@@ -41,7 +41,6 @@ from longwrite.scoring.rewards import (
     WORD_SHINGLE,
 )
 
-GUARD_RETRIES = 2  # fresh samples after a loop before the guard gives up
 LOOP_TOKENS = 2 * MAX_UNIT  # tokens of consecutive wholly-repeated units that make a loop
 RESAMPLE_PENALTY = 1.1  # the engine's repetition penalty for a round after a loop
 FINISH_GUARD = "guard"  # a round a guard stopped (never a run's final finish reason)

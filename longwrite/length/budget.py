@@ -26,15 +26,15 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from longwrite.engines.base import DEFAULT_MAX_TOKENS, MODEL_CONTEXT
-from longwrite.io.counting import count_words
-from longwrite.prompt.request import Request
-
 # The paper: thinking typically runs 2-3k tokens. One setting for both the budget's thinking
 # allowance and the thinking cap (`--think-budget`): at the top of the typical range, so
 # typical thinking ends by itself, a runaway one is closed there, and the answer gets the
 # rest of the budget the allowance planned for it.
-THINK_TOKENS = 3000
+from longwrite.defaults import THINK_TOKENS
+from longwrite.engines.base import DEFAULT_MAX_TOKENS, MODEL_CONTEXT
+from longwrite.io.counting import count_words
+from longwrite.prompt.request import Request
+
 HEADROOM = 1.25  # answer tokens allowed per expected answer token
 DEFAULT_CONTEXT = MODEL_CONTEXT  # when the engine cannot say
 TOKENS_PER_WORD = {"en": 1.4, "zh": 0.85}
