@@ -178,3 +178,14 @@ def test_resume_after_kill_9(files: tuple[Path, Path], tmp_path: Path) -> None:
     assert len(server.asked) == 7 + 1 - len(done)  # what was recorded is not asked again
     data = json.loads(out.stdout)
     assert data["overall"]["mean"] == pytest.approx(EXPECTED["overall"])
+
+
+def test_batch_takes_writingbench_queries_directly(files: tuple[Path, Path]) -> None:
+    from longwrite.batch.input import read_items
+    from longwrite.generate.job import WriteOptions
+
+    _, queries = files
+    items, problems = read_items(queries, WriteOptions(prompt=""))
+    assert problems == []
+    assert [(it.id, it.prompt) for it in items] == [(str(q["index"]), q["query"]) for q in QUERIES]
+    assert items[0].fields["checklist"] == QUERIES[0]["checklist"]  # carried to the output
