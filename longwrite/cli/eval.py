@@ -156,10 +156,19 @@ def report_cmd(
     worst: Annotated[
         int, typer.Option("--worst", min=0, help="How many worst cases to list.")
     ] = DEFAULT_WORST,
+    writingbench: Annotated[
+        Path | None,
+        typer.Option(help="`eval writingbench`'s summary (default: RESULTS.writingbench.json)."),
+    ] = None,
+    arena: Annotated[
+        Path | None, typer.Option(help="`eval arena`'s summary (default: RESULTS.arena.json).")
+    ] = None,
 ) -> None:
     from longwrite.evaluate.report import write_report
 
-    written = write_report(results, output, quality=quality, worst=worst)
+    written = write_report(
+        results, output, quality=quality, worst=worst, writingbench=writingbench, arena=arena
+    )
     for path in written:
         typer.echo(str(path))
 
