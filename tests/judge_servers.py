@@ -75,5 +75,5 @@ class ChatJudge(ScriptedServer):
         return self
 
 
-def judge(reply: Reply, **kw: object) -> ChatJudge:
-    return ChatJudge(Script(), reply=reply, **kw)  # type: ignore[arg-type]
+def judge(reply: Reply, script: Script | None = None, **kw: object) -> ChatJudge:
+    return ChatJudge(script or Script(), reply=reply, **kw)  # type: ignore[arg-type]

@@ -106,6 +106,13 @@ def quality_cmd(
             "answers are cut to fit).",
         ),
     ] = DEFAULT_CONTEXT,
+    chat: Annotated[
+        bool,
+        typer.Option(
+            "--chat/--completions",
+            help="Ask over /v1/chat/completions (the judge's chat template) or raw completions.",
+        ),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object instead of tables.")
     ] = False,
@@ -121,7 +128,7 @@ def quality_cmd(
     scores_path = output or default_scores_path(results)
     check_writable(scores_path)
     items = load_items(results)
-    complete, engine = server_judge(judge, judge_model, timeout, judge_context)
+    complete, engine = server_judge(judge, judge_model, timeout, judge_context, chat=chat)
     try:
         verdicts = judge_file(
             items,
