@@ -1,9 +1,10 @@
 """A scripted judge on loopback, over the chat endpoint and the raw completions endpoint.
 
-`reply(prompt) -> text | int`: the judge's reply text to the prompt it was sent (the user's
-message on /v1/chat/completions, the raw prompt on /v1/completions), or an HTTP status to
-fail with. Replies on the chat endpoint are one JSON body, as vLLM sends without `stream`;
-on the completions endpoint they stream as server-sent events (`sse_server`).
+`reply(prompt) -> text | int | bytes`: the judge's reply text to the prompt it was sent (the
+user's message on /v1/chat/completions, the raw prompt on /v1/completions), an HTTP status to
+fail with, or bytes to send as the body of a 200 that is not JSON. Replies on the chat
+endpoint are one JSON body, as vLLM sends without `stream`; on the completions endpoint they
+stream as server-sent events (`sse_server`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 
 from sse_server import Script, ScriptedServer, _Handler, _HTTPServer, error_body, plan
 
-Reply = Callable[[str], "str | int"]
+Reply = Callable[[str], "str | int | bytes"]
 
 
 class _JudgeHandler(_Handler):
@@ -39,6 +40,9 @@ class _JudgeHandler(_Handler):
         text = owner.reply(prompt)
         if isinstance(text, int):
             self._send_json(text, error_body(text, "the judge failed"))
+            return
+        if isinstance(text, bytes):  # a proxy's page, sent as 200 where JSON was due
+            self._send_page(200, text)
             return
         try:
             if path.endswith("/chat/completions"):

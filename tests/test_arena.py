@@ -209,3 +209,10 @@ def test_position_bias_is_cancelled_by_the_swap(tmp_path: Path) -> None:
     orders = [shown(p)[0].endswith("BIASED") for _, p in server.asked]
     assert orders.count(True) == orders.count(False) == 6  # each pair shown both ways
     assert data["ratings"]["c"]["elo"] == pytest.approx(1000, abs=1)
+
+
+def test_a_candidate_named_like_a_baseline_is_refused(tmp_path: Path) -> None:
+    write(tmp_path / "arena.jsonl", PROMPTS)
+    gpt = write(tmp_path / "gpt.jsonl", STRONG)
+    out = run(tmp_path, "http://127.0.0.1:9", gpt)
+    assert out.exit_code != 0 and "named like a baseline" in str(out.exception)

@@ -70,3 +70,15 @@ def test_the_chat_endpoint_reports_the_servers_context_and_the_client_cuts_to_it
             assert "more words are not shown" in server.asked[-1][1]
         finally:
             send.close()
+
+
+def test_a_chat_reply_that_is_not_json_is_a_failed_attempt_not_a_crash() -> None:
+    page = b"<html><body>502 Bad Gateway</body></html>"
+    with judge(lambda p: page) as server:
+        send = ChatEndpoint(server.url, timeout=10, max_tokens=50)
+        try:
+            got = JudgeClient(send, attempts=2, backoff=0).ask(Ask(lambda a: a, "x"), json.loads)
+        finally:
+            send.close()
+    assert got.value is None and got.attempts == 2 and got.error
+    assert len(server.asked) == 2

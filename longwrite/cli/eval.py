@@ -279,6 +279,11 @@ def arena_cmd(
     check_writable(scores)
     prompts = arena.load_prompts(baselines)
     names = arena.candidate_names(results)
+    taken = {b for p in prompts for b in p.baselines} & set(names)
+    if taken:
+        raise LongwriteError(
+            f"a results file is named like a baseline ({', '.join(taken)}): rename it"
+        )
     candidates = {n: arena.load_candidate(p) for n, p in zip(names, results, strict=True)}
     pairs = arena.pairs_of(prompts, candidates)
     if not pairs:
