@@ -216,3 +216,37 @@ def test_a_candidate_named_like_a_baseline_is_refused(tmp_path: Path) -> None:
     gpt = write(tmp_path / "gpt.jsonl", STRONG)
     out = run(tmp_path, "http://127.0.0.1:9", gpt)
     assert out.exit_code != 0 and "named like a baseline" in str(out.exception)
+
+
+@pytest.mark.slow
+def test_arena_resumes_after_kill_9(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    write(tmp_path / "arena.jsonl", PROMPTS)
+    strong = write(tmp_path / "strong.jsonl", STRONG)
+    scores = tmp_path / "strong.arena.jsonl"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    with judge(scripted, delay=0.2) as server:
+        base = str(tmp_path / "arena.jsonl")
+        cmd = [sys.executable, "-m", "longwrite", "eval", "arena", str(strong), "--baselines",
+               base, "--judge", server.url, "--concurrency", "1"]  # fmt: skip
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (
+            not scores.exists() or scores.read_text().count("\n") < 3
+        ):
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    kept = [json.loads(line) for line in scores.read_text().splitlines() if line.strip()]
+    assert 3 <= len(kept) < 12
+    with judge(scripted) as server:
+        out = run(tmp_path, server.url, strong)
+    assert len(server.asked) == 12 - len(kept)
+    assert json.loads(out.stdout)["win_rates"]["strong"]["all"]["win_rate"] == pytest.approx(
+        5.5 / 6
+    )
