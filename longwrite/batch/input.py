@@ -1,8 +1,9 @@
 """The input lines of `longwrite batch`: one JSON object per line, checked before anything runs.
 
-A line holds a `prompt` and optionally an `id`, a target (`words`, else `length` as in
-LongBench-Write) and sampling overrides (`temperature`, `top_p`, `max_tokens`, `seed`,
-`best_of`); any other field is carried through to the output untouched.
+A line holds a `prompt` and optionally an `id` (or WritingBench's `query` and `index`), a
+target (`words`, else `length` as in LongBench-Write) and sampling overrides (`temperature`,
+`top_p`, `max_tokens`, `seed`, `best_of`); any other field is carried through to the
+output untouched.
 
 Ids: a line without `id` gets `p` + the first 12 hex digits of the SHA-256 of its prompt
 (`-2`, `-3`... for repeats of the same prompt among the valid lines, in file order). Unlike a
@@ -86,10 +87,12 @@ def parse_item(text: str) -> tuple[dict[str, Any], str | None, int | None, dict]
         raise ValueError(f"not valid JSON ({e.msg}, column {e.colno})") from None
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    if obj.get("prompt") is None and "query" in obj:  # WritingBench: `query`, `index`
+        obj = {**obj, "prompt": obj["query"]}
     prompt = obj.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise ValueError("no `prompt` text")
-    given = obj.get("id")
+    given = obj.get("id", obj.get("index"))
     if given is not None and (isinstance(given, bool) or not isinstance(given, str | int)):
         raise ValueError(f"`id` must be a string or a whole number, got {given!r}")
     if isinstance(given, str) and not given.strip():

@@ -1,4 +1,5 @@
-"""`longwrite eval length|quality|report`: thin commands over `longwrite.evaluate`.
+"""`longwrite eval length|quality|writingbench|arena|report`: thin commands over
+`longwrite.evaluate`.
 
 Each command reads a results file, scores it with the evaluation package and prints a
 table (or `--json`); faults a user can fix are one line and exit 2.
@@ -7,12 +8,14 @@ table (or `--json`); faults a user can fix are one line and exit 2.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from longwrite.defaults import WORST_SHOWN as DEFAULT_WORST
+from longwrite.errors import LongwriteError
 from longwrite.io.files import check_writable
 from longwrite.scoring.judge import DEFAULT_CONTEXT
 
@@ -105,6 +108,13 @@ def quality_cmd(
             "answers are cut to fit).",
         ),
     ] = DEFAULT_CONTEXT,
+    chat: Annotated[
+        bool,
+        typer.Option(
+            "--chat/--completions",
+            help="Ask over /v1/chat/completions (the judge's chat template) or raw completions.",
+        ),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object instead of tables.")
     ] = False,
@@ -120,7 +130,7 @@ def quality_cmd(
     scores_path = output or default_scores_path(results)
     check_writable(scores_path)
     items = load_items(results)
-    complete, engine = server_judge(judge, judge_model, timeout, judge_context)
+    complete, engine = server_judge(judge, judge_model, timeout, judge_context, chat=chat)
     try:
         verdicts = judge_file(
             items,
@@ -155,9 +165,138 @@ def report_cmd(
     worst: Annotated[
         int, typer.Option("--worst", min=0, help="How many worst cases to list.")
     ] = DEFAULT_WORST,
+    writingbench: Annotated[
+        Path | None,
+        typer.Option(help="`eval writingbench`'s summary (default: RESULTS.writingbench.json)."),
+    ] = None,
+    arena: Annotated[
+        Path | None, typer.Option(help="`eval arena`'s summary (default: RESULTS.arena.json).")
+    ] = None,
 ) -> None:
     from longwrite.evaluate.report import write_report
 
-    written = write_report(results, output, quality=quality, worst=worst)
+    written = write_report(
+        results, output, quality=quality, worst=worst, writingbench=writingbench, arena=arena
+    )
     for path in written:
         typer.echo(str(path))
+
+
+# `eval writingbench` and `eval arena`: the paper's own benchmarks, judged over a chat
+# endpoint by default (the critic's and the judge's own chat templates).
+JudgeUrl = Annotated[str, typer.Option(help="OpenAI-compatible URL (key: env LONGWRITE_API_KEY).")]
+JudgeModel = Annotated[
+    str | None, typer.Option(help="The judge's model (default: the first the server serves).")
+]
+Chat = Annotated[
+    bool,
+    typer.Option(
+        "--chat/--completions",
+        help="Ask over /v1/chat/completions (the model's chat template) or raw completions.",
+    ),
+]
+Scores = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Verdicts, appended as they come.")
+]
+Concurrency = Annotated[int, typer.Option(min=1, help="Judge requests at once.")]
+Retries = Annotated[int, typer.Option(min=0, help="Retries of a bad reply or failed request.")]
+Timeout = Annotated[float, typer.Option(help="Seconds to wait for a judge reply.")]
+Context = Annotated[
+    int, typer.Option(min=1, help="The judge's context in tokens when its server does not say.")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+
+
+def _summary_path(scores: Path) -> Path:
+    """`X.writingbench.jsonl` -> `X.writingbench.json`: what `eval report` shows."""
+    return scores.with_suffix(".json")
+
+
+def _finish(summary: dict, scores: Path, as_json: bool, show: Callable[[dict], None]) -> None:
+    from longwrite.io.files import atomic_write_text
+
+    atomic_write_text(_summary_path(scores), json.dumps(summary, ensure_ascii=False, indent=1))
+    if as_json:
+        typer.echo(json.dumps(summary, ensure_ascii=False))
+    else:
+        show(summary)
+    if summary["unscored"]:
+        raise typer.Exit(1)
+
+
+@eval_app.command("writingbench", help="WritingBench: a critic scores each criterion 1-10.")
+def writingbench_cmd(
+    results: Annotated[Path, typer.Argument(help="JSON Lines: `index`, `response`/`answer`.")],
+    queries: Annotated[Path, typer.Option(help="WritingBench's queries (JSON Lines).")],
+    critic: JudgeUrl,
+    critic_model: JudgeModel = None,
+    chat: Chat = True,
+    output: Scores = None,
+    concurrency: Concurrency = 4,
+    retries: Retries = 2,
+    timeout: Timeout = 300.0,
+    judge_context: Context = DEFAULT_CONTEXT,
+    as_json: AsJson = False,
+) -> None:
+    from longwrite.evaluate import writingbench as wb
+    from longwrite.scoring.judge import endpoint
+
+    scores = output or wb.default_scores_path(results)
+    check_writable(scores)
+    qs, answers = wb.load_queries(queries), wb.load_answers(results)
+    tasks = wb.tasks_of(qs, answers)
+    if not tasks:
+        raise LongwriteError(f"no answer in {results} has the index of a query in {queries}")
+    send = endpoint(critic, critic_model, chat=chat, timeout=timeout,
+                    max_tokens=wb.CRITIC_MAX_TOKENS, default_context=judge_context)  # fmt: skip
+    try:
+        verdicts = wb.judge_all(tasks, send, scores, judge_model=send.model,
+                                concurrency=concurrency, retries=retries,
+                                context_tokens=send.context)  # fmt: skip
+    finally:
+        send.close()
+    _finish(wb.summarize(qs, answers, verdicts), scores, as_json, wb.print_summary)
+
+
+@eval_app.command("arena", help="Arena-Write: pairwise battles against baselines, Elo ratings.")
+def arena_cmd(
+    results: Annotated[list[Path], typer.Argument(help="Candidates' answers by `idx`/`id`.")],
+    baselines: Annotated[Path, typer.Option(help="Arena-Write's prompts and baseline answers.")],
+    judge: JudgeUrl,
+    judge_model: JudgeModel = None,
+    chat: Chat = True,
+    output: Scores = None,
+    rounds: Annotated[int, typer.Option(min=0, help="Bootstrap rounds for the 95% CI.")] = 1000,
+    seed: Annotated[int, typer.Option(help="The bootstrap's seed.")] = 0,
+    concurrency: Concurrency = 4,
+    retries: Retries = 2,
+    timeout: Timeout = 300.0,
+    judge_context: Context = DEFAULT_CONTEXT,
+    as_json: AsJson = False,
+) -> None:
+    from longwrite.evaluate import arena
+    from longwrite.scoring.judge import endpoint
+
+    scores = output or arena.default_scores_path(results[0])
+    check_writable(scores)
+    prompts = arena.load_prompts(baselines)
+    names = arena.candidate_names(results)
+    taken = {b for p in prompts for b in p.baselines} & set(names)
+    if taken:
+        raise LongwriteError(
+            f"a results file is named like a baseline ({', '.join(taken)}): rename it"
+        )
+    candidates = {n: arena.load_candidate(p) for n, p in zip(names, results, strict=True)}
+    pairs = arena.pairs_of(prompts, candidates)
+    if not pairs:
+        raise LongwriteError(f"no answer in the results has the idx of a prompt in {baselines}")
+    send = endpoint(judge, judge_model, chat=chat, timeout=timeout,
+                    max_tokens=arena.JUDGE_MAX_TOKENS, default_context=judge_context)  # fmt: skip
+    try:
+        verdicts = arena.judge_pairs(pairs, send, scores, judge_model=send.model,
+                                     concurrency=concurrency, retries=retries,
+                                     context_tokens=send.context)  # fmt: skip
+    finally:
+        send.close()
+    summary = arena.summarize(pairs, verdicts, names, rounds=rounds, seed=seed)
+    _finish(summary, scores, as_json, arena.print_summary)

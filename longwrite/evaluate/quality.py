@@ -45,7 +45,14 @@ from typing import Any
 
 from longwrite.errors import LongwriteError
 from longwrite.evaluate.length import LengthResult, NoRequiredLength, parse_result
-from longwrite.scoring.judge import DEFAULT_CONTEXT, Ask, CompletionsEndpoint, JudgeClient, Judged
+from longwrite.scoring.judge import (
+    DEFAULT_CONTEXT,
+    Ask,
+    CompletionsEndpoint,
+    JudgeClient,
+    Judged,
+    endpoint,
+)
 
 DIMENSIONS = (
     "relevance",
@@ -369,12 +376,22 @@ def judge_file(
 
 
 def server_judge(
-    url: str, model: str | None, timeout: float, context: int = DEFAULT_CONTEXT
+    url: str,
+    model: str | None,
+    timeout: float,
+    context: int = DEFAULT_CONTEXT,
+    *,
+    chat: bool = False,
 ) -> tuple[CompletionsEndpoint, Any]:
-    """The judge at `url` as `(complete, engine)`: `complete(text) -> reply`, with the
-    judge's `model` and `context` (the server's max_model_len, else `context`), and the engine
-    to close."""
-    endpoint = CompletionsEndpoint(
-        url, model, timeout=timeout, max_tokens=JUDGE_MAX_TOKENS, default_context=context
+    """The judge at `url` as `(complete, closer)`: `complete(text) -> reply`, with the
+    judge's `model` and `context` (the server's max_model_len, else `context`), over the raw
+    completions endpoint or (`chat`) the chat one; `closer.close()` ends it."""
+    ask = endpoint(
+        url,
+        model,
+        chat=chat,
+        timeout=timeout,
+        max_tokens=JUDGE_MAX_TOKENS,
+        default_context=context,
     )
-    return endpoint, endpoint.engine
+    return ask, ask

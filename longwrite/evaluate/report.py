@@ -5,7 +5,11 @@ the tables per type and per dimension) plus the worst cases of each, and links t
 written beside it: required against produced length (`evaluate.plot_lengths`) and the
 histograms of the per-item scores. Quality comes from the scores file of `eval quality`
 (`RESULTS.quality.jsonl` unless `--quality` names another); without one, the page covers
-length only.
+length only. When `eval writingbench` or `eval arena` has scored the file (their summaries,
+`RESULTS.writingbench.json` and `RESULTS.arena.json`, or `--writingbench` / `--arena`), the
+page gains their sections and the paper's published figures beside the user's (from
+reference/longwriter-zero.md §3), with the caveat that scores from another judge or against
+other baselines are not directly comparable.
 
 The command is read-only except for what it was asked to write: the results and scores files
 are read, never repaired (a torn last line of a scores file is skipped, not cut off), and
@@ -39,6 +43,21 @@ from longwrite.evaluate.quality import (
 from longwrite.evaluate.summary import QualityReport, summarize_quality
 from longwrite.io.files import atomic_write_text, check_writable, save_figure
 
+# the LongWriter-Zero paper's published figures (WritingBench 1-10 by its critic; Arena-Write Elo)
+PAPER_WRITINGBENCH = (
+    ("LongWriter-Zero-32B", 8.69),
+    ("Qwen3-235B-A22B", 8.68),
+    ("DeepSeek-R1", 8.55),
+    ("GPT-4o", 8.16),
+    ("LongWriter-8B", 7.91),
+)
+PAPER_ARENA = (
+    ("LongWriter-Zero", 1447),
+    ("DeepSeek-R1", 1343),
+    ("Qwen3-235B", 1343),
+    ("GPT-4o", 947),
+    ("LongWriter-8B", 457),
+)
 BINS = tuple(range(0, 101, 10))
 UNSCORED_LISTED = 20
 
@@ -55,6 +74,8 @@ class ReportData:
     length_plot: str | None  # file names, relative to the page
     hist_plot: str | None
     worst: int = DEFAULT_WORST
+    writingbench: dict | None = None  # the summary of `eval writingbench`
+    arena: dict | None = None  # the summary of `eval arena`
 
 
 def _cell(value: object) -> str:
@@ -118,6 +139,7 @@ def render_markdown(data: ReportData) -> str:
             out += [f"![Distribution of the per-item scores]({data.hist_plot})", ""]
         out.pop()
     out += _worst_length(data) + _worst_quality(data)
+    out += _writingbench(data.writingbench) + _arena(data.arena) + _paper(data)
     unscored = data.summary.unscored if judged else ()
     if unscored:
         shown = ", ".join(f"`{k}`" for k in unscored[:UNSCORED_LISTED])
@@ -131,6 +153,70 @@ def render_markdown(data: ReportData) -> str:
             f"{shown}{more}.",
         ]
     return "\n".join(out) + "\n"
+
+
+def _writingbench(wb: dict | None) -> list[str]:
+    if not wb:
+        return []
+    rows: list[list[object]] = [["all", wb["overall"]["n"], _num(wb["overall"]["mean"]),
+                                 _num(wb["overall"]["x100"])]]  # fmt: skip
+    for level in ("domain1", "domain2"):
+        rows += [[f"{level}: {k}", v["n"], _num(v["mean"]), _num(v["x100"])]
+                 for k, v in wb[level].items()]  # fmt: skip
+    out = ["", "## WritingBench", ""]
+    out += _table(["group", "queries", "mean (1-10)", "score (/100)"], rows, {1, 2, 3})
+    if wb["criteria"]:
+        crit = [[k, v["n"], _num(v["mean"])] for k, v in wb["criteria"].items()]
+        out += ["", *_table(["criterion", "verdicts", "mean (1-10)"], crit, {1, 2})]
+    if wb["unscored"] or wb["missing"]:
+        gaps = f"{len(wb['unscored'])} criterion verdict(s) unscored and "
+        gaps += f"{len(wb['missing'])} query(ies) without an answer: left out of the means."
+        out += ["", gaps]
+    return out
+
+
+def _arena(arena: dict | None) -> list[str]:
+    if not arena:
+        return []
+    ranked = sorted(arena["ratings"].items(), key=lambda kv: -kv[1]["elo"])
+    rows = [[name, r["role"], f"{r['elo']:.0f}",
+             "-" if r["lo"] is None else f"{r['lo']:.0f} to {r['hi']:.0f}"]
+            for name, r in ranked]  # fmt: skip
+    out = ["", "## Arena-Write", "", f"{arena['battles']} battles (each judged both ways round; "
+           f"{arena['inconsistent']} disagreed and count as ties).", ""]  # fmt: skip
+    out += _table(["model", "role", "Elo", "95% interval"], rows, {2, 3})
+    for cand, rates in arena["win_rates"].items():
+        groups = [(f"vs {b}", v) for b, v in rates["by_baseline"].items()]
+        groups += [(f"type {t}", v) for t, v in rates["by_type"].items()] + [("all", rates["all"])]
+        rate_rows = [[g, v["n"], v["wins"], v["ties"], v["losses"],
+                      "-" if v["win_rate"] is None else f"{100 * v['win_rate']:.1f}%"]
+                     for g, v in groups]  # fmt: skip
+        header = ["against / type", "battles", "wins", "ties", "losses", "win rate"]
+        out += ["", f"Win rates of `{cand}`:", "", *_table(header, rate_rows, {1, 2, 3, 4, 5})]
+    return out
+
+
+def _paper(data: ReportData) -> list[str]:
+    if not data.writingbench and not data.arena:
+        return []
+    out = ["", "## Beside the paper's figures", ""]
+    rows: list[list[object]] = []
+    if data.writingbench:
+        rows += [["WritingBench (1-10)", name, f"{v:.2f}"] for name, v in PAPER_WRITINGBENCH]
+        rows.append(
+            ["WritingBench (1-10)", "**yours**", _num(data.writingbench["overall"]["mean"])]
+        )
+    if data.arena:
+        rows += [["Arena-Write (Elo)", name, str(v)] for name, v in PAPER_ARENA]
+        for name, r in data.arena["ratings"].items():
+            if r["role"] == "candidate":
+                rows.append(["Arena-Write (Elo)", f"**yours: {name}**", f"{r['elo']:.0f}"])
+    out += _table(["benchmark", "model", "score"], rows, {2})
+    out += ["", "The paper's WritingBench scores come from WritingBench's critic model and its "
+            "Arena-Write Elo from its own judge and anchoring; a score from another critic, "
+            "judge or set of baselines measures on another scale: compare the ranking, not "
+            "the number."]  # fmt: skip
+    return out
 
 
 def _worst_length(data: ReportData) -> list[str]:
@@ -193,8 +279,32 @@ def plot_paths(output: Path) -> tuple[Path, Path]:
     return output.with_name(stem + ".length.png"), output.with_name(stem + ".scores.png")
 
 
+def read_summary(given: Path | None, default: Path, kind: str) -> dict | None:
+    """The summary JSON `eval writingbench` / `eval arena` left, if any (`given` must exist)."""
+    import json
+
+    path = given if given is not None else default
+    if not path.exists():
+        if given is not None:
+            raise LongwriteError(f"cannot read {given}: no such file")
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise LongwriteError(f"cannot read {path}: not a summary of `eval {kind}` ({e})") from None
+    if not isinstance(data, dict) or data.get("benchmark") not in ("WritingBench", "Arena-Write"):
+        raise LongwriteError(f"{path} is not a summary of `eval {kind}`")
+    return data
+
+
 def write_report(
-    results: Path, output: Path, *, quality: Path | None = None, worst: int = DEFAULT_WORST
+    results: Path,
+    output: Path,
+    *,
+    quality: Path | None = None,
+    worst: int = DEFAULT_WORST,
+    writingbench: Path | None = None,
+    arena: Path | None = None,
 ) -> list[Path]:
     """Write the page and its plots; returns the files written (the page last)."""
     from longwrite.evaluate.plots import plot_lengths
@@ -206,6 +316,9 @@ def write_report(
     if quality is not None and not quality.exists():
         raise LongwriteError(f"cannot read {quality}: no such file")
     verdicts = load_verdicts(quality, items) if quality is not None else {}
+    stem = results.name[: -len(results.suffix)] if results.suffix else results.name
+    wb = read_summary(writingbench, results.with_name(stem + ".writingbench.json"), "writingbench")
+    duels = read_summary(arena, results.with_name(stem + ".arena.json"), "arena")
     summary = summarize_quality(items, verdicts)
     length_png, hist_png = plot_paths(output)
     written = []
@@ -228,6 +341,8 @@ def write_report(
         length_plot=length_png.name if length_png in written else None,
         hist_plot=hist_png.name if hist_png in written else None,
         worst=worst,
+        writingbench=wb,
+        arena=duels,
     )
     atomic_write_text(output, render_markdown(data))
     written.append(output)

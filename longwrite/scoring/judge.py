@@ -22,10 +22,11 @@ raises ValueError. This module owns how it is asked:
   a refusal that still says the context is exceeded halves the part shown. `Judged.cut`
   records that the judge saw a cut answer.
 - The endpoint: `CompletionsEndpoint` sends the prompt as raw text to `/v1/completions`
-  through `OpenAIEngine`, as everything else here. A chat endpoint (the WritingBench and
-  Arena-Write judges) is another class with the same members (`__call__(text)`, `model`,
-  `context`, `max_tokens`, `close()`) that sends the text as the user's message; the client
-  does not change.
+  through `OpenAIEngine`, as everything else here. `ChatEndpoint` (the WritingBench critic,
+  the Arena-Write judge, any instruction model) sends it as the user's message to
+  `/v1/chat/completions`, so the server applies the model's own chat template. Both have the
+  same members (`__call__(text)`, `model`, `context`, `max_tokens`, `close()`); `endpoint()`
+  picks one, and the client does not change.
 """
 
 from __future__ import annotations
@@ -242,3 +243,72 @@ class CompletionsEndpoint:
 
     def close(self) -> None:
         self.engine.close()
+
+
+class ChatEndpoint(CompletionsEndpoint):
+    """`endpoint(text) -> reply` over `/v1/chat/completions`: `text` is the user's message.
+
+    The server is reached and its model resolved as for `CompletionsEndpoint` (the same
+    engine, so the same one-line errors); the reply is the assistant message's content.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        model: str | None = None,
+        *,
+        timeout: float,
+        max_tokens: int,
+        temperature: float = 0.0,
+        default_context: int = DEFAULT_CONTEXT,
+    ) -> None:
+        import os
+
+        import openai
+
+        from longwrite.engines.openai import ENV_API_KEY, NO_KEY
+
+        super().__init__(
+            url,
+            model,
+            timeout=timeout,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            default_context=default_context,
+        )
+        self.temperature = temperature
+        self._chat = openai.OpenAI(
+            base_url=self.engine.base_url,
+            api_key=os.environ.get(ENV_API_KEY) or NO_KEY,
+            timeout=openai.Timeout(timeout, connect=10.0),
+            max_retries=0,  # the judge client retries, with backoff
+        )
+
+    def __call__(self, prompt: str) -> str:
+        reply = self._chat.chat.completions.create(
+            model=self.model,
+            messages=[{"role": "user", "content": prompt}],
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+        )
+        if not reply.choices:
+            raise ValueError("the reply holds no choice")
+        return reply.choices[0].message.content or ""
+
+    def close(self) -> None:
+        self._chat.close()
+        super().close()
+
+
+def endpoint(
+    url: str,
+    model: str | None,
+    *,
+    chat: bool,
+    timeout: float,
+    max_tokens: int,
+    default_context: int = DEFAULT_CONTEXT,
+) -> CompletionsEndpoint:
+    """The judge at `url`, over the chat endpoint or the raw completions one."""
+    kind = ChatEndpoint if chat else CompletionsEndpoint
+    return kind(url, model, timeout=timeout, max_tokens=max_tokens, default_context=default_context)
