@@ -563,3 +563,14 @@ def test_batch_command_on_the_tiny_model(tiny_model_dir, tmp_path, capsys) -> No
     assert "all 2 lines are in" in capsys.readouterr().err
     write_lines(src, [{"prompt": "Write a poem.", "id": 1}])
     assert run_batch_command(src, out, options, [], 4) == 0
+
+
+def test_mixed_prompt_lengths_are_batched_by_length() -> None:
+    from longwrite.batch.pool import length_buckets
+
+    # sorted 100, 105, 110 | 950, 1000: 3 x 110 = 330 <= 1.5 x 315, but 4 x 950 > 1.5 x 1265
+    assert length_buckets([100, 1000, 110, 950, 105], slack=1.5) == [[0, 4, 2], [3, 1]]
+    assert length_buckets([7] * 5) == [[0, 1, 2, 3, 4]]
+    assert length_buckets([]) == []
+    buckets = length_buckets([5, 900, 17, 40, 300, 1200, 8, 60])
+    assert sorted(k for b in buckets for k in b) == list(range(8))  # every row exactly once

@@ -74,6 +74,33 @@ class _Request:
 
 
 _END = object()
+PADDING_SLACK = 1.5  # a batch may hold at most 50% more prompt positions than real tokens
+
+
+def length_buckets(lengths: list[int], slack: float = PADDING_SLACK) -> list[list[int]]:
+    """Indices of `lengths` grouped into batches whose left padding stays small: sorted by
+    length, a batch grows while (rows x its longest) <= slack x (its real tokens).
+
+    One generate pads every row to the batch's longest prompt, so one batch of mixed lengths
+    can carry twice the prompt positions it needs; a few batches of similar lengths do not.
+
+    >>> length_buckets([100, 1000, 110, 950, 105])
+    [[0, 4, 2], [3, 1]]
+    >>> length_buckets([300] * 4)
+    [[0, 1, 2, 3]]
+    """
+    order = sorted(range(len(lengths)), key=lambda k: lengths[k])
+    buckets: list[list[int]] = []
+    total = 0
+    for k in order:
+        current = buckets[-1] if buckets else None
+        if current is not None and (len(current) + 1) * lengths[k] <= slack * (total + lengths[k]):
+            current.append(k)
+            total += lengths[k]
+        else:
+            buckets.append([k])
+            total = lengths[k]
+    return buckets
 
 
 class RowBatcher:
@@ -159,12 +186,15 @@ class RowBatcher:
                 for r, i in rows:
                     r.replies.put(Chunk("", 0, FINISH_CANCELLED, i))
                 return
-            self.batches.append(len(rows))
-            prompts = [r.prompt for r, _ in rows]
-            samplings = [replace(r.sampling, n=1) for r, _ in rows]
-            for chunk in self.engine.stream_prompts(prompts, samplings):
-                r, i = rows[chunk.index]
-                r.replies.put(replace(chunk, index=i))
+            lengths = [self.engine.count_tokens(r.prompt) or len(r.prompt) for r, _ in rows]
+            for bucket in length_buckets(lengths):
+                part = [rows[k] for k in bucket]
+                self.batches.append(len(part))
+                prompts = [r.prompt for r, _ in part]
+                samplings = [replace(r.sampling, n=1) for r, _ in part]
+                for chunk in self.engine.stream_prompts(prompts, samplings):
+                    r, i = part[chunk.index]
+                    r.replies.put(replace(chunk, index=i))
         except BaseException as exc:  # every request of the batch fails with it
             for r in group:
                 r.replies.put(exc)
