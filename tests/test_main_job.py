@@ -48,7 +48,9 @@ def test_json_result_on_the_tiny_model(tiny_model_dir):
         "finish_reason",
         "seconds",
         "rounds",
+        "guard",
     }
+    assert isinstance(data["guard"], list)  # the guards' interventions, none or some
     assert data["prompt"] == "Write a 300-word story"
     assert 0 < data["tokens"] <= 40
     assert data["finish_reason"] in ("stop", "length")

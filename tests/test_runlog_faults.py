@@ -28,13 +28,27 @@ pytestmark = pytest.mark.slow
 
 QUESTION = "Write about tides."
 PROMPT = build_request(QUESTION).prompt  # what the command sends for QUESTION
+# Sixteen different paragraphs, as a model writes them: no loop for the guard to cut.
 PARAGRAPHS = [
     "The moon pulls the sea, and twice a day the water climbs the harbour wall.",
     "Gulls wait on the posts for the ebb; the mud shines and the boats lean over.",
     "Fishermen read the hour in the weed line, children in the height of the steps.",
+    "Spring tides follow the new and full moon, when sun and moon pull together.",
+    "Neap tides come a week later, small and lazy, barely wetting the slipway.",
+    "In the estuary the flood arrives as a low brown wave that hikers call the bore.",
+    "Oyster beds are worked at the bottom of the springs, by lamplight in winter.",
+    "The lifeboat crew keeps a printed table pinned beside the kettle in the station.",
+    "Sailors once carried lunar almanacs; phones now show the curve in one glance.",
+    "A sand bar shifts with every storm, so charts of the channel age within a year.",
+    "Herons stalk the shallows as the water drains, stabbing at stranded shrimp.",
+    "Harbour masters time the ferry by it, and lorries queue when the ramp is dry.",
+    "On the salt marsh the grass floods only at the highest tides of the equinox.",
+    "Engineers build barrages to catch the rise, turning its weight into power.",
+    "Far inland, the Earth itself flexes a few centimetres under the same pull.",
+    "By evening the water returns, covers the mud, and lifts every hull again.",
 ]
 TEXT = "<think>Plan: the pull, the rhythm, the people.</think>\n<answer>\n# Tides\n\n" + (
-    "\n\n".join(PARAGRAPHS * 8)
+    "\n\n".join(PARAGRAPHS)
 )  # no stop string inside: every piece is sent, then "stop"
 PIECES = (1, 3, 2, 4)
 WAIT_S = 60.0
