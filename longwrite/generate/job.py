@@ -54,6 +54,10 @@ class WriteOptions:
     guard: bool = True  # the loop guard (`--no-guard` turns it off)
     guard_retries: int = 2
     think_budget: int = THINK_TOKENS  # the budget's thinking allowance too; 0: no cap
+    sections: int | None = None  # write in N sections (None: only when one pass cannot hold it)
+    one_pass: bool = False  # never split, even when the target does not fit one pass
+    plan_only: bool = False  # print the outline and stop
+    plan_file: Path | None = None  # the user's outline: skip planning
 
     @property
     def guards(self) -> Guards:
@@ -77,6 +81,10 @@ def check_options(opts: WriteOptions, *, with_prompt: bool = True) -> None:
     )
     if opts.guard_retries < 0 or opts.think_budget < 0:
         raise LongwriteError("--guard-retries and --think-budget must be 0 or more")
+    if opts.sections is not None and opts.sections < 1:
+        raise LongwriteError("--sections must be 1 or more")
+    if opts.one_pass and (opts.sections or opts.plan_file or opts.plan_only):
+        raise LongwriteError("--one-pass cannot be combined with --sections, --plan or --plan-only")
 
 
 def resolve_request(opts: WriteOptions) -> Request:
