@@ -90,7 +90,7 @@ def write_plan(
 ) -> tuple[str, int]:
     """The model's plan for the whole document: (its thinking, tokens); thinking streams to
     `sink` (shown once with `--thinking show`)."""
-    tokens = max(think_tokens or THINK_TOKENS, THINK_TOKENS)
+    tokens = think_tokens or THINK_TOKENS  # `--think-budget`: the plan is thinking too
     sampling = replace(
         request.sampling, max_tokens=tokens, min_tokens=0, n=1,
         stop=(*request.sampling.stop, PLAN_STOP),
