@@ -19,6 +19,7 @@ import json
 import random
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -33,6 +34,12 @@ ANSWER = "</think> <answer>\n"  # where a section prompt's plan ends and its doc
 
 def plan_of(prompt: str) -> str:
     return prompt.split(ANSWER, 1)[0].rsplit("<think>", 1)[1]
+
+
+def _last_section(body: str) -> tuple[str, str]:
+    """The heading being written and the text under it so far."""
+    heads = list(re.finditer(r"^## (.+)\n\n", body, re.M))
+    return heads[-1].group(1), body[heads[-1].end() :]
 
 
 def word(rng: random.Random) -> str:
@@ -59,10 +66,10 @@ class Model:
     plan: str = "numbered"  # numbered | headings | none
     outline: str = "headings"  # headings | none
     share: float = 0.97  # of a section's planned words, written before the next heading
+    delay: float = 0.0  # seconds between events (time to kill a client mid-section)
     context: int = 32768
     prompts: list[str] = field(default_factory=list)
     rejected: int = 0
-    sections_done: int = 0  # sections the server finished (a stop string seen)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def plan_text(self, prompt: str) -> str:
@@ -88,19 +95,23 @@ class Model:
 
     def section_text(self, prompt: str, min_tokens: int) -> str:
         body = prompt.split(ANSWER, 1)[1]
-        heads = list(re.finditer(r"^## (.+)$", body, re.M))
-        heading = heads[-1].group(1)
-        written = body[heads[-1].end() :]
-        already = len(written.split())
-        planned = self._planned(prompt, heading)
-        want = max(int(planned * self.share) - already, min_tokens, 0)
-        paras, k = [], len(re.findall(r"\.\s*(?:\n\n|$)", written))
-        while sum(len(p.split()) for p in paras) < want:
-            paras.append(paragraph(heading, k))
-            k += 1
+        heading, written = _last_section(body)
         nxt = self._next_heading(prompt, heading)
         tail = f"\n\n## {nxt}\n\nMore text." if nxt else "</answer>"
-        return "\n\n".join(paras) + tail
+        fresh = self._paragraphs(heading, int(self._planned(prompt, heading) * self.share), 0)
+        if fresh.startswith(written) and len(written) < len(fresh):  # cut off: carry on
+            return fresh[len(written) :] + tail
+        want = max(int(self._planned(prompt, heading) * self.share) - len(written.split()),
+                   min_tokens, 0)  # fmt: skip
+        start = len(re.findall(r"\.\s*(?:\n\n|$)", written))
+        return self._paragraphs(heading, want, start) + tail
+
+    @staticmethod
+    def _paragraphs(heading: str, words: int, start: int) -> str:
+        paras: list[str] = []
+        while sum(len(p.split()) for p in paras) < words:
+            paras.append(paragraph(heading, start + len(paras)))
+        return "\n\n".join(paras)
 
     def _planned(self, prompt: str, heading: str) -> int:
         plan = plan_of(prompt)
@@ -110,12 +121,11 @@ class Model:
         return 1000  # an outline we did not write: the client's budget decides
 
     def _next_heading(self, prompt: str, heading: str) -> str | None:
-        plan = plan_of(prompt)
-        titles = [t for t, _ in outline(target_of(prompt), self.plan)]
-        if heading in titles and heading in plan:
-            i = titles.index(heading)
-            return titles[i + 1] if i + 1 < len(titles) else None
-        return None
+        """The heading after `heading` in the outline the thinking ends with."""
+        outline = plan_of(prompt).rsplit("Outline:", 1)[-1]
+        titles = re.findall(r"^## (.+?) \([\d,]+ words\)$", outline, re.M)
+        i = titles.index(heading) if heading in titles else len(titles)
+        return titles[i + 1] if i + 1 < len(titles) else None
 
     def reply(self, prompt: str, body: dict[str, Any]) -> str:
         if prompt.rstrip().endswith("Outline:"):
@@ -171,6 +181,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         for i in range(0, len(words), 16):
+            if model.delay:
+                time.sleep(model.delay)
             last = i + 16 >= len(words)
             self._event(body, "".join(words[i : i + 16]), finish if last else None)
         if not words:

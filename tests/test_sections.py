@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -218,3 +219,40 @@ def test_the_tiny_model_writes_two_sections(tiny_model_dir: Path):
     data = json.loads(proc.stdout)
     assert len(data["sections"]) == 2 and data["plan"]["source"] in ("plan", "outline", "even")
     assert all(s["tokens"] > 0 for s in data["sections"])
+
+
+def test_kill_9_in_section_3_then_continue_gives_the_same_document(tmp_path):
+    prompt = "Write a 12,000-word report on rivers"
+    args = ("--sections", "4", "--seed", "1")
+    whole, cut, carried = tmp_path / "whole.md", tmp_path / "cut.md", tmp_path / "carried.md"
+    with SectionServer(Model(delay=0.004)) as server:
+        assert run(server, prompt, *args, "-o", str(whole), "--no-log").returncode == 0
+        heads = re.findall(r"^## (.+)$", whole.read_text(encoding="utf-8"), re.M)
+        assert len(heads) == 4
+        env = {k: v for k, v in os.environ.items() if k != "LONGWRITE_NO_LOG"}
+        proc = subprocess.Popen(
+            [*LONGWRITE, prompt, "--server", server.url, *args, "-o", str(cut)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+        )  # fmt: skip
+        partial = tmp_path / "cut.md.partial"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            text = partial.read_text(encoding="utf-8") if partial.exists() else ""
+            if f"## {heads[2]}\n\n" in text and count_words(text.split(heads[2])[1]) > 300:
+                break
+            time.sleep(0.01)
+        time.sleep(0.6)  # the run log writes at least every half second
+        proc.kill()
+        proc.wait()
+        assert proc.returncode == -9 and not cut.exists()
+        done = subprocess.run(
+            [*LONGWRITE, "continue", "-o", str(carried)],
+            capture_output=True, text=True, timeout=120, env={**env, "PATH": os.environ["PATH"]},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        got = carried.read_text(encoding="utf-8")
+        assert got == whole.read_text(encoding="utf-8")
+        # the continued run started no finished section again
+        section_prompts = [p for p in server.model.prompts if ANSWER in p]
+        firsts = [p for p in section_prompts if p.endswith(f"## {heads[0]}\n\n")]
+        assert len(firsts) == 2  # the uninterrupted run's and the killed run's, not a third

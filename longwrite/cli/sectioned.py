@@ -9,6 +9,7 @@ them, or with `--plan FILE`; `--one-pass` keeps today's single pass and its warn
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from longwrite.errors import LongwriteError, say
@@ -18,10 +19,11 @@ if TYPE_CHECKING:
     from longwrite.engines.base import Engine
     from longwrite.generate.job import WriteOptions
     from longwrite.generate.plan import Outline
-    from longwrite.generate.rounds import RawHook
     from longwrite.generate.sections import Sectioned
     from longwrite.length.budget import Budget
     from longwrite.prompt.request import Request
+    from longwrite.runlog.recorder import Recorder
+    from longwrite.runlog.store import RunRecord, Store
 
 
 def sections_wanted(opts: WriteOptions, request: Request, budget: Budget) -> int | None:
@@ -92,9 +94,10 @@ def write_sectioned(
     budget: Budget,
     n: int,
     renderer: Renderer,
-    on_raw: RawHook | None,
+    recorder: Recorder,
 ) -> Sectioned:
-    """Plan (or read the user's outline), then every section through `renderer`."""
+    """Plan (or read the user's outline), then every section through `renderer`; the run
+    log gets the plan's transcript, the outline (for `continue`) and every section."""
     from longwrite.generate.sections import write_sections
 
     if opts.best_of > 1:
@@ -108,8 +111,76 @@ def write_sectioned(
 
     def on_section(k: int, total: int) -> None:
         renderer.section = f"section {k}/{total}"
+        if k == 1:  # the plan's transcript is logged: now the outline it belongs to
+            recorder.note({"outline": outline.to_json()})
 
     return write_sections(
         engine, request, outline, renderer, max_rounds=opts.max_rounds, guards=opts.guards,
-        on_raw=on_raw, on_section=on_section, plan_tokens=plan_tokens,
+        on_raw=recorder.add, on_section=on_section, plan_tokens=plan_tokens,
     )  # fmt: skip
+
+
+def continue_sectioned(
+    store: Store,
+    record: RunRecord,
+    raw: str,
+    wopts: WriteOptions,
+    request: Request,
+    engine: Engine,
+    backend: str,
+    *,
+    output: Path | None,
+    replay: bool,
+    log: bool,
+) -> int:
+    """`longwrite continue` on a sectioned run: the same outline and plan, from the section
+    and the character where the log stops; the run log entry goes on."""
+    from longwrite.display.renderer import Renderer, RenderOptions
+    from longwrite.engines.base import FINISH_CANCELLED
+    from longwrite.errors import EXIT_INTERRUPTED
+    from longwrite.generate.plan import Outline, Part
+    from longwrite.generate.record import recording, run_options
+    from longwrite.generate.sections import read_written, write_sections
+    from longwrite.io.files import PartialFile
+    from longwrite.runlog.recorder import Recorder, resume_run
+
+    logged = record.options["outline"]
+    parts = tuple(Part(p["heading"], p["words"]) for p in logged["parts"])
+    outline = Outline(parts, logged["source"], logged.get("thinking", ""))
+    written = read_written(raw, outline)
+    options = {**record.options, **run_options(wopts, request, engine, backend)}
+    render = RenderOptions(
+        thinking=wopts.thinking,
+        target_words=request.target_words,
+        answer="none" if output is not None else "auto",
+    )
+    target = PartialFile(output) if output is not None else None
+    with target if target is not None else _Nothing() as sink:
+        recorder = resume_run(store, record.id, options, request.target_words) if log else None
+        recorder = recorder or Recorder(None, None)
+        with recording(recorder) as entry:
+            with Renderer(render, sink=sink) as renderer:
+
+                def on_section(k: int, total: int) -> None:
+                    renderer.section = f"section {k}/{total}"
+
+                made = write_sections(
+                    engine, request, outline, renderer, max_rounds=wopts.max_rounds,
+                    guards=wopts.guards, on_raw=recorder.add, on_section=on_section,
+                    written=written, replay=replay or output is not None,
+                )  # fmt: skip
+            entry.done(made.result)
+        if target is not None and made.result.finish_reason != FINISH_CANCELLED:
+            target.commit()
+    if made.result.finish_reason == FINISH_CANCELLED:
+        say(f"interrupted: `longwrite continue {record.id}` carries on")
+        return EXIT_INTERRUPTED
+    return 0
+
+
+class _Nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None

@@ -99,7 +99,7 @@ def _generate(
             if split[1] is None:
                 result, extra = _produce(opts, request, engine, renderer, recorder.add)
             else:
-                made = write_sectioned(opts, request, engine, *split, renderer, recorder.add)
+                made = write_sectioned(opts, request, engine, *split, renderer, recorder)
                 result, extra = made.result, made.extra()
         entry.done(result)
         if target is not None and result.finish_reason != FINISH_CANCELLED:

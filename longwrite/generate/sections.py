@@ -5,7 +5,7 @@ LongWriter-Zero plans in its thinking, so one request in its own template (stopp
 our `prompts/outline_en.txt`, or splits evenly). Each section is then a raw continuation in
 the same template:
 
-    template(request) <think>PLAN</think> <answer>\\n      <- shared, byte-identical
+    template(request) <think>PLAN + OUTLINE</think> <answer>\\n  <- shared, byte-identical
     ## Earlier heading\\n\\n[…]\\n\\n ...                     <- headings of earlier sections
     [...] last TAIL_CHARS of the document                   <- bounded recent text
     ## This section's heading\\n\\n                         <- where the model writes
@@ -33,7 +33,14 @@ from longwrite.errors import say
 from longwrite.generate.guards import NO_GUARDS, Guards
 from longwrite.generate.parser import AnswerDelta, Done, Event, ThinkAnswerParser, ThinkDelta
 from longwrite.generate.plan import Outline, Part, even, read_outline, scale
-from longwrite.generate.rounds import Continuation, EventSink, RawHook, Result, write_document
+from longwrite.generate.rounds import (
+    Continuation,
+    EventSink,
+    RawHook,
+    Result,
+    Resume,
+    write_document,
+)
 from longwrite.io.counting import count_words
 from longwrite.length.budget import THINK_TOKENS, plan_budget, tokens_per_word
 from longwrite.prompt.request import Request
@@ -44,6 +51,17 @@ ELIDED = "[…]"
 SECTION_LEVEL = "## "
 OUTLINE_TOKENS = 800
 PLAN_STOP = "<answer>"
+PLAN_END = "</think> <answer>\n"  # where the logged transcript's plan ends
+
+
+@dataclass(frozen=True)
+class Written:
+    """A sectioned run carried on: the sections finished, and the raw text of the one that
+    was being written (its heading already shown) when it stopped; None: start the next."""
+
+    done: tuple[tuple[str, str], ...]
+    partial: str | None
+    document: str  # the document so far, as it was shown
 
 
 @dataclass(frozen=True)
@@ -153,9 +171,16 @@ def choose_outline(
 # -- the sections ---------------------------------------------------------------------------
 
 
-def shared_prefix(request: Request, thinking: str) -> str:
+def plan_text(outline: Outline) -> str:
+    """The thinking every section sees: the plan, then the outline as it will be written
+    (its word counts scaled to the target; the plan's own may differ, or it may have none)."""
+    plan = f"{outline.thinking}\n\n" if outline.thinking else ""
+    return f"{plan}Outline:\n{outline.markdown()}"
+
+
+def shared_prefix(request: Request, outline: Outline) -> str:
     """What every section's prompt starts with, byte for byte."""
-    return f"{request.prompt} <think>{thinking}</think> <answer>\n"
+    return f"{request.prompt} <think>{plan_text(outline)}{PLAN_END}"
 
 
 def recent(done: list[tuple[str, str]], tail_chars: int = TAIL_CHARS) -> str:
@@ -224,6 +249,50 @@ def _section_request(
     )  # fmt: skip
 
 
+def _heading(stream: _OneStream, part: Part, on_raw: RawHook | None) -> None:
+    """The section's heading, after a paragraph break (only the line breaks missing)."""
+    shown = stream.text
+    sep = "\n\n"[: max(2 - (len(shown) - len(shown.rstrip("\n"))), 0)] if shown else ""
+    head = f"{sep}{SECTION_LEVEL}{part.heading}\n\n"
+    stream.add(head)
+    if on_raw is not None:
+        on_raw(head, 0)
+
+
+def read_written(raw: str, outline: Outline) -> Written:
+    """Where a logged sectioned run stopped: its finished sections and the partial one."""
+    doc = raw.partition(PLAN_END)[2]
+    found: list[tuple[str, int, int]] = []  # (heading, where it starts, where its text does)
+    at = 0
+    for part in outline.parts:
+        marker = f"{SECTION_LEVEL}{part.heading}\n\n"
+        i = doc.find(marker, at)
+        if i < 0 or (i > 0 and doc[i - 1] != "\n"):
+            break
+        found.append((part.heading, i, i + len(marker)))
+        at = i + len(marker)
+    done: list[tuple[str, str]] = []
+    shown: list[str] = []
+    for n, (heading, start, text_at) in enumerate(found):
+        end = found[n + 1][1] if n + 1 < len(found) else len(doc)
+        answer = _answer_of(doc[text_at:end])
+        shown += [doc[start:text_at] if n else doc[start:text_at].lstrip("\n"), answer]
+        done.append((heading, answer))
+    partial = None
+    if found:  # the last one found may not be finished: carried on from its raw text
+        done.pop()
+        partial = doc[found[-1][2] :]
+        shown[-1] = _answer_of(partial)
+    return Written(tuple(done), partial, "".join(shown))
+
+
+def _answer_of(raw: str) -> str:
+    parser = ThinkAnswerParser()
+    parser.feed(raw)
+    parser.close(FINISH_STOP)
+    return parser.answer
+
+
 def write_sections(
     engine: Engine,
     request: Request,
@@ -235,35 +304,43 @@ def write_sections(
     on_raw: RawHook | None = None,
     on_section: Callable[[int, int], None] | None = None,
     plan_tokens: int = 0,
+    written: Written | None = None,
+    replay: bool = False,
 ) -> Sectioned:
-    """Write `outline`'s parts in order into `sink` as one document."""
+    """Write `outline`'s parts in order into `sink` as one document; with `written`, carry a
+    logged run on (the document so far goes to `sink` only with `replay`)."""
     started = time.monotonic()
-    prefix = shared_prefix(request, outline.thinking)
-    if on_raw is not None:
-        on_raw(f"<think>{outline.thinking}</think> <answer>\n", plan_tokens)
+    prefix = shared_prefix(request, outline)
     tpw, _ = tokens_per_word(request.language, engine.count_tokens)
     stream = _OneStream(sink)
-    done: list[tuple[str, str]] = []
+    done: list[tuple[str, str]] = list(written.done) if written else []
+    partial = written.partial if written else None
+    if written is None:
+        if on_raw is not None:
+            on_raw(f"<think>{plan_text(outline)}{PLAN_END}", plan_tokens)
+    elif replay:
+        stream.add(written.document)
+    else:
+        stream.shown.append(written.document)
     figures: list[SectionResult] = []
     results: list[Result] = []
     finish = FINISH_STOP
     parts = outline.parts
-    for k, part in enumerate(parts):
+    for k in range(len(done), len(parts)):
+        part = parts[k]
         if on_section is not None:
             on_section(k + 1, len(parts))
-        shown = stream.text
-        sep = "\n\n"[: max(2 - (len(shown) - len(shown.rstrip("\n"))), 0)] if shown else ""
-        head = f"{sep}{SECTION_LEVEL}{part.heading}\n\n"
-        stream.add(head)
-        if on_raw is not None:
-            on_raw(head, 0)
+        if partial is None:
+            _heading(stream, part, on_raw)
         stop = f"\n{SECTION_LEVEL}{parts[k + 1].heading}" if k + 1 < len(parts) else None
         prompt = section_prompt(prefix, done, part.heading)
         sec = _section_request(request, prompt, part, stop, engine.info.context,
                                engine.count_tokens)  # fmt: skip
         rule = Continuation(sec.target_range[0], max_rounds, tpw) if max_rounds else None
+        resume = Resume(partial, FINISH_CANCELLED) if partial is not None else None
+        partial = None
         result = write_document(
-            engine, sec, stream, continuation=rule, on_raw=on_raw, guards=guards
+            engine, sec, stream, continuation=rule, on_raw=on_raw, guards=guards, resume=resume
         )
         results.append(result)
         done.append((part.heading, result.answer))
