@@ -67,6 +67,7 @@ class Model:
     outline: str = "headings"  # headings | none
     share: float = 0.97  # of a section's planned words, written before the next heading
     delay: float = 0.0  # seconds between events (time to kill a client mid-section)
+    repeat: tuple[int, ...] = ()  # candidates (of n) that restate the text before them
     context: int = 32768
     prompts: list[str] = field(default_factory=list)
     rejected: int = 0
@@ -93,11 +94,18 @@ class Model:
         target = target_of(prompt.split("Request:", 1)[1])
         return "".join(f"## Topic {k} ({target // n} words)\n" for k in range(1, n + 1))
 
-    def section_text(self, prompt: str, min_tokens: int) -> str:
+    def section_text(self, prompt: str, min_tokens: int, index: int = 0) -> str:
         body = prompt.split(ANSWER, 1)[1]
         heading, written = _last_section(body)
         nxt = self._next_heading(prompt, heading)
         tail = f"\n\n## {nxt}\n\nMore text." if nxt else "</answer>"
+        earlier = [p for p in re.split(r"\n\n", body) if len(p.split()) > 20]
+        if index in self.repeat and earlier:  # restate the recent text, as a padding model does
+            want = int(self._planned(prompt, heading) * self.share)
+            paras = [earlier[i % len(earlier)] for i in range(max(want // 60, 1))]
+            return "\n\n".join(paras) + tail
+        if index:
+            heading = f"{heading}#{index}"
         fresh = self._paragraphs(heading, int(self._planned(prompt, heading) * self.share), 0)
         if fresh.startswith(written) and len(written) < len(fresh):  # cut off: carry on
             return fresh[len(written) :] + tail
@@ -127,12 +135,12 @@ class Model:
         i = titles.index(heading) if heading in titles else len(titles)
         return titles[i + 1] if i + 1 < len(titles) else None
 
-    def reply(self, prompt: str, body: dict[str, Any]) -> str:
+    def reply(self, prompt: str, body: dict[str, Any], index: int = 0) -> str:
         if prompt.rstrip().endswith("Outline:"):
             return self.outline_text(prompt)
         if prompt.rstrip().endswith("<|assistant|>:"):
             return self.plan_text(prompt)
-        return self.section_text(prompt, int(body.get("min_tokens") or 0))
+        return self.section_text(prompt, int(body.get("min_tokens") or 0), index)
 
 
 def _cut(text: str, stops: list[str]) -> tuple[str, bool]:
@@ -172,26 +180,28 @@ class _Handler(BaseHTTPRequestHandler):
             error = {"message": message, "type": "BadRequestError", "code": 400}
             self._json(400, {"error": error})
             return
-        text, stopped = _cut(model.reply(prompt, body), list(body.get("stop") or []))
-        words = re.findall(r"\S+\s*|\s+", text)
-        finish = "stop" if stopped or len(words) <= max_tokens else "length"
-        words = words[:max_tokens]
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        for i in range(0, len(words), 16):
-            if model.delay:
-                time.sleep(model.delay)
-            last = i + 16 >= len(words)
-            self._event(body, "".join(words[i : i + 16]), finish if last else None)
-        if not words:
-            self._event(body, "", finish)
+        for index in range(int(body.get("n") or 1)):
+            reply = model.reply(prompt, body, index)
+            text, stopped = _cut(reply, list(body.get("stop") or []))
+            words = re.findall(r"\S+\s*|\s+", text)
+            finish = "stop" if stopped or len(words) <= max_tokens else "length"
+            words = words[:max_tokens]
+            for i in range(0, len(words), 16):
+                if model.delay:
+                    time.sleep(model.delay)
+                last = i + 16 >= len(words)
+                self._event(body, "".join(words[i : i + 16]), finish if last else None, index)
+            if not words:
+                self._event(body, "", finish, index)
         self._chunk(b"data: [DONE]\n\n")
         self._chunk(b"")
 
-    def _event(self, body: dict[str, Any], text: str, finish: str | None) -> None:
-        choice = {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
+    def _event(self, body: dict[str, Any], text: str, finish: str | None, index: int) -> None:
+        choice = {"index": index, "text": text, "finish_reason": finish, "logprobs": None}
         event = {"id": "c", "object": "text_completion", "model": body["model"],
                  "created": 0, "choices": [choice]}  # fmt: skip
         self._chunk(f"data: {json.dumps(event)}\n\n".encode())

@@ -256,3 +256,28 @@ def test_kill_9_in_section_3_then_continue_gives_the_same_document(tmp_path):
         section_prompts = [p for p in server.model.prompts if ANSWER in p]
         firsts = [p for p in section_prompts if p.endswith(f"## {heads[0]}\n\n")]
         assert len(firsts) == 2  # the uninterrupted run's and the killed run's, not a third
+
+
+def test_best_of_per_section_avoids_a_candidate_that_restates_earlier_text():
+    with SectionServer(Model(repeat=(0,))) as server:
+        proc = run(server, "Write a 6,000-word essay on salt", "--sections", "3",
+                   "--best-of", "2", "--json")  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        data = json.loads(proc.stdout)
+        sections = data["sections"]
+        assert [s["choice"]["best"] for s in sections[1:]] == [1, 1]
+        restating = sections[1]["choice"]["candidates"][0]["scores"]["repetition"]
+        assert restating > 0.5  # the candidate that restated was measured as such
+        assert all(s["repetition"] < 0.05 for s in sections)
+        assert repetition_penalty(data["answer"]) < 0.05
+
+
+def test_a_section_that_repeats_whatever_is_chosen_is_sampled_again():
+    with SectionServer(Model(repeat=(0, 1))) as server:
+        proc = run(server, "Write a 4,000-word essay on iron", "--sections", "2",
+                   "--best-of", "2", "--seed", "5", "--json")  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        second = json.loads(proc.stdout)["sections"][1]
+        assert second["choice"]["resampled"] == 1  # bounded: one more try, then kept
+        assert len(second["choice"]["tries"]) == 1
+        assert second["repetition"] > 0.5  # kept, and recorded as repeating

@@ -39,9 +39,7 @@ def sections_wanted(opts: WriteOptions, request: Request, budget: Budget) -> int
         return opts.sections or sections_needed(request.target_words, budget.max_words)
     if budget.fits or hi is None or request.target_words is None:
         return None
-    if opts.one_pass or opts.best_of > 1:
-        if opts.best_of > 1:
-            say("longwrite: note: --best-of writes one pass (sections do not take it yet)")
+    if opts.one_pass:
         say(
             f"longwrite: warning: a {hi:,}-word answer does not fit in one pass: the context "
             f"({budget.context:,} tokens) leaves room for about {budget.max_words:,} words"
@@ -100,8 +98,6 @@ def write_sectioned(
     log gets the plan's transcript, the outline (for `continue`) and every section."""
     from longwrite.generate.sections import write_sections
 
-    if opts.best_of > 1:
-        raise LongwriteError("--best-of is not available with sections yet: use --one-pass")
     outline, plan_tokens = get_outline(opts, request, engine, budget, n, renderer)
     if outline.source == "file" and request.target_words is None:
         from dataclasses import replace
@@ -116,7 +112,7 @@ def write_sectioned(
 
     return write_sections(
         engine, request, outline, renderer, max_rounds=opts.max_rounds, guards=opts.guards,
-        on_raw=recorder.add, on_section=on_section, plan_tokens=plan_tokens,
+        on_raw=recorder.add, on_section=on_section, plan_tokens=plan_tokens, best=opts.best_of,
     )  # fmt: skip
 
 

@@ -41,6 +41,7 @@ from longwrite.generate.rounds import (
     Resume,
     write_document,
 )
+from longwrite.generate.section_choice import Before, choose_section
 from longwrite.io.counting import count_words
 from longwrite.length.budget import THINK_TOKENS, plan_budget, tokens_per_word
 from longwrite.prompt.request import Request
@@ -75,6 +76,8 @@ class SectionResult:
     rounds: int
     finish_reason: str
     prompt_chars: int
+    repetition: float  # the share of the section that repeats the document before it
+    choice: dict[str, Any] | None = None  # with best-of: the candidates and the one chosen
 
 
 @dataclass(frozen=True)
@@ -306,9 +309,11 @@ def write_sections(
     plan_tokens: int = 0,
     written: Written | None = None,
     replay: bool = False,
+    best: int = 1,
 ) -> Sectioned:
     """Write `outline`'s parts in order into `sink` as one document; with `written`, carry a
-    logged run on (the document so far goes to `sink` only with `replay`)."""
+    logged run on (the document so far goes to `sink` only with `replay`). With `best` > 1
+    each section is the best of that many candidates (`generate.section_choice`)."""
     started = time.monotonic()
     prefix = shared_prefix(request, outline)
     tpw, _ = tokens_per_word(request.language, engine.count_tokens)
@@ -330,6 +335,7 @@ def write_sections(
         part = parts[k]
         if on_section is not None:
             on_section(k + 1, len(parts))
+        before = Before(stream.text)
         if partial is None:
             _heading(stream, part, on_raw)
         stop = f"\n{SECTION_LEVEL}{parts[k + 1].heading}" if k + 1 < len(parts) else None
@@ -337,17 +343,23 @@ def write_sections(
         sec = _section_request(request, prompt, part, stop, engine.info.context,
                                engine.count_tokens)  # fmt: skip
         rule = Continuation(sec.target_range[0], max_rounds, tpw) if max_rounds else None
-        resume = Resume(partial, FINISH_CANCELLED) if partial is not None else None
+        choice = None
+        if best > 1 and partial is None:
+            result, choice = choose_section(engine, sec, best, before, on_raw)
+            stream.add(result.answer)
+        else:
+            resume = Resume(partial, FINISH_CANCELLED) if partial is not None else None
+            result = write_document(
+                engine, sec, stream, continuation=rule, on_raw=on_raw, guards=guards,
+                resume=resume,
+            )  # fmt: skip
         partial = None
-        result = write_document(
-            engine, sec, stream, continuation=rule, on_raw=on_raw, guards=guards, resume=resume
-        )
         results.append(result)
         done.append((part.heading, result.answer))
         figures.append(
             SectionResult(
                 part.heading, part.words, result.words, result.tokens, len(result.rounds),
-                result.finish_reason, len(prompt),
+                result.finish_reason, len(prompt), before.share(result.answer), choice,
             )
         )  # fmt: skip
         finish = result.finish_reason
