@@ -180,16 +180,26 @@ class _Handler(BaseHTTPRequestHandler):
             error = {"message": message, "type": "BadRequestError", "code": 400}
             self._json(400, {"error": error})
             return
+        replies = []
+        for index in range(int(body.get("n") or 1)):
+            text, stopped = _cut(model.reply(prompt, body, index), list(body.get("stop") or []))
+            words = re.findall(r"\S+\s*|\s+", text)
+            finish = "stop" if stopped or len(words) <= max_tokens else "length"
+            replies.append((words[:max_tokens], finish))
+        if not body.get("stream"):  # a whole completion, as `batch` asks by default
+            choices = [{"index": i, "text": "".join(w), "finish_reason": f, "logprobs": None}
+                       for i, (w, f) in enumerate(replies)]  # fmt: skip
+            used = sum(len(w) for w, _ in replies)
+            usage = {"prompt_tokens": len(prompt) // 4, "completion_tokens": used,
+                     "total_tokens": len(prompt) // 4 + used}  # fmt: skip
+            self._json(200, {"id": "c", "object": "text_completion", "created": 0,
+                             "model": body["model"], "choices": choices, "usage": usage})
+            return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        for index in range(int(body.get("n") or 1)):
-            reply = model.reply(prompt, body, index)
-            text, stopped = _cut(reply, list(body.get("stop") or []))
-            words = re.findall(r"\S+\s*|\s+", text)
-            finish = "stop" if stopped or len(words) <= max_tokens else "length"
-            words = words[:max_tokens]
+        for index, (words, finish) in enumerate(replies):
             for i in range(0, len(words), 16):
                 if model.delay:
                     time.sleep(model.delay)

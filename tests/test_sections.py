@@ -281,3 +281,24 @@ def test_a_section_that_repeats_whatever_is_chosen_is_sampled_again():
         assert second["choice"]["resampled"] == 1  # bounded: one more try, then kept
         assert len(second["choice"]["tries"]) == 1
         assert second["repetition"] > 0.5  # kept, and recorded as repeating
+
+
+def test_batch_lines_longer_than_one_pass_are_written_in_sections(tmp_path):
+    lines = tmp_path / "in.jsonl"
+    lines.write_text(
+        json.dumps({"id": "long", "prompt": "Write a 30,000-word report on ice"}) + "\n"
+        + json.dumps({"id": "short", "prompt": "Write a 600-word note on ice"}) + "\n",
+        encoding="utf-8",
+    )  # fmt: skip
+    out = tmp_path / "out.jsonl"
+    with SectionServer() as server:
+        proc = subprocess.run(
+            [*LONGWRITE, "batch", str(lines), "-o", str(out), "--server", server.url],
+            capture_output=True, text=True, timeout=120,
+            env={**os.environ, "LONGWRITE_NO_LOG": "1"},
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+    records = {r["id"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert len(records["long"]["sections"]) >= 4 and "sections" not in records["short"]
+    assert 27_000 <= count_words(records["long"]["answer"]) <= 33_000
+    assert records["long"]["plan"]["source"] == "plan"
