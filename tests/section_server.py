@@ -192,8 +192,8 @@ class _Handler(BaseHTTPRequestHandler):
             used = sum(len(w) for w, _ in replies)
             usage = {"prompt_tokens": len(prompt) // 4, "completion_tokens": used,
                      "total_tokens": len(prompt) // 4 + used}  # fmt: skip
-            self._json(200, {"id": "c", "object": "text_completion", "created": 0,
-                             "model": body["model"], "choices": choices, "usage": usage})
+            reply = {"id": "c", "object": "text_completion", "created": 0, "model": body["model"]}
+            self._json(200, {**reply, "choices": choices, "usage": usage})
             return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
