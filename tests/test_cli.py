@@ -311,7 +311,10 @@ def test_best_of_prints_the_best_and_scores_every_candidate(monkeypatch):
 
 def test_a_target_that_cannot_fit_is_reported_before_generating(scripted):
     engine = scripted()
-    result = runner.invoke(app, ["write", "Write about tides", "--words", "30000", "--json"])
+    # --one-pass: without it such a target is written in sections (tests/test_sections.py)
+    result = runner.invoke(
+        app, ["write", "Write about tides", "--words", "30000", "--json", "--one-pass"]
+    )
     assert result.exit_code == 0, result.output
     line = next(x for x in result.stderr.splitlines() if "does not fit" in x)
     # 33,000 words (the top of the range) against a 32,768-token context

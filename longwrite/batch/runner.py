@@ -117,15 +117,26 @@ class _Tracked:
 
 def run_item(engine: Engine, item: BatchItem, base: WriteOptions) -> dict[str, Any] | None:
     """Write one line as the main job would; its output record, or None when cancelled."""
-    from longwrite.generate.job import budget_request, produce, resolve_request
+    from longwrite.generate.job import (
+        budget_request,
+        produce,
+        produce_sectioned,
+        resolve_request,
+        sections_for,
+    )
 
     opts = item_options(item, base)
-    request, _ = budget_request(opts, resolve_request(opts), engine)
-    made = produce(opts, request, engine, _Quiet())
-    result = made.result
+    request, budget = budget_request(opts, resolve_request(opts), engine)
     extra: dict[str, Any] = {}
-    if made.best is not None:
-        extra = {"best": made.best, "candidates": [c.summary() for c in made.candidates]}
+    sections = sections_for(opts, request, budget)
+    if sections is not None:  # longer than one pass: plan, then section by section
+        sectioned = produce_sectioned(opts, request, engine, budget, sections, _Quiet())
+        result, extra = sectioned.result, sectioned.extra()
+    else:
+        made = produce(opts, request, engine, _Quiet())
+        result = made.result
+        if made.best is not None:
+            extra = {"best": made.best, "candidates": [c.summary() for c in made.candidates]}
     if result.finish_reason == FINISH_CANCELLED:
         return None
     given = item.fields.get("id")

@@ -139,6 +139,10 @@ def write_cmd(
     guard_retries: opt.GuardRetries = GUARD_RETRIES,
     no_guard: opt.NoGuard = False,
     think_budget: opt.ThinkBudget = THINK_TOKENS,
+    sections: opt.Sections = None,
+    one_pass: opt.OnePass = False,
+    plan_only: opt.PlanOnly = False,
+    plan: opt.PlanFile = None,
 ) -> None:  # fmt: skip
     from longwrite.cli.write import run_write
     from longwrite.engines import EngineOptions
@@ -164,6 +168,10 @@ def write_cmd(
         guard=not no_guard,
         guard_retries=guard_retries,
         think_budget=think_budget,
+        sections=sections,
+        one_pass=one_pass,
+        plan_only=plan_only,
+        plan_file=plan,
         engine=EngineOptions(
             engine=engine,
             model=model,

@@ -94,6 +94,13 @@ def run_continue(c: ContinueOptions) -> int:
             check_writable(c.output)
         engine = load_local_engine(wopts.engine, backend)
         try:
+            if "outline" in record.options:  # a sectioned run: by section
+                from longwrite.cli.sectioned import continue_sectioned
+
+                return continue_sectioned(
+                    store, record, raw, wopts, request, engine, backend,
+                    output=c.output, replay=c.all, log=c.log,
+                )  # fmt: skip
             request = _allowance(record, request, engine, c)
             return _carry_on(store, record, raw, wopts, request, engine, backend, c)
         finally:

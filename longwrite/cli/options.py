@@ -6,6 +6,7 @@ here keeps their names, help texts and panels identical. Defaults stay in the si
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
@@ -117,3 +118,30 @@ ThinkBudget = Annotated[
         rich_help_panel=GUARDS,
     ),
 ]
+SECTIONS = "Sections"
+Sections = Annotated[
+    int | None,
+    typer.Option(
+        help="Write in N sections: plan once, then one pass per section (default: only "
+        "when the target does not fit one pass).",
+        rich_help_panel=SECTIONS,
+    ),
+]
+OnePass = Annotated[
+    bool,
+    typer.Option("--one-pass", help="Never split into sections.", rich_help_panel=SECTIONS),
+]
+PlanOnly = Annotated[
+    bool,
+    typer.Option(
+        "--plan-only", help="Print the sections' outline (Markdown; --json: structured) and stop.",
+        rich_help_panel=SECTIONS,
+    ),
+]  # fmt: skip
+PlanFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--plan", help='Write to this outline: Markdown headings, optional "(N words)".',
+        rich_help_panel=SECTIONS,
+    ),
+]  # fmt: skip

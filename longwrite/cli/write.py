@@ -5,7 +5,8 @@ reported before a model loads:
 1. the request (`generate.job.resolve_request`: target, steering, validation);
 2. `--dry-run`: print the resolved request (budget estimated without a tokenizer) and stop;
 3. check the output path, load the engine (a spinner on a terminal), budget `max_tokens`
-   with its tokenizer and context, and warn when the target cannot fit in one pass;
+   with its tokenizer and context; a target that cannot fit in one pass is written in
+   sections (`cli.sectioned`), or with `--one-pass` warned about;
 4. stream one document through the renderer (with continuation rounds when it ends short),
    or sample `--best-of` candidates and show the best; `-o FILE` through `FILE.partial`,
    committed only when the run ended on its own; `--json` at the end;
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from longwrite.cli.sectioned import get_outline, print_outline, sections_wanted, write_sectioned
 from longwrite.engines.base import FINISH_CANCELLED, Engine
 from longwrite.errors import EXIT_INTERRUPTED, say
 from longwrite.generate.job import WriteOptions, budget_request, resolve_request
@@ -25,6 +27,7 @@ from longwrite.prompt.request import Request
 if TYPE_CHECKING:
     from longwrite.display.renderer import Renderer
     from longwrite.generate.rounds import RawHook, Result
+    from longwrite.length.budget import Budget
 
 
 def dry_run(opts: WriteOptions, request: Request) -> None:
@@ -63,24 +66,23 @@ def run_write(opts: WriteOptions) -> int:
         check_writable(opts.output)
     engine = load_local_engine(opts.engine, backend)
     try:
-        request = _budgeted(opts, request, engine)
-        return _generate(opts, request, engine, backend)
+        request, budget = budget_request(opts, request, engine)
+        sections = sections_wanted(opts, request, budget)
+        if opts.plan_only:
+            print_outline(opts, get_outline(opts, request, engine, budget, sections or 0, None)[0])
+            return 0
+        return _generate(opts, request, engine, backend, (budget, sections))
     finally:
         engine.close()
 
 
-def _budgeted(opts: WriteOptions, request: Request, engine: Engine) -> Request:
-    request, budget = budget_request(opts, request, engine)
-    hi = request.target_range[1] if request.target_range else None
-    if not budget.fits and hi is not None:
-        say(
-            f"longwrite: warning: a {hi:,}-word answer does not fit in one pass: the context "
-            f"({budget.context:,} tokens) leaves room for about {budget.max_words:,} words"
-        )
-    return request
-
-
-def _generate(opts: WriteOptions, request: Request, engine: Engine, backend: str) -> int:
+def _generate(
+    opts: WriteOptions,
+    request: Request,
+    engine: Engine,
+    backend: str,
+    split: tuple[Budget, int | None],
+) -> int:
     from longwrite.display.renderer import Renderer, RenderOptions
     from longwrite.generate.record import recording, start_recording
     from longwrite.io.files import PartialFile
@@ -94,7 +96,11 @@ def _generate(opts: WriteOptions, request: Request, engine: Engine, backend: str
     recorder = start_recording(opts, request, engine, backend)
     with recording(recorder) as entry, target if target is not None else _nothing() as sink:
         with Renderer(options, sink=sink) as renderer:
-            result, extra = _produce(opts, request, engine, renderer, recorder.add)
+            if split[1] is None:
+                result, extra = _produce(opts, request, engine, renderer, recorder.add)
+            else:
+                made = write_sectioned(opts, request, engine, *split, renderer, recorder)
+                result, extra = made.result, made.extra()
         entry.done(result)
         if target is not None and result.finish_reason != FINISH_CANCELLED:
             target.commit()

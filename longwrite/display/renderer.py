@@ -98,6 +98,7 @@ class Renderer:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.options = options
+        self.section: str | None = None  # "section k/n" of a sectioned document, shown first
         self._stdout = stdout if stdout is not None else sys.stdout
         self._stderr = stderr if stderr is not None else sys.stderr
         self._sink = sink
@@ -396,7 +397,8 @@ class Renderer:
         gen = now - self._t_first if self._t_first is not None else 0.0
         writing = now - self._t_answer if self._t_answer is not None else 0.0
         words = self.words
-        return format_status(
+        label = f"{self.section} · " if self.section else ""
+        return label + format_status(
             self._phase,
             elapsed=now - self._t0,
             words=words,

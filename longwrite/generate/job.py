@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from longwrite.generate.best_of import Candidate, Progress, Scorer
     from longwrite.generate.guards import Guards
     from longwrite.generate.rounds import Continuation, EventSink, RawHook, Result, Resume
+    from longwrite.generate.sections import Sectioned
     from longwrite.length.budget import Budget
     from longwrite.length.targets import WordRange
 
@@ -54,6 +55,10 @@ class WriteOptions:
     guard: bool = True  # the loop guard (`--no-guard` turns it off)
     guard_retries: int = 2
     think_budget: int = THINK_TOKENS  # the budget's thinking allowance too; 0: no cap
+    sections: int | None = None  # write in N sections (None: only when one pass cannot hold it)
+    one_pass: bool = False  # never split, even when the target does not fit one pass
+    plan_only: bool = False  # print the outline and stop
+    plan_file: Path | None = None  # the user's outline: skip planning
 
     @property
     def guards(self) -> Guards:
@@ -77,6 +82,10 @@ def check_options(opts: WriteOptions, *, with_prompt: bool = True) -> None:
     )
     if opts.guard_retries < 0 or opts.think_budget < 0:
         raise LongwriteError("--guard-retries and --think-budget must be 0 or more")
+    if opts.sections is not None and opts.sections < 1:
+        raise LongwriteError("--sections must be 1 or more")
+    if opts.one_pass and (opts.sections or opts.plan_file or opts.plan_only):
+        raise LongwriteError("--one-pass cannot be combined with --sections, --plan or --plan-only")
 
 
 def resolve_request(opts: WriteOptions) -> Request:
@@ -234,3 +243,35 @@ def produce(
     sink.handle(AnswerDelta(result.answer))
     sink.handle(Done(result.finish_reason))
     return Produced(result, best, candidates)
+
+
+def sections_for(opts: WriteOptions, request: Request, budget: Budget) -> int | None:
+    """How many sections a request is written in without a display (`batch`, the API): the
+    count forced by `opts.sections`, else as many as the budget needs when the target does
+    not fit one pass (unless `opts.one_pass`), else None (one pass)."""
+    from longwrite.generate.sections import sections_needed
+
+    if request.target_words is None:
+        return None
+    if opts.sections is not None:
+        return opts.sections
+    if budget.fits or opts.one_pass:
+        return None
+    return sections_needed(request.target_words, budget.max_words)
+
+
+def produce_sectioned(
+    opts: WriteOptions, request: Request, engine: Engine, budget: Budget, n: int, sink: EventSink
+) -> Sectioned:
+    """Plan, then `n` sections (or the plan's own count when the budget chose it) into `sink`."""
+    from longwrite.generate.sections import plan_outline, section_cap, write_sections
+
+    assert request.target_words is not None
+    outline, plan_tokens = plan_outline(
+        engine, request, request.target_words, n, forced=opts.sections is not None,
+        cap=section_cap(budget.max_words), think_tokens=opts.think_budget,
+    )  # fmt: skip
+    return write_sections(
+        engine, request, outline, sink, max_rounds=opts.max_rounds, guards=opts.guards,
+        plan_tokens=plan_tokens, best=opts.best_of,
+    )  # fmt: skip

@@ -77,6 +77,15 @@ class Recorder:
             if self._pending >= self._chars or now - self._since >= self._interval:
                 self._flush()
 
+    def note(self, options: dict[str, Any]) -> None:
+        """Add to the run's options what it learned as it went (after the text so far)."""
+        if self.store is None or self.run_id is None:
+            return
+        with self._lock:
+            self._flush()
+            if self.store is not None:
+                self._guard(self.store.update_options, self.run_id, options)
+
     def flush(self) -> None:
         with self._lock:
             self._flush()

@@ -252,6 +252,14 @@ class Store:
             (RUNNING, my_owner(), time.time(), json.dumps(options), target, run_id),
         )
 
+    def update_options(self, run_id: str, options: dict[str, Any]) -> None:
+        """Add what a run learns as it goes (a sectioned run's outline) to its options."""
+        row = self.conn.execute("SELECT options FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            return
+        merged = {**json.loads(row[0] or "{}"), **options}
+        self.conn.execute("UPDATE runs SET options=? WHERE id=?", (json.dumps(merged), run_id))
+
     def finish(
         self,
         run_id: str,

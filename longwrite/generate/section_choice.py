@@ -1,0 +1,85 @@
+"""A section chosen among K candidates, and how much a section repeats the document before it.
+
+Sections must not restate earlier ones. The measure is the rewards' repetition penalty
+(`scoring.rewards.repetition_penalty`) over the whole document: a section's share is how much
+the penalty's repeated tokens grow when the section is appended, per token of the section, so
+it is the same measure a one-pass document of that length would get. With `--best-of K` each
+section is chosen among K candidates by the length reward against the section's range minus
+that share; when even the best one repeats the document beyond `REPEAT_LIMIT`, the section is
+sampled again (at most `RESAMPLES` times, seed moved on) and the choice is recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from longwrite.engines.base import FINISH_CANCELLED, Engine
+from longwrite.generate.best_of import Scorer, best_of
+from longwrite.generate.parser import split_think_answer
+from longwrite.generate.rounds import RawHook, Result
+from longwrite.io.counting import count_words
+from longwrite.prompt.request import Request
+from longwrite.scoring.rewards import TOKEN_RE, length_reward, repetition_penalty
+
+REPEAT_LIMIT = 0.2  # a section a fifth of which restates earlier text is sampled again
+RESAMPLES = 1
+
+
+def _tokens(text: str) -> int:
+    return len(TOKEN_RE.findall(text.lower()))
+
+
+class Before:
+    """The document before a section, with its repeated tokens counted once."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = _tokens(text)
+        self.repeated = repetition_penalty(text) * self.tokens if self.tokens else 0.0
+
+    def share(self, section: str) -> float:
+        """How much of `section` (in tokens) repeats the document before it, or itself."""
+        new = _tokens(section)
+        if not new:
+            return 0.0
+        whole = f"{self.text}\n\n{section}" if self.text else section
+        grown = repetition_penalty(whole) * (self.tokens + new) - self.repeated
+        return round(min(max(grown / new, 0.0), 1.0), 4)
+
+
+def section_scorer(before: Before, target_range: tuple[int, int]) -> Scorer:
+    lo, hi = target_range
+
+    def score(raw: str) -> dict[str, float]:
+        answer = split_think_answer(raw)[1]
+        length = length_reward(count_words(answer), lo, hi)
+        repetition = before.share(answer)
+        return {"length": length, "repetition": repetition, "total": length - repetition}
+
+    return score
+
+
+def choose_section(
+    engine: Engine, request: Request, k: int, before: Before, on_raw: RawHook | None
+) -> tuple[Result, dict[str, Any]]:
+    """The best of `k` candidates for one section, sampled again while it repeats; (the
+    chosen one, what was chosen and why, for `--json`)."""
+    assert request.target_range is not None
+    score = section_scorer(before, request.target_range)
+    tries: list[dict[str, Any]] = []
+    spent = 0
+    for attempt in range(RESAMPLES + 1):
+        sampling = request.sampling
+        if attempt and sampling.seed is not None:
+            sampling = replace(sampling, seed=sampling.seed + attempt)
+        result, candidates, best = best_of(engine, replace(request, sampling=sampling), k, score)
+        spent += result.tokens
+        tries.append({"best": best, "candidates": [c.summary() for c in candidates]})
+        repeated = candidates[best].scores["repetition"]
+        if repeated <= REPEAT_LIMIT or result.finish_reason == FINISH_CANCELLED:
+            break
+    if on_raw is not None:
+        on_raw(result.answer, spent)
+    choice = {**tries[-1], "resampled": len(tries) - 1, "tries": tries[:-1]}
+    return replace(result, tokens=spent), choice

@@ -1,0 +1,403 @@
+"""Documents longer than one pass: plan once, then write section by section.
+
+LongWriter-Zero plans in its thinking, so one request in its own template (stopped at
+`<answer>`) gives the plan; `generate.plan` reads the outline from it (or asks for one with
+our `prompts/outline_en.txt`, or splits evenly). Each section is then a raw continuation in
+the same template:
+
+    template(request) <think>PLAN + OUTLINE</think> <answer>\\n  <- shared, byte-identical
+    ## Earlier heading\\n\\n[…]\\n\\n ...                     <- headings of earlier sections
+    [...] last TAIL_CHARS of the document                   <- bounded recent text
+    ## This section's heading\\n\\n                         <- where the model writes
+
+What every section shares comes first and never changes, so a server's prefix cache computes
+it once; the rest is bounded (at most `MAX_HEADINGS` headings and `TAIL_CHARS` characters), so
+a prompt's size does not grow with the document and the cost is linear in its length. A
+section stops at the next planned heading (a stop string) or its budget; its length control
+is the one-pass machinery (`rounds.write_document`: budget, continuation when short). The
+sink sees one document: the plan's thinking once, headings and sections in order, one `Done`.
+The raw hook sees the same document as a one-pass transcript (`<think>plan</think> <answer>`
+then the sections), so the run log keeps the plan and every section as they complete.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from longwrite.engines.base import FINISH_CANCELLED, FINISH_STOP, Engine
+from longwrite.errors import say
+from longwrite.generate.guards import NO_GUARDS, Guards
+from longwrite.generate.parser import AnswerDelta, Done, Event, ThinkAnswerParser, ThinkDelta
+from longwrite.generate.plan import Outline, Part, even, read_outline, scale
+from longwrite.generate.rounds import (
+    Continuation,
+    EventSink,
+    RawHook,
+    Result,
+    Resume,
+    write_document,
+)
+from longwrite.generate.section_choice import Before, choose_section
+from longwrite.io.counting import count_words
+from longwrite.length.budget import THINK_TOKENS, plan_budget, tokens_per_word
+from longwrite.prompt.request import Request
+
+TAIL_CHARS = 6000  # about 1.5k tokens of the most recent text
+MAX_HEADINGS = 40  # earlier headings shown; older ones are left out
+ELIDED = "[…]"
+SECTION_LEVEL = "## "
+OUTLINE_TOKENS = 800
+PLAN_STOP = "<answer>"
+PLAN_END = "</think> <answer>\n"  # where the logged transcript's plan ends
+
+
+@dataclass(frozen=True)
+class Written:
+    """A sectioned run carried on: the sections finished, and the raw text of the one that
+    was being written (its heading already shown) when it stopped; None: start the next."""
+
+    done: tuple[tuple[str, str], ...]
+    partial: str | None
+    document: str  # the document so far, as it was shown
+
+
+@dataclass(frozen=True)
+class SectionResult:
+    """One section's figures for `--json`."""
+
+    heading: str
+    target: int
+    words: int
+    tokens: int
+    rounds: int
+    finish_reason: str
+    prompt_chars: int
+    repetition: float  # the share of the section that repeats the document before it
+    choice: dict[str, Any] | None = None  # with best-of: the candidates and the one chosen
+
+
+@dataclass(frozen=True)
+class Sectioned:
+    """A sectioned document: the whole as one `Result`, with its outline and sections."""
+
+    result: Result
+    outline: Outline
+    sections: list[SectionResult] = field(default_factory=list)
+
+    def extra(self) -> dict[str, Any]:
+        """The `--json` fields beside the result's: the plan and per-section figures."""
+        return {"plan": self.outline.to_json(), "sections": [vars(s) for s in self.sections]}
+
+
+def section_cap(max_words: int) -> int:
+    """The most words one section is planned to hold: half of what one pass holds once the
+    recent text is in the prompt (long passes lose quality; the rest is headroom)."""
+    return max((max_words - TAIL_CHARS // 4) // 2, 300)
+
+
+def sections_needed(target: int, max_words: int) -> int:
+    return max(math.ceil(target / section_cap(max_words)), 2)
+
+
+# -- the plan -------------------------------------------------------------------------------
+
+
+def write_plan(
+    engine: Engine, request: Request, sink: EventSink | None, think_tokens: int
+) -> tuple[str, int]:
+    """The model's plan for the whole document: (its thinking, tokens); thinking streams to
+    `sink` (shown once with `--thinking show`)."""
+    tokens = think_tokens or THINK_TOKENS  # `--think-budget`: the plan is thinking too
+    sampling = replace(
+        request.sampling, max_tokens=tokens, min_tokens=0, n=1,
+        stop=(*request.sampling.stop, PLAN_STOP),
+    )  # fmt: skip
+    parser = ThinkAnswerParser()
+    used = 0
+    stream = engine.stream(request.prompt, sampling)
+    try:
+        for chunk in stream:
+            used += chunk.tokens
+            for event in parser.feed(chunk.text or ""):
+                if isinstance(event, ThinkDelta) and sink is not None:
+                    sink.handle(event)
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+    for event in parser.close(FINISH_STOP):
+        if isinstance(event, ThinkDelta) and sink is not None:
+            sink.handle(event)
+    return (parser.thinking or parser.answer).strip(), used
+
+
+def ask_outline(engine: Engine, request: Request, n: int, target: int) -> list:
+    """Our outline prompt's parts, or [] when the reply holds none."""
+    from longwrite.prompt.templates import load_template
+
+    template = load_template("outline_en")
+    text = template.replace("{sections}", str(n)).replace("{words}", f"{target:,}")
+    text = text.replace("{question}", request.user_prompt)
+    sampling = replace(
+        request.sampling, max_tokens=OUTLINE_TOKENS, min_tokens=0, n=1, stop=request.sampling.stop
+    )
+    reply = "".join(c.text or "" for c in engine.stream(text, sampling))
+    return read_outline(reply)
+
+
+def choose_outline(
+    thinking: str, ask: Callable[[], list], target: int, n: int, *, forced: bool, cap: int
+) -> Outline:
+    """The plan's outline when usable, else the asked one, else an even split (said so).
+
+    Usable: exactly `n` parts when the count was forced, otherwise at least `n` parts none
+    of which is planned longer than a section may be."""
+
+    def usable(parts: list) -> tuple[Part, ...] | None:
+        if not parts or (forced and len(parts) != n) or (not forced and len(parts) < n):
+            return None
+        scaled = scale(parts, target)
+        return scaled if forced or max(p.words for p in scaled) <= cap else None
+
+    if (parts := usable(read_outline(thinking))) is not None:
+        return Outline(parts, "plan", thinking)
+    if (parts := usable(ask())) is not None:
+        return Outline(parts, "outline", thinking)
+    say(f"longwrite: note: no usable outline from the model: {n} equal sections")
+    return Outline(even(target, n), "even", thinking)
+
+
+# -- the sections ---------------------------------------------------------------------------
+
+
+def plan_text(outline: Outline) -> str:
+    """The thinking every section sees: the plan, then the outline as it will be written
+    (its word counts scaled to the target; the plan's own may differ, or it may have none)."""
+    plan = f"{outline.thinking}\n\n" if outline.thinking else ""
+    return f"{plan}Outline:\n{outline.markdown()}"
+
+
+def shared_prefix(request: Request, outline: Outline) -> str:
+    """What every section's prompt starts with, byte for byte."""
+    return f"{request.prompt} <think>{plan_text(outline)}{PLAN_END}"
+
+
+def recent(done: list[tuple[str, str]], tail_chars: int = TAIL_CHARS) -> str:
+    """The bounded view of the document so far: earlier headings, then the latest text."""
+    out: list[str] = []
+    room = tail_chars
+    for heading, text in reversed(done):
+        body = text.strip()
+        if room <= 0:
+            out.append(f"{SECTION_LEVEL}{heading}\n\n{ELIDED}\n\n")
+        elif len(body) <= room:
+            out.append(f"{SECTION_LEVEL}{heading}\n\n{body}\n\n")
+        else:
+            cut = body[-room:]
+            para = cut.find("\n\n")
+            cut = cut[para + 2 :] if 0 <= para < len(cut) // 2 else cut
+            out.append(f"{SECTION_LEVEL}{heading}\n\n{ELIDED}\n\n{cut}\n\n")
+        room -= len(body)
+        if len(out) >= MAX_HEADINGS:
+            break
+    return "".join(reversed(out))
+
+
+def section_prompt(prefix: str, done: list[tuple[str, str]], heading: str) -> str:
+    return f"{prefix}{recent(done)}{SECTION_LEVEL}{heading}\n\n"
+
+
+class _OneStream:
+    """The sections' events as one document: no `Done` between sections, no thinking; the
+    answer text as shown is kept (the document exactly as the user sees it)."""
+
+    def __init__(self, sink: EventSink) -> None:
+        self.sink = sink
+        self.shown: list[str] = []
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, AnswerDelta):
+            self.shown.append(event.text)
+            self.sink.handle(event)
+
+    def add_tokens(self, n: int) -> None:
+        self.sink.add_tokens(n)
+
+    def add(self, text: str) -> None:
+        self.handle(AnswerDelta(text))
+
+    @property
+    def text(self) -> str:
+        return "".join(self.shown)
+
+
+def _section_request(
+    request: Request, prompt: str, part: Part, stop: str | None, context: int | None,
+    count_tokens: Callable[[str], int | None],
+) -> Request:  # fmt: skip
+    lo, hi = round(part.words * 0.9), math.ceil(part.words * 1.1)
+    budget = plan_budget(
+        prompt, language=request.language, target_hi=hi, think=False,
+        context=context, count_tokens=count_tokens,
+    )  # fmt: skip
+    stops = (*request.sampling.stop, stop) if stop else request.sampling.stop
+    sampling = replace(request.sampling, max_tokens=budget.max_tokens, min_tokens=0, stop=stops)
+    return replace(
+        request, prompt=prompt, think=False, target_words=part.words, target_range=(lo, hi),
+        sampling=sampling,
+    )  # fmt: skip
+
+
+def _heading(stream: _OneStream, part: Part, on_raw: RawHook | None) -> None:
+    """The section's heading, after a paragraph break (only the line breaks missing)."""
+    shown = stream.text
+    sep = "\n\n"[: max(2 - (len(shown) - len(shown.rstrip("\n"))), 0)] if shown else ""
+    head = f"{sep}{SECTION_LEVEL}{part.heading}\n\n"
+    stream.add(head)
+    if on_raw is not None:
+        on_raw(head, 0)
+
+
+def read_written(raw: str, outline: Outline) -> Written:
+    """Where a logged sectioned run stopped: its finished sections and the partial one."""
+    doc = raw.partition(PLAN_END)[2]
+    found: list[tuple[str, int, int]] = []  # (heading, where it starts, where its text does)
+    at = 0
+    for part in outline.parts:
+        marker = f"{SECTION_LEVEL}{part.heading}\n\n"
+        i = doc.find(marker, at)
+        if i < 0 or (i > 0 and doc[i - 1] != "\n"):
+            break
+        found.append((part.heading, i, i + len(marker)))
+        at = i + len(marker)
+    done: list[tuple[str, str]] = []
+    shown: list[str] = []
+    for n, (heading, start, text_at) in enumerate(found):
+        end = found[n + 1][1] if n + 1 < len(found) else len(doc)
+        answer = _answer_of(doc[text_at:end])
+        shown += [doc[start:text_at] if n else doc[start:text_at].lstrip("\n"), answer]
+        done.append((heading, answer))
+    partial = None
+    if found:  # the last one found may not be finished: carried on from its raw text
+        done.pop()
+        partial = doc[found[-1][2] :]
+        shown[-1] = _answer_of(partial)
+    return Written(tuple(done), partial, "".join(shown))
+
+
+def _answer_of(raw: str) -> str:
+    parser = ThinkAnswerParser()
+    parser.feed(raw)
+    parser.close(FINISH_STOP)
+    return parser.answer
+
+
+def write_sections(
+    engine: Engine,
+    request: Request,
+    outline: Outline,
+    sink: EventSink,
+    *,
+    max_rounds: int = 2,
+    guards: Guards = NO_GUARDS,
+    on_raw: RawHook | None = None,
+    on_section: Callable[[int, int], None] | None = None,
+    plan_tokens: int = 0,
+    written: Written | None = None,
+    replay: bool = False,
+    best: int = 1,
+) -> Sectioned:
+    """Write `outline`'s parts in order into `sink` as one document; with `written`, carry a
+    logged run on (the document so far goes to `sink` only with `replay`). With `best` > 1
+    each section is the best of that many candidates (`generate.section_choice`)."""
+    started = time.monotonic()
+    prefix = shared_prefix(request, outline)
+    tpw, _ = tokens_per_word(request.language, engine.count_tokens)
+    stream = _OneStream(sink)
+    done: list[tuple[str, str]] = list(written.done) if written else []
+    partial = written.partial if written else None
+    if written is None:
+        if on_raw is not None:
+            on_raw(f"<think>{plan_text(outline)}{PLAN_END}", plan_tokens)
+    elif replay:
+        stream.add(written.document)
+    else:
+        stream.shown.append(written.document)
+    figures: list[SectionResult] = []
+    results: list[Result] = []
+    finish = FINISH_STOP
+    parts = outline.parts
+    for k in range(len(done), len(parts)):
+        part = parts[k]
+        if on_section is not None:
+            on_section(k + 1, len(parts))
+        before = Before(stream.text)
+        if partial is None:
+            _heading(stream, part, on_raw)
+        stop = f"\n{SECTION_LEVEL}{parts[k + 1].heading}" if k + 1 < len(parts) else None
+        prompt = section_prompt(prefix, done, part.heading)
+        sec = _section_request(request, prompt, part, stop, engine.info.context,
+                               engine.count_tokens)  # fmt: skip
+        rule = Continuation(sec.target_range[0], max_rounds, tpw) if max_rounds else None
+        choice = None
+        if best > 1 and partial is None:
+            result, choice = choose_section(engine, sec, best, before, on_raw)
+            stream.add(result.answer)
+        else:
+            resume = Resume(partial, FINISH_CANCELLED) if partial is not None else None
+            result = write_document(
+                engine, sec, stream, continuation=rule, on_raw=on_raw, guards=guards,
+                resume=resume,
+            )  # fmt: skip
+        partial = None
+        results.append(result)
+        done.append((part.heading, result.answer))
+        figures.append(
+            SectionResult(
+                part.heading, part.words, result.words, result.tokens, len(result.rounds),
+                result.finish_reason, len(prompt), before.share(result.answer), choice,
+            )
+        )  # fmt: skip
+        finish = result.finish_reason
+        if finish == FINISH_CANCELLED:
+            break
+    sink.handle(Done(finish))
+    document = stream.text
+    whole = Result(
+        prompt=request.user_prompt,
+        thinking=outline.thinking,
+        answer=document,
+        words=count_words(document),
+        tokens=plan_tokens + sum(r.tokens for r in results),
+        finish_reason=finish,
+        seconds=round(time.monotonic() - started, 3),
+        rounds=[rd for r in results for rd in r.rounds],
+        guard=[g for r in results for g in r.guard],
+    )
+    return Sectioned(whole, outline, figures)
+
+
+def plan_outline(
+    engine: Engine,
+    request: Request,
+    target: int,
+    n: int,
+    *,
+    forced: bool,
+    cap: int,
+    sink: EventSink | None = None,
+    think_tokens: int = THINK_TOKENS,
+) -> tuple[Outline, int]:
+    """Plan once and settle the outline: (outline, the plan's tokens)."""
+    thinking, tokens = "", 0
+    if request.think:  # `--no-think`: no plan of the model's own, straight to the outline
+        thinking, tokens = write_plan(engine, request, sink, think_tokens)
+    outline = choose_outline(
+        thinking, lambda: ask_outline(engine, request, n, target), target, n,
+        forced=forced, cap=cap,
+    )  # fmt: skip
+    return outline, tokens
