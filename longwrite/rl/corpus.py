@@ -202,19 +202,22 @@ def mix(
     for name in sources:
         stats.sources.setdefault(name, SourceStats()).epochs = 1
     taken = dict.fromkeys(sources, 0)
+    in_pass = dict.fromkeys(sources, 0)  # documents of the current pass
     while True:
         total = sum(taken.values())
         name = max(sources, key=lambda n: share[n] * (total + 1) - taken[n])
         doc = next(passes[name], None)
         if doc is None:
             s = stats.sources[name]
-            if s.documents == 0:
+            if in_pass[name] == 0:
                 raise CorpusError(
                     f"source {name}: no document of at least min_tokens ({s.dropped} shorter)"
                 )
             passes[name] = sources[name](s.epochs)
             s.epochs += 1
+            in_pass[name] = 0
             continue
+        in_pass[name] += 1
         taken[name] += len(doc)
         yield name, doc
 

@@ -14,8 +14,8 @@ otherwise (a log file, CI). Both come from one TrainerCallback, on the main proc
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TextIO
 
 from longwrite.display.status import format_duration

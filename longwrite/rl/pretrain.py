@@ -339,8 +339,13 @@ def run_pretrain(cfg: PretrainConfig, *, resume: bool = False, dry_run: bool = F
 
 def _trainer(cfg: PretrainConfig, args: Any, model_path: str, metrics: Any, stream: TextIO,
              cost: Cost, state: Any) -> tuple[Any, Any]:  # fmt: skip
-    from transformers import (AutoModelForCausalLM, AutoTokenizer, PrinterCallback,
-                              ProgressCallback, Trainer)  # fmt: skip
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        PrinterCallback,
+        ProgressCallback,
+        Trainer,
+    )
     from transformers.utils import logging as hf_logging
 
     from longwrite.rl.corpus import CorpusStats
