@@ -219,6 +219,7 @@ def mix(
             continue
         in_pass[name] += 1
         taken[name] += len(doc)
+        stats.sources[name].tokens = taken[name]  # as trained: repeated passes included
         yield name, doc
 
 

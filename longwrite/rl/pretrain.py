@@ -182,7 +182,9 @@ def packed_dataset(cfg: PretrainConfig, tokenizer: Any, masked: bool, stats: Any
 
         def start(epoch: int) -> Iterator[list[int]]:
             seed = c.seed * 1000 + epoch if (c.seed or epoch) else 0
-            part = stats.sources.setdefault(name, SourceStats())
+            # documents and drops are counted in the first pass only (each once); the tokens
+            # as `mix` hands them out, every pass included
+            part = stats.sources.setdefault(name, SourceStats()) if epoch == 0 else SourceStats()
             return documents(source_texts(s.path, s.field, seed=seed), tokenize, eos,
                              c.min_tokens, part)  # fmt: skip
 
