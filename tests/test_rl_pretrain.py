@@ -24,7 +24,7 @@ from longwrite.rl.corpus import (
 from longwrite.rl.metrics import read_metrics
 from longwrite.rl.run_dir import is_complete_checkpoint
 
-RECIPE = "rl/pretrain-tiny-cpu.yaml"
+RECIPE = "rl/pretrain/tiny-cpu.yaml"
 
 
 # ---- packing and mixing on hand-made documents -------------------------------------------
@@ -101,8 +101,27 @@ def write_corpus(root):
     from datasets import Dataset
 
     rng = random.Random(0)
-    words = ("harbour light keeper storm lantern quay market bread gull tide winter roof "
-             "report city heat tree shade evening window").split()
+    words = [
+        "harbour",
+        "light",
+        "keeper",
+        "storm",
+        "lantern",
+        "quay",
+        "market",
+        "bread",
+        "gull",
+        "tide",
+        "winter",
+        "roof",
+        "report",
+        "city",
+        "heat",
+        "tree",
+        "shade",
+        "evening",
+        "window",
+    ]
     long = root / "long"
     long.mkdir(parents=True)
     for i in range(8):
@@ -141,8 +160,11 @@ def test_attention_stays_inside_documents_with_packed_positions(tmp_path):
     model = AutoModelForCausalLM.from_pretrained(build_tiny_model(tmp_path / "m")).eval()
     a, b = [11, 12, 13, 14], [21, 22, 23]
     with torch.no_grad():
-        packed = model(torch.tensor([a + b]), position_ids=torch.tensor([[0, 1, 2, 3, 0, 1, 2]]),
-                       use_cache=False).logits[0, 4:]  # fmt: skip
+        packed = model(
+            torch.tensor([a + b]),
+            position_ids=torch.tensor([[0, 1, 2, 3, 0, 1, 2]]),
+            use_cache=False,
+        ).logits[0, 4:]
         alone = model(torch.tensor([b]), use_cache=False).logits[0]
         plain = model(torch.tensor([a + b]), use_cache=False).logits[0, 4:]
     assert torch.allclose(packed, alone, atol=1e-5)
@@ -162,9 +184,14 @@ def test_labels_skip_each_documents_first_token():
 
 
 def corpus_args(root, run):
-    return ["--set", f"corpus.sources.long.path={root / 'long'}",
-            "--set", f"corpus.sources.cot.path={root / 'cot.jsonl'}",
-            "--set", f"output_dir={run}"]  # fmt: skip
+    return [
+        "--set",
+        f"corpus.sources.long.path={root / 'long'}",
+        "--set",
+        f"corpus.sources.cot.path={root / 'cot.jsonl'}",
+        "--set",
+        f"output_dir={run}",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -247,8 +274,16 @@ def test_final_starts_an_rl_train_run(tiny_pretrain, tmp_path):
 def test_a_killed_pretrain_resumes_from_its_last_checkpoint(tmp_path):
     root = write_corpus(tmp_path)
     run = tmp_path / "run"
-    args = ["rl", "pretrain", RECIPE, *corpus_args(root, run), "--set", "train.max_steps=8",
-            "--set", "train.save_steps=3"]  # fmt: skip
+    args = [
+        "rl",
+        "pretrain",
+        RECIPE,
+        *corpus_args(root, run),
+        "--set",
+        "train.max_steps=8",
+        "--set",
+        "train.save_steps=3",
+    ]
     proc = subprocess.Popen([sys.executable, "-c", MOUNTED, *args], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:

@@ -72,7 +72,7 @@ def train_cmd(
 
 @rl_app.command("pretrain", help="Continual pretraining on long-form text (stage 0, YAML).")
 def pretrain_cmd(
-    config: Annotated[Path, typer.Argument(help="The recipe, e.g. rl/pretrain-tiny-cpu.yaml.")],
+    config: Annotated[Path, typer.Argument(help="The recipe, e.g. rl/pretrain/tiny-cpu.yaml.")],
     overrides: Annotated[
         list[str] | None, typer.Option("--set", help="Override a key (repeatable).")
     ] = None,
