@@ -303,3 +303,30 @@ def test_a_killed_pretrain_resumes_from_its_last_checkpoint(tmp_path):
     assert f"resuming from {run}/checkpoint-" in err
     assert [r["step"] for r in read_metrics(run / "metrics.jsonl")] == list(range(1, 9))
     assert (run / "final" / "model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_a_source_with_only_short_documents_is_one_line(tmp_path):
+    root = write_corpus(tmp_path)
+    args = [*corpus_args(root, tmp_path / "run"), "--set", "corpus.min_tokens=100000"]
+    code, _, err = run_cli(["rl", "pretrain", RECIPE, *args])
+    assert code == 2, err[-2000:]
+    last = err.rstrip().splitlines()[-1]
+    assert last == (f"longwrite: error: {RECIPE}: corpus.sources.long: no document of at "
+                    "least min_tokens (10 shorter)")  # fmt: skip
+    assert "Traceback" not in err
+
+
+def test_the_pretraining_recipes_are_valid(monkeypatch):
+    from longwrite.rl.config import read_yaml
+    from longwrite.rl.pretrain_config import pretrain_from_mapping
+
+    monkeypatch.chdir(REPO)
+    recipes = sorted((REPO / "rl" / "pretrain").glob("*.yaml"))
+    assert len(recipes) == 3
+    per_step = {}
+    for path in recipes:
+        cfg = pretrain_from_mapping(read_yaml(path), str(path))
+        processes = 64 if "64gpu" in path.name else 1
+        per_step[path.name] = cfg.sequences_per_step(processes) * cfg.corpus.seq_length
+    assert per_step["qwen2.5-32b-64gpu.yaml"] == 512 * 32_768  # the paper's batch

@@ -211,7 +211,8 @@ def mix(
             s = stats.sources[name]
             if in_pass[name] == 0:
                 raise CorpusError(
-                    f"source {name}: no document of at least min_tokens ({s.dropped} shorter)"
+                    f"corpus.sources.{name}: no document of at least min_tokens "
+                    f"({s.dropped} shorter)"
                 )
             passes[name] = sources[name](s.epochs)
             s.epochs += 1

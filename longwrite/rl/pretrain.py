@@ -321,6 +321,8 @@ def run_pretrain(cfg: PretrainConfig, *, resume: bool = False, dry_run: bool = F
         stream.flush()
     if dry_run:
         return PretrainResult(cfg.run_dir, None, 0, None, time.monotonic() - started)
+    from longwrite.rl.corpus import CorpusError
+
     checkpoint, metrics = prepare_run_dir(cfg, resume, state)
     try:
         trainer, stats = _trainer(cfg, args, model_path, metrics, stream, cost, state)
@@ -328,7 +330,10 @@ def run_pretrain(cfg: PretrainConfig, *, resume: bool = False, dry_run: bool = F
             note = f"resuming from {checkpoint}" if checkpoint else "starting"
             stream.write(f"{note}: {world_size()} process(es)\n")
             stream.flush()
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        try:
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        except CorpusError as e:  # found while streaming: say which recipe
+            raise ConfigError(f"{cfg.source}: {e}") from None
         final = save_final(trainer, cfg.run_dir)
         if state.is_main_process:
             stream.write(stats.line() + "\n")
