@@ -225,6 +225,13 @@ def test_dry_run_prints_the_cost_and_trains_nothing(tmp_path):
     assert "cost: 512 tokens/step x 30 steps = 15.36k tokens;" in err
     assert f"{6 * 488_064 * 15_360:.2e} FLOPs" in err and "at 40% of 989 TFLOPS" in err
     assert not list(run.glob("checkpoint-*")) and not (run / "metrics.jsonl").exists()
+    code, _, err = run_cli(["rl", "pretrain", RECIPE, *corpus_args(root, run), "--dry-run",
+                            "--set", "cost.gpus=64", "--set", "cost.gpu_tflops=100"])  # fmt: skip
+    assert code == 0, err
+    tokens = 4 * 64 * 128 * 30
+    hours = 6 * 488_064 * tokens / (64 * 100e12 * 0.4) / 3600
+    assert "cost: 32.77k tokens/step x 30 steps = 983.04k tokens;" in err
+    assert f"{hours:.2f} h on 64 x H100 (none visible here) at 40% of 100 TFLOPS" in err
 
 
 @pytest.fixture(scope="module")

@@ -114,7 +114,10 @@ def visible_gpus() -> tuple[int, str | None]:
 
 
 def estimate_cost(cfg: PretrainConfig, model: str) -> Cost:
-    gpus, name = visible_gpus()
+    """The run's cost on `cost.gpus` GPUs (else those of this launch), of the visible kind
+    (else `REFERENCE_GPU`), at `cost.gpu_tflops` (else the card's known peak)."""
+    seen, name = visible_gpus()
+    gpus = cfg.cost.gpus or seen or world_size()
     tflops = cfg.cost.gpu_tflops
     card = name or f"{REFERENCE_GPU} (none visible here)"
     if tflops is None:
@@ -122,9 +125,9 @@ def estimate_cost(cfg: PretrainConfig, model: str) -> Cost:
         tflops = GPU_TFLOPS[known[0]] if known else None
     return Cost(
         parameters=count_parameters(model),
-        tokens_per_step=cfg.sequences_per_step(world_size()) * cfg.corpus.seq_length,
+        tokens_per_step=cfg.sequences_per_step(gpus) * cfg.corpus.seq_length,
         steps=cfg.train.max_steps,
-        gpus=gpus or world_size(),
+        gpus=gpus,
         gpu=card,
         tflops=tflops,
         mfu=cfg.cost.mfu,

@@ -14,7 +14,7 @@ all of it before a model loads. Layout::
       min_tokens: 512                 # shorter documents are dropped (and counted)
       packing: auto                   # auto | masked | plain (attention across documents)
     train: {max_steps, learning_rate, lr_scheduler_type, warmup_steps, ...}
-    cost: {mfu: 0.4, gpu_tflops: null}  # the utilisation the cost estimate assumes
+    cost: {mfu: 0.4, gpu_tflops: null, gpus: null}  # what the cost estimate assumes
     trainer: {}                       # any other TrainingArguments field, passed as is
 
 Batch sizes count sequences: a step trains on per_device_train_batch_size x processes x
@@ -68,6 +68,7 @@ class PretrainTrainConfig(Section):
 class CostConfig(Section):
     mfu: Number = 0.4  # model FLOPs utilisation assumed for the hours
     gpu_tflops: Number | None = None  # peak dense bf16 TFLOPS per GPU; None: known cards
+    gpus: int | None = None  # GPUs (= processes) of the launch; None: those of this launch
 
 
 class PretrainConfig(Section):
@@ -135,6 +136,8 @@ def check_pretrain_values(cfg: PretrainConfig) -> None:
         fail("train.warmup_steps", "must be >= 0")
     if not 0 < cfg.cost.mfu <= 1:
         fail("cost.mfu", "must be in (0, 1]")
+    if cfg.cost.gpus is not None and cfg.cost.gpus < 1:
+        fail("cost.gpus", "must be at least 1")
     if cfg.cost.gpu_tflops is not None and cfg.cost.gpu_tflops <= 0:
         fail("cost.gpu_tflops", "must be positive")
 
