@@ -70,6 +70,33 @@ def train_cmd(
         typer.echo(str(result.final_dir))
 
 
+@rl_app.command("pretrain", help="Continual pretraining on long-form text (stage 0, YAML).")
+def pretrain_cmd(
+    config: Annotated[Path, typer.Argument(help="The recipe, e.g. rl/pretrain/tiny-cpu.yaml.")],
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a key (repeatable).")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the last complete checkpoint.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what the run will cost; train nothing.")
+    ] = False,
+) -> None:
+    from longwrite.rl.pretrain_config import load_pretrain_config
+
+    cfg = load_pretrain_config(config, overrides or [])
+    from longwrite.rl.pretrain import run_pretrain
+
+    result = run_pretrain(cfg, resume=resume, dry_run=dry_run)
+    if result.final_dir is None:
+        return
+    _say(f"done: step {result.steps} in {result.seconds:.0f} s; as `model:` of rl train: "
+         f"{result.final_dir}")  # fmt: skip
+    if _main_process():
+        typer.echo(str(result.final_dir))
+
+
 @rl_app.command("prepare", help="Apply the think template and give each prompt a word range.")
 def prepare_cmd(
     prompts: Annotated[

@@ -56,7 +56,7 @@ __all__ = [
     "ENGINES", "PRECISIONS", "TINY", "ConfigError", "FormatRewardConfig", "LengthRewardConfig",
     "RewardsConfig", "RolloutConfig", "RunConfig", "TrainConfig", "WritingRewardConfig",
     "check_batch", "check_files", "check_values", "config_from_mapping", "known_keys",
-    "load_config", "parse_set", "read_yaml", "suggest", "world_size",
+    "load_config", "merge", "parse_set", "read_yaml", "suggest", "world_size",
 ]  # fmt: skip
 
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
@@ -86,11 +86,11 @@ def parse_set(assignments: list[str], where: str) -> dict[str, Any]:
     return out
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = merge(out[key], value)
         else:
             out[key] = value
     return out
@@ -243,7 +243,7 @@ def load_config(
     source = str(path)
     raw = read_yaml(path)
     if overrides:
-        raw = _merge(raw, parse_set(overrides, source))
+        raw = merge(raw, parse_set(overrides, source))
     cfg = config_from_mapping(raw, source)
     if for_training:
         check_batch(cfg, world_size() if processes is None else processes)

@@ -14,6 +14,7 @@ otherwise (a log file, CI). Both come from one TrainerCallback, on the main proc
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -112,8 +113,19 @@ def progress_line(step: int, total: int, record: dict[str, Any], eta: float | No
     return " · ".join(parts)
 
 
-def run_callbacks(metrics: AppendLog | None, stream: TextIO) -> list[Any]:
-    """The metrics writer and the progress display, as TrainerCallbacks (main process only)."""
+def run_callbacks(
+    metrics: AppendLog | None,
+    stream: TextIO,
+    *,
+    record: Callable[[int, dict[str, Any], float], dict[str, Any]] = metrics_line,
+    line: Callable[[int, int, dict[str, Any], float | None], str] = progress_line,
+    ready: str = "reward",
+    label: str = "GRPO",
+) -> list[Any]:
+    """The metrics writer and the progress display, as TrainerCallbacks (main process only).
+
+    A log that holds `ready` is a step's record; `record` and `line` shape it (GRPO's by
+    default, `rl pretrain` passes its own)."""
     from transformers import TrainerCallback
 
     class RunLog(TrainerCallback):
@@ -134,7 +146,7 @@ def run_callbacks(metrics: AppendLog | None, stream: TextIO) -> list[Any]:
 
                 console = Console(file=stream)
                 self.progress = Progress(
-                    TextColumn("GRPO"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn(label), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[line]}"), console=console, transient=False,
                 )  # fmt: skip
                 self.task = self.progress.add_task(
@@ -143,20 +155,20 @@ def run_callbacks(metrics: AppendLog | None, stream: TextIO) -> list[Any]:
                 self.progress.start()
 
         def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
-            if not state.is_world_process_zero or not logs or "reward" not in logs:
+            if not state.is_world_process_zero or not logs or ready not in logs:
                 return
-            record = metrics_line(state.global_step, logs, time.time())
+            entry = record(state.global_step, logs, time.time())
             if metrics is not None:
-                metrics.append(record)
+                metrics.append(entry)
             done = state.global_step - (self.first_step or 0)
             elapsed = time.monotonic() - self.started
             eta = elapsed / done * (state.max_steps - state.global_step) if done > 0 else None
-            line = progress_line(state.global_step, state.max_steps, record, eta)
+            shown = line(state.global_step, state.max_steps, entry, eta)
             if self.progress is not None:
-                text = line.split(" · ", 1)[1] if " · " in line else ""
+                text = shown.split(" · ", 1)[1] if " · " in shown else ""
                 self.progress.update(self.task, completed=state.global_step, line=text)
             else:
-                stream.write(line + "\n")
+                stream.write(shown + "\n")
                 stream.flush()
 
         def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

@@ -38,6 +38,12 @@ CURVES = (
     Curve("entropy", "policy entropy", "nats per token"),
     Curve("step_time", "time per step", "seconds"),
 )
+PRETRAIN_CURVES = (  # `rl pretrain` runs (their records count "tokens")
+    Curve("loss", "training loss", "nats per token"),
+    Curve("learning_rate", "learning rate", "learning rate"),
+    Curve("tokens_per_second", "throughput", "tokens per second"),
+    Curve("grad_norm", "gradient norm", "norm"),
+)
 
 
 def moving_average(values: list[float], window: int) -> list[float]:
@@ -88,7 +94,7 @@ def plot_run(
     from matplotlib.figure import Figure
 
     written = []
-    for curve in CURVES:
+    for curve in PRETRAIN_CURVES if "tokens" in records[0] else CURVES:
         steps, values = series(records, curve.key)
         if not steps:
             continue

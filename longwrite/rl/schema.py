@@ -68,6 +68,9 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+Section = _Section  # the base of other recipes' sections (`pretrain_config`)
+
+
 class RolloutConfig(_Section):
     """How completions are sampled (the paper's settings by default)."""
 
@@ -203,9 +206,11 @@ def _keys_of(cls: type[BaseModel], prefix: str) -> list[str]:
     return keys
 
 
-def known_keys() -> list[str]:
-    """Every dotted key a recipe may set (except the free-form `trl.*`)."""
-    return [key for key in _keys_of(RunConfig, "") if key != "trl"]
+def known_keys(root: type[BaseModel] | None = None) -> list[str]:
+    """Every dotted key a recipe (`root`, by default `rl train`'s) may set, except the
+    free-form pass-through sections (`trl.*`, `trainer.*`)."""
+    keys = _keys_of(root or RunConfig, "")
+    return [key for key in keys if key not in ("trl", "trainer")]
 
 
 def suggest(key: str, candidates: list[str]) -> str:
@@ -228,21 +233,29 @@ _EXPECTED = {
     "bool_type": "true or false",
     "string_type": "a string",
     "model_type": "a mapping of keys",
-    "dict_type": "a mapping of GRPOConfig fields",  # the one free-form mapping: `trl`
+    "dict_type": "a mapping of keys",
+}
+_PASS_THROUGH = {  # the free-form mappings, handed to TRL / transformers as they are
+    "trl": "a mapping of GRPOConfig fields",
+    "trainer": "a mapping of TrainingArguments fields",
 }
 
 
-def _choices(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """The values a Literal key allows, found by walking the models along `loc`."""
-    cls: type[BaseModel] | None = RunConfig
+def _choices(loc: tuple[Any, ...], root: type[BaseModel]) -> tuple[Any, ...]:
+    """The values a Literal key allows, found by walking the models along `loc` (a part
+    that is not a field is the key of a mapping of sections)."""
+    cls: type[BaseModel] | None = root
     tp: Any = None
     for part in loc:
-        tp = cls.model_fields[part].annotation if cls else None
+        if cls is not None and part in cls.model_fields:
+            tp = cls.model_fields[part].annotation
         cls = _model_of(tp)
     return typing.get_args(tp)
 
 
-def fault_line(error: ValidationError, source: str) -> ConfigError:
+def fault_line(
+    error: ValidationError, source: str, root: type[BaseModel] | None = None
+) -> ConfigError:
     """pydantic's report as one line: an unknown key first (a typo explains the rest)."""
     faults = error.errors()
     first = min(faults, key=lambda f: f["type"] not in ("extra_forbidden", "invalid_key"))
@@ -250,11 +263,13 @@ def fault_line(error: ValidationError, source: str) -> ConfigError:
     key = ".".join(map(str, loc))
     shown = "null" if value is None else repr(value)
     if kind in ("extra_forbidden", "invalid_key"):
-        message = f"unknown key '{key}'{suggest(key, known_keys())}"
+        message = f"unknown key '{key}'{suggest(key, known_keys(root))}"
     elif kind == "missing":
         message = f"{key} is required"
     elif kind == "literal_error":
-        message = f"{key} must be one of {', '.join(_choices(loc))}, not {shown}"
+        message = f"{key} must be one of {', '.join(_choices(loc, root or RunConfig))}, not {shown}"
+    elif kind == "dict_type" and key in _PASS_THROUGH:
+        message = f"{key} must be {_PASS_THROUGH[key]}, not {shown}"
     elif kind in _EXPECTED:
         message = f"{key} must be {_EXPECTED[kind]}, not {shown}"
     else:  # nothing in the recipe's types leads here; say pydantic's own words
