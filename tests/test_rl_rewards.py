@@ -243,3 +243,21 @@ def test_classifier_scores_the_answer_alone_in_batches(reward_model_dir):
     assert "answer_words" in metrics
     # An empty answer still gets a number (the end-of-text token alone).
     assert isinstance(reward(["p"], ["<think>only a plan</think>"])[0], float)
+
+
+def test_judge_chat_asks_over_the_chat_endpoint():
+    from judge_servers import judge
+
+    with judge(lambda prompt: "Fine work.\nScore: 7") as server:
+        cfg = WritingRewardConfig(
+            judge=server.url, judge_chat=True, judge_max_tokens=64, timeout=10
+        )
+        reward = JudgeReward(openai_judge(cfg), concurrency=2, backoff=0)
+        try:
+            scores = reward(["p"], ["<think>x</think><answer>An answer."], question=["Write."])
+        finally:
+            reward.close()
+    assert scores == [pytest.approx(6 / 9)]
+    assert [path for path, _ in server.asked] == ["/v1/chat/completions"]
+    sent = server.asked[0][1]
+    assert sent.startswith(judge_prompt("Write.", "")[:40]) and "<think>" not in sent

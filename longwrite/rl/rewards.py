@@ -52,7 +52,7 @@ from longwrite.errors import LongwriteError
 from longwrite.generate.parser import split_think_answer
 from longwrite.io.counting import count_words
 from longwrite.prompt.templates import PLACEHOLDER, load_template
-from longwrite.scoring.judge import Ask, CompletionsEndpoint, JudgeClient
+from longwrite.scoring.judge import Ask, CompletionsEndpoint, JudgeClient, endpoint
 from longwrite.scoring.rewards import format_reward, format_with_repetition, length_reward
 from longwrite.scoring.rewards import repetition_penalty as repeated_share
 
@@ -231,11 +231,13 @@ class JudgeReward(JudgeClient):
 
 def openai_judge(w: WritingRewardConfig) -> CompletionsEndpoint:
     """The judge server of `rewards.writing.judge` (reached now: a wrong URL fails early);
-    its context is the server's max_model_len, else `rewards.writing.judge_context`."""
+    its context is the server's max_model_len, else `rewards.writing.judge_context`;
+    `judge_chat` asks over the chat endpoint, so the server applies the judge's template."""
     assert w.judge is not None
-    return CompletionsEndpoint(
+    return endpoint(
         w.judge,
         w.judge_model,
+        chat=w.judge_chat,
         timeout=w.timeout,
         max_tokens=w.judge_max_tokens,
         temperature=w.judge_temperature,

@@ -105,6 +105,7 @@ class WritingRewardConfig(_Section):
     max_length: int = 16_384  # tokens of the answer the reward model sees
     judge: str | None = None  # OpenAI-compatible server URL of the judge
     judge_model: str | None = None  # default: the first model the server lists
+    judge_chat: bool = False  # ask over /v1/chat/completions (the judge's chat template)
     concurrency: int = 8  # judge requests in flight
     attempts: int = 3  # per completion, for failures and unreadable replies
     judge_max_tokens: int = 1024

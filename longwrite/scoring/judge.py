@@ -307,8 +307,16 @@ def endpoint(
     chat: bool,
     timeout: float,
     max_tokens: int,
+    temperature: float = 0.0,
     default_context: int = DEFAULT_CONTEXT,
 ) -> CompletionsEndpoint:
     """The judge at `url`, over the chat endpoint or the raw completions one."""
     kind = ChatEndpoint if chat else CompletionsEndpoint
-    return kind(url, model, timeout=timeout, max_tokens=max_tokens, default_context=default_context)
+    return kind(
+        url,
+        model,
+        timeout=timeout,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        default_context=default_context,
+    )
