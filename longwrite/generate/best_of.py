@@ -4,6 +4,14 @@ The engine samples K candidates at once (`Sampling.n`); each is scored with the 
 the RL recipe trains with (length, format, repetition) and the best total wins, ties going to
 the earliest candidate. A candidate cut off by Ctrl-C never wins against one that ended on
 its own. Continuation rounds are for the single-stream path (`generate.rounds`).
+
+Guards act per candidate once the batch has ended (the K candidates share one request, so
+none can be stopped alone): each candidate's text is replayed through `write_document` with
+the guards on, as if it streamed. Where a guard acts (a loop, thinking over its budget, an
+answer never opened) the candidate is repaired as a single stream would be: cut back and
+carried on from there by the real engine with the tokens it has left. A candidate no guard
+touches costs no request. Its interventions are in its summary, and the winner's in the
+result.
 """
 
 from __future__ import annotations
@@ -13,9 +21,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from longwrite.engines.base import FINISH_CANCELLED, Engine
-from longwrite.generate.parser import split_think_answer
-from longwrite.generate.rounds import Result
+from longwrite.engines.base import FINISH_CANCELLED, Chunk, Engine, EngineInfo, Sampling
+from longwrite.generate.guards import NO_GUARDS, Guards
+from longwrite.generate.parser import Event, split_think_answer
+from longwrite.generate.rounds import Result, write_document
 from longwrite.io.counting import count_words
 from longwrite.prompt.request import Request
 
@@ -31,6 +40,7 @@ class Candidate:
     tokens: int
     finish_reason: str
     scores: dict[str, float] = field(default_factory=dict)
+    guard: list[dict[str, Any]] = field(default_factory=list)  # the guards' interventions
 
     def summary(self) -> dict[str, Any]:
         data = asdict(self)
@@ -52,10 +62,12 @@ def best_of(
     *,
     progress: Progress | None = None,
     on_raw: Callable[[str, int], None] | None = None,
+    guards: Guards = NO_GUARDS,
 ) -> tuple[Result, list[Candidate], int]:
     """Sample `k` candidates in one batch: (the best as a Result, all of them, its index).
 
-    `on_raw` receives the chosen candidate's raw text once it is chosen (the run log)."""
+    `on_raw` receives the chosen candidate's raw text once it is chosen (the run log);
+    `guards` check and repair each candidate before it is scored."""
     started = time.monotonic()
     texts = [""] * k
     tokens = [0] * k
@@ -79,6 +91,13 @@ def best_of(
         close = getattr(stream, "close", None)
         if close is not None:
             close()
+    interventions: list[list[dict[str, Any]]] = [[] for _ in range(k)]
+    if not interrupted and guards != NO_GUARDS:
+        for i in range(k):
+            texts[i], tokens[i], finish[i], interventions[i] = guard_candidate(
+                engine, request, texts[i], tokens[i], finish[i] or FINISH_CANCELLED, guards,
+                progress=None if progress is None else _indexed(progress, i),
+            )  # fmt: skip
     candidates = []
     for i, raw in enumerate(texts):
         thinking, answer = split_think_answer(raw)
@@ -91,6 +110,7 @@ def best_of(
                 tokens=tokens[i],
                 finish_reason=finish[i] or FINISH_CANCELLED,
                 scores=score(raw),
+                guard=interventions[i],
             )
         )
     best = choose_best(candidates)
@@ -105,8 +125,96 @@ def best_of(
         # an interrupted run is interrupted, whichever candidate is shown
         finish_reason=FINISH_CANCELLED if interrupted else best.finish_reason,
         seconds=round(time.monotonic() - started, 3),
+        guard=best.guard,
     )
     return result, candidates, best.index
+
+
+REPLAY_CHARS = 64  # characters per chunk when a candidate's text is replayed to the guards
+
+
+def guard_candidate(
+    engine: Engine,
+    request: Request,
+    raw: str,
+    tokens: int,
+    finish: str,
+    guards: Guards,
+    *,
+    progress: Callable[[int, str | None], None] | None = None,
+) -> tuple[str, int, str, list[dict[str, Any]]]:
+    """One candidate through the guards: (raw text, tokens, finish reason, interventions),
+    unchanged where no guard acts. `progress(tokens, finish)` follows a repair."""
+    replay = _Replay(engine, raw, tokens, finish)
+    kept: list[str] = []
+    sink = _Tally(replay, tokens, progress)
+    result = write_document(
+        replay, request, sink, on_raw=lambda text, _n: kept.append(text), guards=guards
+    )
+    if not result.guard:
+        return raw, tokens, finish, []
+    spent = tokens + sum(r.tokens for r in result.rounds[1:])  # the batch's, then the repairs'
+    if progress is not None:
+        progress(spent, result.finish_reason)
+    return "".join(kept), spent, result.finish_reason, result.guard
+
+
+def _indexed(progress: Progress, index: int) -> Callable[[int, str | None], None]:
+    return lambda tokens, finish: progress(index, tokens, finish)
+
+
+class _Replay:
+    """The engine a candidate's guard pass talks to: the first request replays the text the
+    batch already produced (its tokens spread over the pieces); later ones, the repairs, go
+    to the real engine."""
+
+    def __init__(self, engine: Engine, raw: str, tokens: int, finish: str) -> None:
+        self.engine = engine
+        self.info: EngineInfo = engine.info
+        self._first: tuple[str, int, str] | None = (raw, tokens, finish)
+        self.repairing = False
+
+    def stream(self, prompt: str, sampling: Sampling) -> Any:
+        if self._first is None:
+            self.repairing = True
+            return self.engine.stream(prompt, sampling)
+        first, self._first = self._first, None
+        return _replayed(*first)
+
+    def count_tokens(self, text: str) -> int | None:
+        return self.engine.count_tokens(text)
+
+    def close(self) -> None:  # the real engine belongs to the caller
+        pass
+
+
+def _replayed(raw: str, tokens: int, finish: str) -> Any:
+    pieces = [raw[i : i + REPLAY_CHARS] for i in range(0, len(raw), REPLAY_CHARS)] or [""]
+    given = 0
+    for n, piece in enumerate(pieces, 1):
+        share = tokens * n // len(pieces) - given
+        given += share
+        yield Chunk(piece, share, finish if n == len(pieces) else None)
+
+
+class _Tally:
+    """The sink of a guard pass: no display; a repair's tokens go to `progress`."""
+
+    def __init__(
+        self, replay: _Replay, tokens: int, progress: Callable[[int, str | None], None] | None
+    ) -> None:
+        self._replay = replay
+        self._tokens = tokens  # what the batch spent on this candidate, then the repairs
+        self._progress = progress
+
+    def handle(self, event: Event) -> None:
+        pass
+
+    def add_tokens(self, n: int) -> None:
+        if self._replay.repairing:
+            self._tokens += n
+            if self._progress is not None:
+                self._progress(self._tokens, None)
 
 
 def choose_best(candidates: list[Candidate]) -> Candidate:

@@ -236,8 +236,9 @@ def produce(
             )
         )
     result, candidates, best = best_of(
-        engine, request, opts.best_of, scorer_for(request), progress=progress, on_raw=on_raw
-    )
+        engine, request, opts.best_of, scorer_for(request), progress=progress, on_raw=on_raw,
+        guards=opts.guards,
+    )  # fmt: skip
     if result.thinking:
         sink.handle(ThinkDelta(result.thinking))
     sink.handle(AnswerDelta(result.answer))
