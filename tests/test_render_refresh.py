@@ -9,20 +9,15 @@ simulated: each test streams many seconds of tokens in a few milliseconds of rea
 
 from __future__ import annotations
 
-import fcntl
 import io
-import os
 import re
-import struct
-import subprocess
 import sys
-import termios
 import time
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pty_run import run_on_pty, terminal_env
 from scripted import random_cut
 from test_render import _LINES, one_shot, screen
 
@@ -218,34 +213,12 @@ def test_the_cli_on_a_terminal_at_the_real_pace(tmp_path):
         pieces=(4,),
         delay=1 / PACE,
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR")}
-    env.update(TERM="xterm-256color", PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
     with ScriptedServer(script) as server:
         started = time.monotonic()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "longwrite", prompt, "--server", server.url],
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
-            env=env,
-            start_new_session=True,
-        )
-        os.close(slave)
-        chunks = []
-        while True:
-            try:
-                data = os.read(master, 1 << 16)
-            except OSError:  # EIO: the terminal's last writer is gone
-                break
-            if not data:
-                break
-            chunks.append(data)
-        os.close(master)
-        assert proc.wait(30) == 0
+        code, out = run_on_pty([sys.executable, "-m", "longwrite", prompt, "--server", server.url],
+                               terminal_env())  # fmt: skip
+        assert code == 0
         seconds = time.monotonic() - started
-    out = b"".join(chunks).decode()
     shown = screen(out)
     assert shown[:-1] == one_shot(doc, width=100)
     assert shown[-1].startswith(f"done · {count_words(doc)} words · ")

@@ -392,3 +392,23 @@ def test_batch_records_one_row_pointing_at_its_output(tmp_path, capsys):
     assert len(out.read_text().splitlines()) == 3  # the items are in OUT, not in the log
     code, listing, _ = run_main(["logs"], capsys)
     assert f"batch -> {out}" in listing and "done" in listing
+
+
+@pytest.mark.slow
+def test_logs_show_renders_markdown_on_a_terminal(engines, capsys):
+    """On a terminal `logs show` prints the document as the main command's final render
+    (Markdown, no status line, no escape codes beyond colour); piped it stays raw."""
+    from pty_run import run_on_pty, terminal_env
+    from test_render import one_shot, screen
+
+    engines.append(ScriptedEngine(cut(TRANSCRIPT)))
+    run_main(["Write about tides", "--max-rounds", "0"], capsys)
+    code, out = run_on_pty(
+        [sys.executable, "-m", "longwrite", "logs", "show", "last"],
+        terminal_env(LONGWRITE_HOME=os.environ["LONGWRITE_HOME"]),
+    )
+    assert code == 0, out
+    assert "\x1b[" in out  # styled: this is the rendered form, not the raw text
+    shown = [line for line in screen(out) if line.strip()]
+    assert shown == [line for line in one_shot(ANSWER, width=100) if line.strip()]
+    assert "<answer>" not in out and "Plan: a title" not in out  # thinking hidden
