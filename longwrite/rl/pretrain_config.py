@@ -26,10 +26,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from longwrite.rl.config import is_local_path, merge, parse_set, read_yaml
-from longwrite.rl.schema import TINY, ConfigError, Number, Precision, Section, fault_line
+from longwrite.rl.schema import (
+    TINY,
+    ConfigError,
+    Number,
+    Precision,
+    Recipe,
+    Section,
+    fault_line,
+)
 
 Packing = Literal["auto", "masked", "plain"]
 
@@ -71,14 +79,12 @@ class CostConfig(Section):
     gpus: int | None = None  # GPUs (= processes) of the launch; None: those of this launch
 
 
-class PretrainConfig(Section):
+class PretrainConfig(Recipe):
     model: str
-    output_dir: str
     corpus: CorpusConfig
     train: PretrainTrainConfig = PretrainTrainConfig()
     cost: CostConfig = CostConfig()
     trainer: dict[Any, Any] = Field(default_factory=dict)  # checked against TrainingArguments
-    _source: str = PrivateAttr(default="<config>")
 
     @field_validator("train", "cost", mode="before")
     @classmethod
@@ -90,24 +96,8 @@ class PretrainConfig(Section):
     def _trainer_or_empty(cls, value: Any) -> Any:
         return value or {}
 
-    def model_post_init(self, context: Any) -> None:
-        if isinstance(context, dict) and "source" in context:
-            self._source = context["source"]
-
-    @property
-    def source(self) -> str:
-        return self._source
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.output_dir)
-
     def sequences_per_step(self, processes: int) -> int:
-        t = self.train
-        return t.per_device_train_batch_size * processes * t.gradient_accumulation_steps
-
-    def to_json(self) -> dict[str, Any]:
-        return self.model_dump()
+        return self._per_step(processes)
 
 
 def check_pretrain_values(cfg: PretrainConfig) -> None:

@@ -71,6 +71,35 @@ class _Section(BaseModel):
 Section = _Section  # the base of other recipes' sections (`pretrain_config`)
 
 
+class Recipe(_Section):
+    """A whole recipe file (`rl train`'s, `rl pretrain`'s): where it came from, for messages
+    (`source`, not one of its keys), and where its run writes."""
+
+    output_dir: str
+    _source: str = PrivateAttr(default="<config>")
+
+    def model_post_init(self, context: Any) -> None:
+        if isinstance(context, dict) and "source" in context:
+            self._source = context["source"]
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir)
+
+    def _per_step(self, processes: int) -> int:
+        """Sequences one optimizer step takes: per device, times processes, times
+        accumulation (both recipes' `train` sections name them the same)."""
+        t = self.train  # type: ignore[attr-defined]
+        return t.per_device_train_batch_size * processes * t.gradient_accumulation_steps
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
 class RolloutConfig(_Section):
     """How completions are sampled (the paper's settings by default)."""
 
@@ -149,17 +178,15 @@ class TrainConfig(_Section):
 _DEFAULT_REWARDS = RewardsConfig(length=LengthRewardConfig(), format=FormatRewardConfig())
 
 
-class RunConfig(_Section):
+class RunConfig(Recipe):
     """A whole recipe; `source` (the file it came from, for messages) is not one of its keys."""
 
     model: str
     data: str
-    output_dir: str
     rollout: RolloutConfig = RolloutConfig()
     rewards: RewardsConfig = _DEFAULT_REWARDS  # length and format: writing needs a model
     train: TrainConfig = TrainConfig()
     trl: dict[Any, Any] = Field(default_factory=dict)  # checked against GRPOConfig in train
-    _source: str = PrivateAttr(default="<config>")
 
     @field_validator("rollout", "rewards", "train", mode="before")
     @classmethod
@@ -171,24 +198,8 @@ class RunConfig(_Section):
     def _trl_or_empty(cls, value: Any) -> Any:
         return value or {}
 
-    def model_post_init(self, context: Any) -> None:
-        if isinstance(context, dict) and "source" in context:
-            self._source = context["source"]
-
-    @property
-    def source(self) -> str:
-        return self._source
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.output_dir)
-
     def completions_per_step(self, processes: int) -> int:
-        t = self.train
-        return t.per_device_train_batch_size * processes * t.gradient_accumulation_steps
-
-    def to_json(self) -> dict[str, Any]:
-        return self.model_dump()
+        return self._per_step(processes)
 
 
 def _model_of(tp: Any) -> type[BaseModel] | None:
