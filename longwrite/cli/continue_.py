@@ -15,6 +15,7 @@ again when nothing useful is left (a cut-off run); with `--words N`, the budget 
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -221,7 +222,7 @@ def _carry_on(
     target = PartialFile(c.output) if c.output is not None else None
     # The output file is opened (or refused) before the run is claimed: a refusal leaves the
     # run as it was.
-    with target if target is not None else _Nothing() as sink:
+    with target if target is not None else nullcontext() as sink:
         recorder = resume_run(store, record.id, options, request.target_words) if c.log else None
         recorder = recorder or Recorder(None, None)
         with recording(recorder) as entry:
@@ -235,11 +236,3 @@ def _carry_on(
         say(f"interrupted: kept {result.words} words; `longwrite continue {record.id}` carries on")
         return EXIT_INTERRUPTED
     return 0
-
-
-class _Nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

@@ -9,6 +9,7 @@ them, or with `--plan FILE`; `--one-pass` keeps today's single pass and its warn
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -151,7 +152,7 @@ def continue_sectioned(
         answer="none" if output is not None else "auto",
     )
     target = PartialFile(output) if output is not None else None
-    with target if target is not None else _Nothing() as sink:
+    with target if target is not None else nullcontext() as sink:
         recorder = resume_run(store, record.id, options, request.target_words) if log else None
         recorder = recorder or Recorder(None, None)
         with recording(recorder) as entry:
@@ -172,11 +173,3 @@ def continue_sectioned(
         say(f"interrupted: `longwrite continue {record.id}` carries on")
         return EXIT_INTERRUPTED
     return 0
-
-
-class _Nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

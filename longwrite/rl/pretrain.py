@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from longwrite.rl.config import TINY, ConfigError, suggest, world_size
+from longwrite.rl.config import TINY, ConfigError, world_size
 from longwrite.rl.pretrain_config import PretrainConfig
 from longwrite.rl.run_dir import check_unused, prepare_run_dir, save_final, tiny_model
+from longwrite.rl.schema import pass_through
 
 # Peak dense bf16 TFLOPS of the cards we know (spec sheets, without sparsity).
 GPU_TFLOPS = {"H200": 989.0, "H100": 989.0, "B200": 2250.0, "A100": 312.0, "L40S": 362.0,
@@ -220,7 +221,6 @@ def collate(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def training_arguments(cfg: PretrainConfig) -> Any:
-    import dataclasses
     import warnings
 
     import torch
@@ -246,14 +246,7 @@ def training_arguments(cfg: PretrainConfig) -> Any:
         "gradient_checkpointing": t.gradient_checkpointing, "report_to": "none",
         "disable_tqdm": True, "remove_unused_columns": False, "dataloader_pin_memory": gpu,
     }  # fmt: skip
-    fields = [f.name for f in dataclasses.fields(TrainingArguments)]
-    for key, value in cfg.trainer.items():
-        if key in OWNED:
-            raise ConfigError(f"{cfg.source}: trainer.{key}: set {OWNED[key]} instead")
-        if key not in fields:
-            hint = suggest(f"trainer.{key}", [f"trainer.{name}" for name in fields])
-            raise ConfigError(f"{cfg.source}: unknown key 'trainer.{key}'{hint}")
-        kwargs[key] = value
+    kwargs.update(pass_through(cfg.source, "trainer", cfg.trainer, TrainingArguments, OWNED))
     try:
         return TrainingArguments(**kwargs)
     except (ValueError, TypeError) as e:

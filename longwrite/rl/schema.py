@@ -265,6 +265,24 @@ def _choices(loc: tuple[Any, ...], root: type[BaseModel]) -> tuple[Any, ...]:
     return typing.get_args(tp)
 
 
+def pass_through(
+    source: str, section: str, given: dict[Any, Any], known: type, owned: dict[str, str]
+) -> dict[str, Any]:
+    """A recipe's pass-through section (`trl`, `trainer`) checked against the dataclass
+    `known` it feeds: no key the recipe sets elsewhere (`owned`: key -> where to set it), no
+    key the dataclass lacks (with a suggestion). Returns the section as given."""
+    import dataclasses
+
+    fields = [f.name for f in dataclasses.fields(known)]
+    for key in given:
+        if key in owned:
+            raise ConfigError(f"{source}: {section}.{key}: set {owned[key]} instead")
+        if key not in fields:
+            hint = suggest(f"{section}.{key}", [f"{section}.{name}" for name in fields])
+            raise ConfigError(f"{source}: unknown key '{section}.{key}'{hint}")
+    return dict(given)
+
+
 def fault_line(
     error: ValidationError, source: str, root: type[BaseModel] | None = None
 ) -> ConfigError:

@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from longwrite.rl.config import TINY, ConfigError, RunConfig, suggest, world_size
+from longwrite.rl.config import TINY, ConfigError, RunConfig, world_size
 from longwrite.rl.metrics import run_callbacks
 from longwrite.rl.rewards import ROLLOUT_STOP
 from longwrite.rl.run_dir import check_unused, prepare_run_dir, save_final, tiny_model
+from longwrite.rl.schema import pass_through
 
 if TYPE_CHECKING:
     from trl import GRPOConfig
@@ -116,17 +117,9 @@ def grpo_kwargs(cfg: RunConfig, weights: list[float], *, bf16: bool, fp16: bool)
     }
     if r.engine != "transformers":  # vLLM stops at strings as inference does (see rewards.py)
         kwargs["generation_kwargs"] = {"stop": list(ROLLOUT_STOP)}
-    import dataclasses
-
     from trl import GRPOConfig
 
-    fields = [f.name for f in dataclasses.fields(GRPOConfig)]
-    for key, value in cfg.trl.items():
-        if key in OWNED:
-            raise ConfigError(f"{cfg.source}: trl.{key}: set {OWNED[key]} instead")
-        if key not in fields:
-            hint = suggest(f"trl.{key}", [f"trl.{name}" for name in fields])
-            raise ConfigError(f"{cfg.source}: unknown key 'trl.{key}'{hint}")
+    for key, value in pass_through(cfg.source, "trl", cfg.trl, GRPOConfig, OWNED).items():
         if key == "generation_kwargs" and isinstance(value, dict):
             value = _generation_kwargs(cfg, kwargs.get(key), value)
         kwargs[key] = value
