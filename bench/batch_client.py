@@ -23,6 +23,7 @@ nodes cannot outrun). The last line also gives the two streaming figures.
 from __future__ import annotations
 
 import json
+import random
 import sys
 import tempfile
 import time
@@ -46,28 +47,26 @@ RUNS = 2
 GOAL = 100_000
 MODEL = "lw-bench"
 PROMPT = "Write a long essay about the river and the village."
-WORDS = [
-    "the",
-    "river",
-    "carried",
-    "lantern",
-    "light",
-    "past",
-    "the",
-    "quiet",
-    "station",
-    "while",
-    "rain",
-    "settled",
-]
+# A writer's vocabulary, drawn at random: text that reads as new all the way (a cycle of a
+# few words is a loop the guard would cut, and the bench would measure the repair instead).
+VOCABULARY = (
+    "the river carried lantern light past quiet station while rain settled over roofs and "
+    "fields where old farmers walked slowly toward market bridges under grey morning clouds "
+    "children laughed beside boats painted red green blue yellow as bells rang from distant "
+    "towers across valley hills covered with pine oak birch trees wind moved through narrow "
+    "streets carrying smoke bread coffee voices stories letters songs memories of summer "
+    "harvest winter frost spring floods autumn leaves falling softly on stone walls gardens"
+)
+WORDS = VOCABULARY.split()
 
 
 def make_text() -> str:
     """Exactly TOKENS * PIECE characters: a plan, then a long answer, no stop string."""
     head = "<think>Plan: an essay in five sections.</think>\n<answer>\n# The river\n\n"
+    rng = random.Random(1)
     body, i, size = [], 0, len(head)
     while size < TOKENS * PIECE:
-        word = WORDS[i % len(WORDS)] + (".\n\n" if i % 97 == 96 else " ")
+        word = rng.choice(WORDS) + (".\n\n" if i % 97 == 96 else " ")
         body.append(word)
         size += len(word)
         i += 1

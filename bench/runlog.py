@@ -28,8 +28,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
 
-from render import build_document, cut  # noqa: E402
+from render import build_document  # noqa: E402
+from scripted import random_cut  # noqa: E402
 
 from longwrite.engines.base import Chunk, EngineInfo, Sampling  # noqa: E402
 from longwrite.generate.rounds import write_document  # noqa: E402
@@ -107,7 +109,7 @@ def one_run(deltas: list[str], log: bool) -> tuple[float, int]:
 
 def main() -> None:
     doc = "<think>Plan: sections, then lists.</think>\n<answer>\n" + build_document()
-    deltas = cut(doc)
+    deltas = random_cut(doc, seed=11)  # 1-4 characters each
     seconds = len(deltas) / TOKENS_PER_SECOND
     with tempfile.TemporaryDirectory() as home:
         os.environ["LONGWRITE_HOME"] = home

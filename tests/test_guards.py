@@ -177,3 +177,49 @@ def test_no_false_alarm_on_200000_words_of_real_prose():
     docs = stdlib_prose(200_000)
     alarms = [doc[:60] for doc in docs if _feed(doc, 11)]
     assert alarms == []
+
+
+def test_a_loop_in_a_whole_reply_gives_its_tokens_back_to_the_budget():
+    """`batch` asks for whole replies: the guard sees a loop only once all of it is spent.
+    The cut text's tokens go back to the budget, so the resample has room to write."""
+    from collections.abc import Iterator
+
+    from longwrite.engines.base import Chunk, EngineInfo, Sampling
+    from longwrite.generate.guards import Guards
+    from longwrite.generate.rounds import write_document
+    from longwrite.prompt.request import build_request
+
+    class Whole:
+        info = EngineInfo(name="whole", model="m")
+
+        def __init__(self, replies: list[str]) -> None:
+            self.replies, self.samplings = replies, []
+
+        def stream(self, prompt: str, sampling: Sampling) -> Iterator[Chunk]:
+            self.samplings.append(sampling)
+            text = self.replies[len(self.samplings) - 1]
+            yield Chunk(text, len(text) // 4, "stop")  # one chunk: every token already spent
+
+        def count_tokens(self, text: str) -> int | None:
+            return None
+
+        def close(self) -> None:
+            pass
+
+    looping = PLAN + HONEST + LOOP * 30
+    engine = Whole([looping, FRESH])
+    request = build_request("Tell a story", max_tokens=len(looping) // 4)
+
+    class Quiet:
+        def handle(self, event: object) -> None:
+            pass
+
+        def add_tokens(self, n: int) -> None:
+            pass
+
+    result = write_document(engine, request, Quiet(), guards=Guards())
+    assert [g["kind"] for g in result.guard] == ["loop"]
+    assert result.answer.endswith(FRESH) and result.answer.count(LOOP.strip()) == 1
+    kept = len(PLAN + HONEST + LOOP) // 4
+    assert abs(engine.samplings[1].max_tokens - (request.sampling.max_tokens - kept)) <= 2
+    assert result.tokens == len(looping) // 4 + len(FRESH) // 4  # spent, loop included

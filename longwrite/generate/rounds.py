@@ -193,6 +193,18 @@ def _carry_on(
     return sampling, separator
 
 
+def _tokens_of(engine: Engine, cut: str, kept_tokens: int, whole: str) -> int:
+    """Tokens of `cut`, the end of `whole` (which took `kept_tokens`): counted with the
+    engine's tokenizer where it has one, else `whole`'s tokens per character.
+
+    A whole reply (`batch`'s default) reaches the guard only once every token of it is
+    spent, so without this a loop found in it would leave nothing to carry on with."""
+    counted = engine.count_tokens(cut)
+    if counted is not None:
+        return min(counted, kept_tokens)
+    return min(kept_tokens, round(kept_tokens * len(cut) / max(len(whole), 1)))
+
+
 def _trailing_newlines(text: str) -> int:
     return len(text) - len(text.rstrip("\n"))
 
@@ -225,15 +237,20 @@ def write_document(
         left = tokens_left(engine, request, "", 0)
         if 0 < left < sampling.max_tokens:  # the context holds less than the budget
             sampling = replace(sampling, max_tokens=left, min_tokens=min(sampling.min_tokens, left))
+    dropped = 0  # tokens of text a guard cut from the document: spent, but not kept
     while True:
         state.add(separator)
         text, tokens, finish = _stream_round(
             engine, request.prompt + state.generated, sampling, state.parser, state.watch
         )
         state.generated += text
+        before = state.generated
         fix = state.repair(finish, len(rounds) + 1, request.think)
         rounds.append(Round(tokens, finish, count_words(state.parser.answer), fix))
-        left = tokens_left(engine, request, state.generated, sum(r.tokens for r in rounds))
+        used = sum(r.tokens for r in rounds)
+        if len(state.generated) < len(before):  # a loop cut: its tokens go back to the budget
+            dropped += _tokens_of(engine, before[len(state.generated) :], used - dropped, before)
+        left = tokens_left(engine, request, state.generated, used - dropped)
         step = None
         if fix == "loop_kept" or finish == FINISH_CANCELLED:
             break
