@@ -71,15 +71,15 @@ def write(
     range_model: str | None = None,
     on_event: EventCallback | None = None,
     log: bool = False,
-    guard: bool = False,
+    guard: bool = True,
 ) -> Result:
     """Write one document for `prompt`; returns its `Result` (answer, thinking, words, ...).
 
     `on_event` receives the parsed events as they stream (`ThinkDelta`, `AnswerDelta`, one
     `Done`); with `best_of` > 1, those of the chosen candidate once it is chosen. `log=True`
-    records the run in the run log (off by default). `guard=True` turns the loop guard on
-    (as the CLI has it; off here so `on_event` sees text as soon as it is parsed); the
-    thinking budget applies either way.
+    records the run in the run log (off by default). The loop guard is on, as on the command
+    line: answer text reaches `on_event` once the guard is past it (a paragraph at a time);
+    `guard=False` hands it on as soon as it is parsed. The thinking budget applies either way.
     """
     from longwrite.engines import load_engine
     from longwrite.generate.job import budget_request, produce, resolve_request

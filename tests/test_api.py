@@ -69,11 +69,15 @@ def test_stream_yields_events_in_order_and_stops_when_left():
     events = list(stream("Write about tides", engine=ScriptedEngine(cut(TRANSCRIPT))))
     assert isinstance(events[0], ThinkDelta) and events[-1] == Done("stop")
     assert "".join(e.text for e in events if isinstance(e, AnswerDelta)) == ANSWER
-    engine = ScriptedEngine(cut(TRANSCRIPT * 20))
+    from test_render import words_doc
+
+    long_doc, _ = words_doc(3000)  # different paragraphs: nothing for the loop guard to cut
+    engine = ScriptedEngine(cut("<think>Plan.</think>\n<answer>\n" + long_doc))
     for event in stream("Write about tides", engine=engine):
         if isinstance(event, AnswerDelta):
             break
     assert engine.closed_streams == 1  # the generation was stopped, not run to the end
+    assert len(engine.prompts) == 1
 
 
 def test_stream_raises_what_writing_raised():
@@ -88,3 +92,15 @@ def test_importing_the_api_loads_nothing_heavy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_write_guards_against_loops_as_the_command_does():
+    from scripted import RoundsEngine
+    from test_guards import FRESH, HONEST, LOOP, PLAN
+
+    looping = PLAN + HONEST + LOOP * 30
+    guarded = write("Tell a story", engine=RoundsEngine([looping, FRESH], ["stop", "stop"]))
+    assert guarded.answer.count("She climbed") == 1 and guarded.answer.endswith(FRESH)
+    assert [g["kind"] for g in guarded.guard] == ["loop"]
+    raw = write("Tell a story", engine=RoundsEngine([looping], ["stop"]), guard=False)
+    assert raw.answer.count("She climbed") == 30 and raw.guard == []
