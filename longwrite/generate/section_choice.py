@@ -16,6 +16,7 @@ from typing import Any
 
 from longwrite.engines.base import FINISH_CANCELLED, Engine
 from longwrite.generate.best_of import Scorer, best_of
+from longwrite.generate.guards import NO_GUARDS, Guards
 from longwrite.generate.parser import split_think_answer
 from longwrite.generate.rounds import RawHook, Result
 from longwrite.io.counting import count_words
@@ -61,10 +62,16 @@ def section_scorer(before: Before, target_range: tuple[int, int]) -> Scorer:
 
 
 def choose_section(
-    engine: Engine, request: Request, k: int, before: Before, on_raw: RawHook | None
+    engine: Engine,
+    request: Request,
+    k: int,
+    before: Before,
+    on_raw: RawHook | None,
+    guards: Guards = NO_GUARDS,
 ) -> tuple[Result, dict[str, Any]]:
     """The best of `k` candidates for one section, sampled again while it repeats; (the
-    chosen one, what was chosen and why, for `--json`)."""
+    chosen one, what was chosen and why, for `--json`). `guards` check each candidate, as
+    `best_of` does."""
     assert request.target_range is not None
     score = section_scorer(before, request.target_range)
     tries: list[dict[str, Any]] = []
@@ -73,7 +80,9 @@ def choose_section(
         sampling = request.sampling
         if attempt and sampling.seed is not None:
             sampling = replace(sampling, seed=sampling.seed + attempt)
-        result, candidates, best = best_of(engine, replace(request, sampling=sampling), k, score)
+        result, candidates, best = best_of(
+            engine, replace(request, sampling=sampling), k, score, guards=guards
+        )
         spent += result.tokens
         tries.append({"best": best, "candidates": [c.summary() for c in candidates]})
         repeated = candidates[best].scores["repetition"]

@@ -345,7 +345,7 @@ def write_sections(
         rule = Continuation(sec.target_range[0], max_rounds, tpw) if max_rounds else None
         choice = None
         if best > 1 and partial is None:
-            result, choice = choose_section(engine, sec, best, before, on_raw)
+            result, choice = choose_section(engine, sec, best, before, on_raw, guards)
             stream.add(result.answer)
         else:
             resume = Resume(partial, FINISH_CANCELLED) if partial is not None else None
