@@ -378,10 +378,9 @@ def server_urls(servers: list[str] | None, servers_file: Path | None) -> list[st
     """`--server` URLs, then those of `--servers-file` (one per line, `#` comments), deduped."""
     urls = list(servers or [])
     if servers_file is not None:
-        try:
-            text = servers_file.read_text(encoding="utf-8")
-        except OSError as e:
-            raise LongwriteError(f"cannot read {servers_file}: {e.strerror}") from None
+        from longwrite.io.files import read_user_text
+
+        text = read_user_text(servers_file)
         for line in text.splitlines():
             line = line.split("#", 1)[0].strip()
             if line:

@@ -25,14 +25,9 @@ _ANSWER = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.I | re.S)
 
 def read_objects(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
     """(line number, object) of every non-blank line; a bad file or line is a user error."""
-    try:
-        text = Path(path).read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise LongwriteError(f"cannot read {path}: no such file") from None
-    except UnicodeDecodeError:
-        raise LongwriteError(f"cannot read {path}: not UTF-8 text") from None
-    except OSError as e:
-        raise LongwriteError(f"cannot read {path}: {e.strerror or e}") from None
+    from longwrite.io.files import read_user_text
+
+    text = read_user_text(path)
     out = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():

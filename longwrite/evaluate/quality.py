@@ -187,14 +187,9 @@ class JudgeItem:
 
 def load_items(path: str | Path) -> list[JudgeItem]:
     """Every non-blank line of a results file: `prompt` and `answer` are required."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise LongwriteError(f"cannot read {path}: no such file") from None
-    except UnicodeDecodeError:
-        raise LongwriteError(f"cannot read {path}: not UTF-8 text") from None
-    except OSError as e:
-        raise LongwriteError(f"cannot read {path}: {e.strerror or e}") from None
+    from longwrite.io.files import read_user_text
+
+    lines = read_user_text(path).splitlines()
     items = []
     for number, text in enumerate(lines, start=1):
         if not text.strip():

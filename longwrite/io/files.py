@@ -135,9 +135,10 @@ def save_figure(fig: Any, path: str | Path, *, dpi: int = 110) -> None:
 
 
 def read_user_text(path: str | Path) -> str:
-    """The UTF-8 text of a file the user named, or one clear LongwriteError line."""
+    """The UTF-8 text of a file the user named, or one clear LongwriteError line. A byte
+    order mark at the start (Notepad, PowerShell 5's `Out-File`) is not part of the text."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise LongwriteError(f"cannot read {path}: no such file") from None
     except IsADirectoryError:

@@ -106,7 +106,7 @@ def _field(row: Any, text_field: str, where: str) -> str:
 
 
 def _jsonl_texts(path: Path, text_field: str) -> Iterator[str]:
-    with path.open(encoding="utf-8") as f:
+    with path.open(encoding="utf-8-sig") as f:  # a leading byte order mark is not text
         for number, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -149,7 +149,7 @@ def file_texts(path: Path, text_field: str) -> Iterator[str]:
         elif path.suffix.lower() == ".parquet":
             yield from _parquet_texts(path, text_field)
         else:
-            yield path.read_text(encoding="utf-8")
+            yield path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise CorpusError(f"{path}: not UTF-8 text") from None
     except OSError as e:

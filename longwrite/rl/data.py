@@ -83,7 +83,7 @@ def read_prompts(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield from _read_disk_dataset(p)
         return
     try:
-        handle = open(p, encoding="utf-8")  # noqa: SIM115 - closed below
+        handle = open(p, encoding="utf-8-sig")  # noqa: SIM115 - closed below; BOM dropped
     except FileNotFoundError:
         raise LongwriteError(f"cannot read {p}: no such file") from None
     except OSError as e:
