@@ -102,7 +102,7 @@ def write_cmd(
     engine: opt.EngineName = "auto",
     server: Annotated[
         str | None,
-        typer.Option(help="OpenAI-compatible server URL [env LONGWRITE_SERVER]; the API key "
+        typer.Option(help="OpenAI-compatible server URL (env LONGWRITE_SERVER); the API key "
                      "comes from env LONGWRITE_API_KEY.", rich_help_panel=opt.ENGINE),
     ] = None,
     tp: opt.Tp = None,
@@ -257,10 +257,13 @@ def _register_subapps() -> None:
     app.add_typer(
         eval_app,
         name="eval",
-        help="Score results: `eval length`, `eval quality` (LLM judge), `eval report`.",
+        help="Score results: `eval length`, `quality` (LLM judge), `writingbench`, `arena`, "
+        "`report`.",
     )
     app.add_typer(
-        rl_app, name="rl", help="Train with GRPO (TRL): prepare, train, plot, serve-rollouts."
+        rl_app,
+        name="rl",
+        help="The recipe: pretrain (stage 0), prepare, train (GRPO), plot, serve-rollouts.",
     )
     app.add_typer(
         logs_app, name="logs", help="The run log: list runs, `logs show ID`, `path`, `rm ID`."

@@ -56,7 +56,7 @@ EngineName = Annotated[
 ]
 Tp = Annotated[
     int | None,
-    typer.Option(help="vLLM: tensor-parallel GPUs [all visible].", rich_help_panel=ENGINE),
+    typer.Option(help="vLLM: tensor-parallel GPUs (default: all visible).", rich_help_panel=ENGINE),
 ]
 MaxModelLen = Annotated[int, typer.Option(help="vLLM: context length.", rich_help_panel=ENGINE)]
 GpuMemoryUtilization = Annotated[
@@ -71,7 +71,7 @@ Dtype = Annotated[
 MaxTokens = Annotated[
     int | None,
     typer.Option(
-        help="Most tokens to generate [from the target; 15500 without one].",
+        help="Most tokens to generate (default: from the target; 15500 without one).",
         rich_help_panel=SAMPLING,
     ),
 ]

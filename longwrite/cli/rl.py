@@ -25,7 +25,7 @@ import typer
 from longwrite.errors import LongwriteError, say
 
 rl_app = typer.Typer(
-    help="Train a LongWriter-Zero style writer with GRPO (TRL): prepare, train, plot.",
+    help="Train a LongWriter-Zero style writer: pretrain (stage 0), prepare, train (GRPO), plot.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -33,7 +33,7 @@ rl_app = typer.Typer(
 
 @rl_app.callback()
 def _rl() -> None:
-    """Train a LongWriter-Zero style writer with GRPO (TRL): prepare, train, plot."""
+    """Train a LongWriter-Zero style writer: pretrain (stage 0), prepare, train (GRPO), plot."""
 
 
 def _main_process() -> bool:
