@@ -63,8 +63,10 @@ class Spinner:
     def __enter__(self) -> None:
         if sys.stderr.isatty():
             from rich.console import Console
+            from rich.text import Text
 
-            self._status = Console(stderr=True).status(f"loading {self.what}…")
+            # Text, not markup: a model path may hold brackets
+            self._status = Console(stderr=True).status(Text(f"loading {self.what}…"))
             self._status.__enter__()
 
     def __exit__(self, *exc: object) -> None:

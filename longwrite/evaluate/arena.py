@@ -319,7 +319,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(markup=False)  # ids, types and names are data, not rich markup
     table = Table(title="Arena-Write: Elo (Bradley-Terry, baselines' mean 1000), 95% CI")
     for name in ("model", "role", "Elo", "95% CI"):
         table.add_column(name, justify="right" if name in ("Elo", "95% CI") else "left")

@@ -203,7 +203,7 @@ def print_report(report: LengthReport) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(markup=False)  # ids, types and names are data, not rich markup
     table = Table(title="LongBench-Write length score (S_l)")
     table.add_column("type")
     table.add_column("n", justify="right")

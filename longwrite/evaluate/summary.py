@@ -110,7 +110,7 @@ def print_quality(report: QualityReport) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(markup=False)  # ids, types and names are data, not rich markup
     table = Table(title="LongBench-Write: quality S_q, length S_l, overall")
     for name in ("type", "n", "scored", "S_q", "S_l", "overall"):
         table.add_column(name, justify="left" if name == "type" else "right")

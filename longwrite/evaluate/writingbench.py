@@ -293,7 +293,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(markup=False)  # ids, types and names are data, not rich markup
     table = Table(title="WritingBench (critic scores 1-10; x10 on the leaderboard's scale)")
     for name in ("group", "n", "mean 1-10", "score /100"):
         table.add_column(name, justify="left" if name == "group" else "right")
