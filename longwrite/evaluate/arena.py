@@ -19,7 +19,6 @@ note of `scoring.judge`), so that two long answers fit side by side.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from longwrite.evaluate.judged import (
     read_objects,
     reply_object,
 )
+from longwrite.evaluate.verdict_log import Asking, ask_missing
 from longwrite.scoring.judge import Ask, JudgeClient, Judged, fit_answer
 
 TEMPLATE = "arena_judge_en"
@@ -152,59 +152,51 @@ def judge_pairs(
     context_tokens: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Ask the judge about every pair without a current verdict, appending each one."""
-    from longwrite.io.jsonl import AppendLog
-
     template = load_template(TEMPLATE, FIELDS)
     judge = f"{judge_model or '?'}@{digest(template)}"
-    log = AppendLog(scores_path)
-    log.lock()
-    try:
-        wanted = {p.key: p.sha for p in pairs}
-        verdicts = {
+    wanted = {p.key: p.sha for p in pairs}
+    cuts: dict[str, bool] = {}
+
+    def current(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return {
             r["key"]: r
-            for r in log.load()
+            for r in records
             if wanted.get(r.get("key")) == r.get("sha") and r.get("judge") == judge
             and r.get("winner") in ("A", "B", "tie", None)
         }  # fmt: skip
-        todo = [p for p in pairs if (verdicts.get(p.key) or {}).get("winner") is None]
-        client = JudgeClient(
-            send,
-            attempts=retries + 1,
-            backoff=backoff,
-            concurrency=concurrency,
-            context_tokens=context_tokens,
-            max_tokens=JUDGE_MAX_TOKENS,
-        )
-        lock = threading.Lock()
-        asks, cuts = [], []
-        for p in todo:
-            prompt, cut = _prompt(client, template, p)
-            asks.append(Ask(lambda _shown, text=prompt: text, ""))
-            cuts.append(cut)
 
-        def done(i: int, judged: Judged[str]) -> None:
-            p = todo[i]
-            record = {
-                "key": p.key,
-                "candidate": p.candidate,
-                "idx": p.prompt.idx,
-                "baseline": p.baseline,
-                "order": p.order,
-                "winner": judged.value,
-                "attempts": judged.attempts,
-                "error": judged.error,
-                "sha": p.sha,
-                "judge": judge,
-                "truncated": cuts[i] or judged.cut,
-            }
-            log.append(record)
-            with lock:
-                verdicts[p.key] = record
+    def ask(client: JudgeClient, p: Pair) -> Ask:
+        prompt, cuts[p.key] = _prompt(client, template, p)
+        return Ask(lambda _shown: prompt, "")
 
-        client.ask_all(asks, parse_verdict, done)
-    finally:
-        log.close()
-    return verdicts
+    def record(p: Pair, judged: Judged[str]) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        line = {
+            "key": p.key,
+            "candidate": p.candidate,
+            "idx": p.prompt.idx,
+            "baseline": p.baseline,
+            "order": p.order,
+            "winner": judged.value,
+            "attempts": judged.attempts,
+            "error": judged.error,
+            "sha": p.sha,
+            "judge": judge,
+            "truncated": cuts[p.key] or judged.cut,
+        }
+        return p.key, line, line
+
+    return ask_missing(
+        scores_path,
+        send,
+        Asking(concurrency, retries, backoff, context_tokens, JUDGE_MAX_TOKENS),
+        current=current,
+        pending=lambda verdicts: [
+            p for p in pairs if (verdicts.get(p.key) or {}).get("winner") is None
+        ],
+        ask=ask,
+        parse=parse_verdict,
+        record=record,
+    )
 
 
 def _prompt(client: JudgeClient, template: str, p: Pair) -> tuple[str, bool]:

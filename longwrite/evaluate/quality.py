@@ -36,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -49,7 +48,6 @@ from longwrite.scoring.judge import (
     DEFAULT_CONTEXT,
     Ask,
     CompletionsEndpoint,
-    JudgeClient,
     Judged,
     endpoint,
 )
@@ -334,39 +332,28 @@ def judge_file(
     `complete(text) -> reply` asks the judge through `JudgeClient`: `concurrency` at once,
     1 + `retries` attempts each, an answer cut to the judge's `context_tokens` (None: unknown).
     """
-    from longwrite.io.jsonl import AppendLog
+    from longwrite.evaluate.verdict_log import Asking, ask_missing
 
     template = judge_template()
     judge = judge_identity(judge_model, template)
-    log = AppendLog(scores_path)
-    log.lock()  # one writer per scores file, as for batch outputs
-    try:
-        verdicts = match_verdicts(items, log.load(), judge)
-        todo = [it for it in items if not is_scored(verdicts.get(it.key))]
-        client = JudgeClient(
-            complete,
-            attempts=retries + 1,
-            backoff=backoff,
-            concurrency=concurrency,
-            context_tokens=context_tokens,
-            max_tokens=JUDGE_MAX_TOKENS,
-        )
-        lock = threading.Lock()
 
-        def done(index: int, judged: Judged[dict[str, float]]) -> None:
-            item = todo[index]
-            value, attempts, error = judged.value, judged.attempts, judged.error
-            verdict = Verdict(item.key, value, attempts, error, item.digest, judge, judged.cut)
-            log.append(verdict.to_json())
-            with lock:
-                verdicts[item.key] = verdict
-            if on_verdict is not None:
-                on_verdict(verdict)
+    def record(item: JudgeItem, judged: Judged[dict[str, float]]) -> tuple[str, dict, Verdict]:
+        value, attempts, error = judged.value, judged.attempts, judged.error
+        verdict = Verdict(item.key, value, attempts, error, item.digest, judge, judged.cut)
+        if on_verdict is not None:
+            on_verdict(verdict)
+        return item.key, verdict.to_json(), verdict
 
-        asks = [Ask(partial(judge_prompt, it.prompt, template=template), it.answer) for it in todo]
-        client.ask_all(asks, parse_judgement, done)
-    finally:
-        log.close()
+    verdicts = ask_missing(
+        scores_path,
+        complete,
+        Asking(concurrency, retries, backoff, context_tokens, JUDGE_MAX_TOKENS),
+        current=lambda records: match_verdicts(items, records, judge),
+        pending=lambda verdicts: [it for it in items if not is_scored(verdicts.get(it.key))],
+        ask=lambda _client, it: Ask(partial(judge_prompt, it.prompt, template=template), it.answer),
+        parse=parse_judgement,
+        record=record,
+    )
     return {it.key: verdicts[it.key] for it in items if it.key in verdicts}
 
 

@@ -23,7 +23,6 @@ Choices:
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -39,7 +38,8 @@ from longwrite.evaluate.judged import (
     read_objects,
     reply_object,
 )
-from longwrite.scoring.judge import Ask, JudgeClient, Judged
+from longwrite.evaluate.verdict_log import Asking, ask_missing
+from longwrite.scoring.judge import Ask, Judged
 
 TEMPLATE = "writingbench_critic_en"
 FIELDS = ("query", "response", "criterion")
@@ -182,53 +182,42 @@ def judge_all(
     context_tokens: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Ask the critic about every task without a current score, appending each verdict."""
-    from longwrite.io.jsonl import AppendLog
-
     template = load_template(TEMPLATE, FIELDS)
     judge = f"{judge_model or '?'}@{digest(template)}"
-    log = AppendLog(scores_path)
-    log.lock()
-    try:
-        verdicts = current(tasks, log.load(), judge)
-        todo = [t for t in tasks if (verdicts.get(t.key) or {}).get("score") is None]
-        client = JudgeClient(
-            send,
-            attempts=retries + 1,
-            backoff=backoff,
-            concurrency=concurrency,
-            context_tokens=context_tokens,
-            max_tokens=CRITIC_MAX_TOKENS,
-        )
-        lock = threading.Lock()
 
-        def done(i: int, judged: Judged[dict[str, Any]]) -> None:
-            t, value = todo[i], judged.value or {}
-            record = {
-                "key": t.key,
-                "index": t.query.index,
-                "criterion": t.number,
-                "name": t.criterion.name,
-                "score": value.get("score"),
-                "reason": value.get("reason"),
-                "attempts": judged.attempts,
-                "error": judged.error,
-                "sha": t.sha,
-                "judge": judge,
-                "truncated": judged.cut,
-            }
-            log.append(record)
-            with lock:
-                verdicts[t.key] = record
+    def render(t: Task, shown: str) -> str:
+        values = {"query": t.query.query, "response": shown, "criterion": t.criterion.text()}
+        return fill(template, values)
 
-        def render(t: Task, shown: str) -> str:
-            values = {"query": t.query.query, "response": shown, "criterion": t.criterion.text()}
-            return fill(template, values)
+    def record(t: Task, judged: Judged[dict[str, Any]]) -> tuple[str, dict[str, Any], dict]:
+        value = judged.value or {}
+        line = {
+            "key": t.key,
+            "index": t.query.index,
+            "criterion": t.number,
+            "name": t.criterion.name,
+            "score": value.get("score"),
+            "reason": value.get("reason"),
+            "attempts": judged.attempts,
+            "error": judged.error,
+            "sha": t.sha,
+            "judge": judge,
+            "truncated": judged.cut,
+        }
+        return t.key, line, line
 
-        asks = [Ask(partial(render, t), t.answer) for t in todo]
-        client.ask_all(asks, parse_verdict, done)
-    finally:
-        log.close()
-    return verdicts
+    return ask_missing(
+        scores_path,
+        send,
+        Asking(concurrency, retries, backoff, context_tokens, CRITIC_MAX_TOKENS),
+        current=lambda records: current(tasks, records, judge),
+        pending=lambda verdicts: [
+            t for t in tasks if (verdicts.get(t.key) or {}).get("score") is None
+        ],
+        ask=lambda _client, t: Ask(partial(render, t), t.answer),
+        parse=parse_verdict,
+        record=record,
+    )
 
 
 def _mean(values: list[float]) -> float | None:
