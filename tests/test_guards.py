@@ -64,6 +64,9 @@ def test_a_paragraph_repeated_30_times_is_cut_and_resampled():
         second = server.completions[1].body
         assert second["prompt"].endswith(HONEST + LOOP)  # cut at the end of a paragraph
         assert second["seed"] == 6 and second["repetition_penalty"] > 1.0
+        # the reader is told, once, on stderr (above the live area on a terminal)
+        (note,) = [line for line in result.stderr.splitlines() if "guard:" in line]
+        assert f"after {loop['at_words']:,} words" in note and "fresh sample" in note
 
 
 def test_piped_output_never_contains_the_loop_and_the_log_holds_the_document():
@@ -120,6 +123,7 @@ def test_runaway_thinking_is_closed_at_the_budget_and_the_answer_arrives():
     data = json.loads(result.stdout)
     assert data["answer"] == "The answer." and data["thinking"].startswith("step 0")
     assert [g["kind"] for g in data["guard"]] == ["think_budget"]
+    assert "the thinking reached 500 tokens" in result.stderr
     assert 500 <= data["rounds"][0]["tokens"] < 510
 
 

@@ -16,6 +16,7 @@ reported before a model loads:
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from longwrite.cli.sectioned import get_outline, print_outline, sections_wanted, write_sectioned
@@ -94,7 +95,7 @@ def _generate(
     )
     target = PartialFile(opts.output) if opts.output is not None else None
     recorder = start_recording(opts, request, engine, backend)
-    with recording(recorder) as entry, target if target is not None else _nothing() as sink:
+    with recording(recorder) as entry, target if target is not None else nullcontext() as sink:
         with Renderer(options, sink=sink) as renderer:
             if split[1] is None:
                 result, extra = _produce(opts, request, engine, renderer, recorder.add)
@@ -163,11 +164,3 @@ def _keep_candidates(opts: WriteOptions, records: list[dict[str, Any]]) -> None:
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     atomic_write_text(path, lines)
     say(f"longwrite: kept all {len(records)} candidates in {path}")
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

@@ -341,7 +341,18 @@ class Document:
         self.interventions.append(
             Intervention(kind, round_no, len(thinking), count_words(thinking))
         )
+        if kind == "think_budget":
+            self._tell(
+                f"longwrite: guard: the thinking reached {self.guards.think_budget:,} tokens "
+                "(--think-budget): closed it; the answer follows"
+            )
         return kind
+
+    def _tell(self, text: str) -> None:
+        """A line for the reader where the display takes one (the terminal, stderr)."""
+        message = getattr(self.sink, "message", None)  # the display's, through GuardSink
+        if callable(message):
+            message(text)
 
     def _cut_loop(self, round_no: int, cancelled: bool) -> str:
         loop, old = self.sink.loop, self.parser
@@ -361,4 +372,9 @@ class Document:
         self.interventions.append(
             Intervention(kind, round_no, at, words, len(dropped), excerpt(dropped))
         )
+        if kind == "loop":
+            self._tell(
+                f"longwrite: guard: the text began to repeat itself after {words:,} words; "
+                f"dropped {len(dropped):,} characters and writing on with a fresh sample"
+            )
         return kind
