@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
+import string
 import subprocess
 import sys
 import time
@@ -142,9 +144,9 @@ def test_kill_9_loses_at_most_the_last_second_and_continue_finishes(fast, uninte
 
 
 def stop_by(kind: str, server: ScriptedServer, proc: subprocess.Popen) -> None:
-    if kind == "ctrl-c":
+    if kind in ("ctrl-c", "sigterm"):
         wait_for_pieces(server, 150, proc)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT if kind == "ctrl-c" else signal.SIGTERM)
     elif kind == "server gone":
         wait_for_pieces(server, 150, proc)
         server.__exit__(None, None, None)
@@ -154,6 +156,7 @@ def stop_by(kind: str, server: ScriptedServer, proc: subprocess.Popen) -> None:
     ("kind", "faults", "code", "status"),
     [
         ("ctrl-c", {"delay": 0.01}, 130, "interrupted"),
+        ("sigterm", {"delay": 0.01}, 143, "interrupted"),  # kill, timeout, a scheduler
         ("server gone", {"delay": 0.01}, 2, "failed"),
         ("drops", {"drop_after": 60, "drops": 100}, 2, "failed"),
     ],
@@ -223,3 +226,30 @@ def test_an_unwritable_home_is_one_warning_and_the_document_streams(fast, tmp_pa
     assert proc.stdout == split_think_answer(TEXT)[1]
     assert proc.stderr.count("\n") == 1
     assert proc.stderr.startswith("longwrite: warning: not logging this run")
+
+
+def test_sigterm_keeps_the_paragraph_the_guard_still_held(tmp_path):
+    """SIGTERM mid-paragraph: the text the loop guard held back (the current paragraph) is
+    written to FILE.partial and the log, as Ctrl-C does, not lost with the process."""
+    rng = random.Random(3)  # made-up words: one long paragraph that never repeats itself
+    words = " ".join(
+        "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(2, 8)))
+        for _ in range(1500)
+    )
+    text = "<think>Plan: one long paragraph.</think>\n<answer>\n# Tides\n\n" + words
+    target = tmp_path / "doc.md"
+    with ScriptedServer(Script(text=text, prompt=PROMPT, pieces=PIECES, delay=0.01)) as slow:
+        proc = start(QUESTION, "--server", slow.url, "--max-rounds", "0", "-o", str(target))
+        wait_for_pieces(slow, 300, proc)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=WAIT_S)
+        sent = slow.pieces_sent
+    assert proc.returncode == 143, err
+    assert "interrupted: kept" in err and "Traceback" not in err
+    kept = Path(str(target) + ".partial").read_text()
+    answer = split_think_answer(text)[1]
+    assert answer.startswith(kept) and kept.startswith("# Tides")
+    arrived = cut_points(text, PIECES)[299][1] - (len(text) - len(answer))  # answer chars
+    assert len(kept) >= arrived  # all that had arrived, the held paragraph included
+    assert sent >= 300 and not target.exists()
+    assert show()["raw"].endswith(kept[-40:])

@@ -21,6 +21,7 @@ import typer
 
 from longwrite import __version__
 from longwrite.cli import options as opt
+from longwrite.cli import terminate
 from longwrite.defaults import GUARD_RETRIES, THINK_TOKENS
 from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MODEL_CONTEXT
 from longwrite.errors import EXIT_INTERRUPTED, LongwriteError, say
@@ -290,7 +291,8 @@ def main(argv: list[str] | None = None) -> None:
     args = route(list(sys.argv[1:] if argv is None else argv))
     try:
         command = typer.main.get_command(app)
-        code = command.main(args=args, prog_name="longwrite", standalone_mode=False)
+        with terminate.as_interrupt(args[0] if args else None):
+            code = command.main(args=args, prog_name="longwrite", standalone_mode=False)
     except typer.TyperException as e:  # bad usage: unknown option, invalid value, ...
         message = e.format_message() if hasattr(e, "format_message") else str(e)
         say(f"longwrite: error: {message} (see longwrite --help)")
@@ -306,4 +308,4 @@ def main(argv: list[str] | None = None) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         code = 1
-    sys.exit(code if isinstance(code, int) else 0)
+    sys.exit(terminate.exit_code(code) if isinstance(code, int) else 0)
