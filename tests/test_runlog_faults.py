@@ -253,3 +253,25 @@ def test_sigterm_keeps_the_paragraph_the_guard_still_held(tmp_path):
     assert len(kept) >= arrived  # all that had arrived, the held paragraph included
     assert sent >= 300 and not target.exists()
     assert show()["raw"].endswith(kept[-40:])
+
+
+def test_kill_9_while_best_of_samples_keeps_the_candidates_and_continue_finishes(
+    fast, uninterrupted, tmp_path
+):
+    """`--best-of 2` killed before it chose: the candidates streamed into the log, `logs
+    show` says so, and `continue` carries on the longest to the uninterrupted document."""
+    with ScriptedServer(script(delay=0.01)) as slow:
+        proc = start(QUESTION, "--server", slow.url, "--max-rounds", "0", "--best-of", "2")
+        wait_for_pieces(slow, 200, proc)
+        time.sleep(0.7)  # past one flush of the log
+        proc.kill()
+        proc.communicate(timeout=30)
+    record = show()
+    assert record["status"] == "interrupted" and record["raw"] == ""
+    candidates = record["candidates"]
+    assert [c["index"] for c in candidates] == [0, 1]
+    assert all(TEXT.startswith(c["raw"]) and len(c["raw"]) > 100 for c in candidates)
+    told = cli("logs", "show", record["id"])
+    assert told.returncode == 0 and told.stdout == ""
+    assert "before one was chosen" in told.stderr and "longwrite continue" in told.stderr
+    continue_to_the_end(fast, uninterrupted, tmp_path, record["id"])

@@ -87,7 +87,16 @@ def run_continue(c: ContinueOptions) -> int:
     try:
         record = store.resolve(c.run)
         raw = store.raw(record.id)
+        chosen = None if raw else _longest_candidate(store, record)
+        if chosen is not None:
+            raw = chosen[1]
         _check_can_continue(record, raw, c)
+        if chosen is not None:  # the run is carried on as this candidate from now on
+            store.append(record.id, raw, chosen[2])
+            say(
+                f"longwrite: note: run {record.id} stopped while sampling its candidates: "
+                f"carrying on candidate {chosen[0] + 1}, the longest"
+            )
         wopts = _write_options(record, c)
         request = _request(record, c)
         backend = resolve_engine_name(wopts.engine.engine, server=wopts.engine.server)
@@ -108,6 +117,18 @@ def run_continue(c: ContinueOptions) -> int:
             engine.close()
     finally:
         store.close()
+
+
+def _longest_candidate(store: Store, record: RunRecord) -> tuple[int, str, int] | None:
+    """(index, raw text, tokens) of the best-of candidate with the most words, for a run
+    killed before it chose one (the way `choose_best` picks among cut-off candidates)."""
+    from longwrite.generate.record import answer_words
+
+    candidates = store.candidates(record.id)
+    if not candidates:
+        return None
+    index = max(candidates, key=lambda i: (answer_words(candidates[i][0]), -i))
+    return index, *candidates[index]
 
 
 def _check_can_continue(record: RunRecord, raw: str, c: ContinueOptions) -> None:

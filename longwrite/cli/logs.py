@@ -105,12 +105,23 @@ def logs_show(
     try:
         record = store.resolve(run)
         raw = store.raw(record.id)
+        candidates = store.candidates(record.id)
     finally:
         store.close()
     if as_json:
         thought, answer = split_think_answer(raw)
         full = {**record.to_json(), "thinking": thought, "answer": answer, "raw": raw}
+        if candidates:  # best-of: each candidate as it was sampled
+            full["candidates"] = [{"index": i, "raw": text, "tokens": tokens}
+                                  for i, (text, tokens) in sorted(candidates.items())]  # fmt: skip
         typer.echo(json.dumps(full, ensure_ascii=False, indent=2))
+        return
+    if not raw and candidates:
+        say(
+            f"run {record.id} stopped while sampling {len(candidates)} candidates, before one "
+            f"was chosen: `longwrite continue {record.id}` carries on the longest; "
+            f"`logs show {record.id} --json` holds them all"
+        )
         return
     if record.kind == "batch":
         say(f"run {record.id} is a batch run: its results are in {record.output}")

@@ -27,8 +27,9 @@ from longwrite.prompt.request import Request
 
 if TYPE_CHECKING:
     from longwrite.display.renderer import Renderer
-    from longwrite.generate.rounds import RawHook, Result
+    from longwrite.generate.rounds import Result
     from longwrite.length.budget import Budget
+    from longwrite.runlog.recorder import Recorder
 
 
 def dry_run(opts: WriteOptions, request: Request) -> None:
@@ -98,7 +99,7 @@ def _generate(
     with recording(recorder) as entry, target if target is not None else nullcontext() as sink:
         with Renderer(options, sink=sink) as renderer:
             if split[1] is None:
-                result, extra = _produce(opts, request, engine, renderer, recorder.add)
+                result, extra = _produce(opts, request, engine, renderer, recorder)
             else:
                 made = write_sectioned(opts, request, engine, *split, renderer, recorder)
                 result, extra = made.result, made.extra()
@@ -127,7 +128,7 @@ def _produce(
     request: Request,
     engine: Engine,
     renderer: Renderer,
-    on_raw: RawHook | None,
+    recorder: Recorder,
 ) -> tuple[Result, dict[str, Any]]:
     """One document (streamed, with continuation) or the best of K (shown when chosen),
     and the extra `--json` fields of best-of."""
@@ -135,9 +136,10 @@ def _produce(
     from longwrite.generate.job import produce
 
     if opts.best_of == 1:
-        return produce(opts, request, engine, renderer, on_raw=on_raw).result, {}
+        return produce(opts, request, engine, renderer, on_raw=recorder.add).result, {}
     with CandidateProgress(opts.best_of, request.sampling.max_tokens) as progress:
-        made = produce(opts, request, engine, renderer, progress=progress, on_raw=on_raw)
+        made = produce(opts, request, engine, renderer, progress=progress, on_raw=recorder.add,
+                       on_candidate=recorder.add_candidate)  # fmt: skip
         progress.summary(made.candidates, made.best)
     result, candidates = made.result, made.candidates
     summaries = [c.summary() for c in candidates]

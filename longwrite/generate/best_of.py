@@ -63,11 +63,14 @@ def best_of(
     progress: Progress | None = None,
     on_raw: Callable[[str, int], None] | None = None,
     guards: Guards = NO_GUARDS,
+    on_candidate: Callable[[int, str, int], None] | None = None,
 ) -> tuple[Result, list[Candidate], int]:
     """Sample `k` candidates in one batch: (the best as a Result, all of them, its index).
 
-    `on_raw` receives the chosen candidate's raw text once it is chosen (the run log);
-    `guards` check and repair each candidate before it is scored."""
+    `on_raw` receives the chosen candidate's raw text once it is chosen (the run log), and
+    `on_candidate(index, text, tokens)` every piece of every candidate as it is sampled (the
+    run log again, so a run killed before the choice keeps its candidates); `guards` check
+    and repair each candidate before it is scored."""
     started = time.monotonic()
     texts = [""] * k
     tokens = [0] * k
@@ -78,6 +81,8 @@ def best_of(
             i = chunk.index
             texts[i] += chunk.text
             tokens[i] += chunk.tokens
+            if on_candidate is not None and (chunk.text or chunk.tokens):
+                on_candidate(i, chunk.text, chunk.tokens)
             if chunk.finish_reason is not None:
                 finish[i] = chunk.finish_reason
             if progress is not None:

@@ -24,6 +24,8 @@ from longwrite.length.budget import THINK_TOKENS
 from longwrite.prompt.request import Request, build_request, check_settings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from longwrite.generate.best_of import Candidate, Progress, Scorer
     from longwrite.generate.guards import Guards
     from longwrite.generate.rounds import Continuation, EventSink, RawHook, Result, Resume
@@ -213,11 +215,13 @@ def produce(
     progress: Progress | None = None,
     on_raw: RawHook | None = None,
     resume: Resume | None = None,
+    on_candidate: Callable[[int, str, int], None] | None = None,
 ) -> Produced:
     """One document streamed into `sink`, or the best of `opts.best_of` candidates (their
     progress to `progress`; the chosen one's events to `sink` once it is chosen).
 
-    `on_raw` receives the raw text for the run log; `resume` carries a run on (one stream)."""
+    `on_raw` receives the raw text for the run log (`on_candidate` best-of's candidates as
+    they are sampled); `resume` carries a run on (one stream)."""
     from longwrite.generate.best_of import best_of
     from longwrite.generate.parser import AnswerDelta, Done, ThinkDelta
     from longwrite.generate.rounds import write_document
@@ -237,7 +241,7 @@ def produce(
         )
     result, candidates, best = best_of(
         engine, request, opts.best_of, scorer_for(request), progress=progress, on_raw=on_raw,
-        guards=opts.guards,
+        guards=opts.guards, on_candidate=on_candidate,
     )  # fmt: skip
     if result.thinking:
         sink.handle(ThinkDelta(result.thinking))

@@ -49,8 +49,9 @@ class Recorder:
         self._interval = interval
         self._chars = chars
         self._parts: list[str] = []
-        self._pending = 0  # characters in _parts
+        self._pending = 0  # characters waiting, the candidates' included
         self._tokens = 0  # tokens not yet written
+        self._candidates: dict[int, tuple[list[str], int]] = {}  # best-of: index -> waiting
         self._since: float | None = None  # when the oldest pending piece came
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -71,11 +72,26 @@ class Recorder:
             self._parts.append(text)
             self._pending += len(text)
             self._tokens += tokens
-            now = self._clock()
-            if self._since is None:
-                self._since = now
-            if self._pending >= self._chars or now - self._since >= self._interval:
-                self._flush()
+            self._due()
+
+    def _due(self) -> None:
+        """Flush when enough has gathered or the oldest piece has waited long enough."""
+        now = self._clock()
+        if self._since is None:
+            self._since = now
+        if self._pending >= self._chars or now - self._since >= self._interval:
+            self._flush()
+
+    def add_candidate(self, index: int, text: str, tokens: int = 0) -> None:
+        """Take a piece of best-of candidate `index` while it is sampled (same batching)."""
+        if self.store is None:
+            return
+        with self._lock:
+            parts, waiting = self._candidates.get(index, ([], 0))
+            parts.append(text)
+            self._candidates[index] = (parts, waiting + tokens)
+            self._pending += len(text)
+            self._due()
 
     def note(self, options: dict[str, Any]) -> None:
         """Add to the run's options what it learned as it went (after the text so far)."""
@@ -120,11 +136,18 @@ class Recorder:
                 self.store = None
 
     def _flush(self) -> None:
-        if self.store is None or self.run_id is None or not (self._parts or self._tokens):
+        if self.store is None or self.run_id is None:
             return
-        text, tokens = "".join(self._parts), self._tokens
-        self._parts, self._pending, self._tokens, self._since = [], 0, 0, None
-        self._guard(self.store.append, self.run_id, text, tokens)
+        candidates, self._candidates = self._candidates, {}
+        for index, (parts, tokens) in sorted(candidates.items()):
+            if self.store is not None:
+                self._guard(self.store.append_candidate, self.run_id, index, "".join(parts), tokens)
+        if self._parts or self._tokens:
+            text, tokens = "".join(self._parts), self._tokens
+            self._parts, self._tokens = [], 0
+            if self.store is not None:
+                self._guard(self.store.append, self.run_id, text, tokens)
+        self._pending, self._since = 0, None
 
     def _guard(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Run one write; on failure say so once and stop logging (the run goes on)."""

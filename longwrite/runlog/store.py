@@ -7,6 +7,9 @@ SQLite gives its `-wal` and `-shm` files the database file's mode.
 Choices:
 - One `runs` row per run, and the raw text in a `chunks` table, one row per batch the
   recorder appends. Appending is then one short INSERT, never a rewrite of a growing row.
+  `--best-of` candidates stream into `candidate_chunks` (by candidate) while they are
+  sampled, so a run killed before one was chosen still has its text; the chosen one is
+  then the run's raw text as for any run.
 - WAL mode with `synchronous=NORMAL`: a commit is durable against a killed process (not a
   power cut), costs no fsync, and readers (`longwrite logs`) never block a writing run.
   A busy timeout lets two `longwrite` processes write at once; every write is one
@@ -69,6 +72,15 @@ CREATE TABLE IF NOT EXISTS chunks (
     tokens INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_run ON chunks (run_id, n);
+CREATE TABLE IF NOT EXISTS candidate_chunks (
+    n INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    at REAL NOT NULL,
+    text TEXT NOT NULL,
+    tokens INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS candidate_chunks_run ON candidate_chunks (run_id, n);
 """
 
 
@@ -244,6 +256,13 @@ class Store:
             (run_id, time.time(), text, tokens),
         )
 
+    def append_candidate(self, run_id: str, index: int, text: str, tokens: int) -> None:
+        """Append a piece of best-of candidate `index`'s text: one INSERT."""
+        self.conn.execute(
+            "INSERT INTO candidate_chunks (run_id, idx, at, text, tokens) VALUES (?,?,?,?,?)",
+            (run_id, index, time.time(), text, tokens),
+        )
+
     def claim(self, run_id: str, options: dict[str, Any], target: int | None) -> None:
         """Mark a run running again under this process (`continue`), with its new options."""
         self.conn.execute(
@@ -282,6 +301,7 @@ class Store:
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             self.conn.execute("DELETE FROM chunks WHERE run_id=?", (run_id,))
+            self.conn.execute("DELETE FROM candidate_chunks WHERE run_id=?", (run_id,))
             self.conn.execute("DELETE FROM runs WHERE id=?", (run_id,))
 
     def reap(self, words_of: Callable[[str], int]) -> int:
@@ -294,7 +314,9 @@ class Store:
             if owner_alive(owner):
                 continue
             last = self.conn.execute(
-                "SELECT max(at) FROM chunks WHERE run_id=?", (run_id,)
+                "SELECT max(at) FROM (SELECT at FROM chunks WHERE run_id=?"
+                " UNION ALL SELECT at FROM candidate_chunks WHERE run_id=?)",
+                (run_id, run_id),
             ).fetchone()[0]
             seconds = max(0.0, (last or started or 0) - (started or 0))
             self.finish(
@@ -344,6 +366,17 @@ class Store:
         """The raw completion text of a run, as the model will see it when continuing."""
         rows = self.conn.execute("SELECT text FROM chunks WHERE run_id=? ORDER BY n", (run_id,))
         return "".join(r[0] for r in rows)
+
+    def candidates(self, run_id: str) -> dict[int, tuple[str, int]]:
+        """Best-of candidates as logged while sampled: index -> (raw text, tokens)."""
+        rows = self.conn.execute(
+            "SELECT idx, text, tokens FROM candidate_chunks WHERE run_id=? ORDER BY n", (run_id,)
+        )
+        out: dict[int, tuple[str, int]] = {}
+        for index, text, tokens in rows:
+            old_text, old_tokens = out.get(index, ("", 0))
+            out[index] = (old_text + text, old_tokens + tokens)
+        return out
 
 
 def _private_folder(folder: Path) -> None:
