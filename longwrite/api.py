@@ -108,7 +108,8 @@ def write(
         request, _ = budget_request(options, request, loaded)
         recorder = start_recording(options, request, loaded, loaded.info.name)
         with recording(recorder, interrupts=(_Stopped,)) as entry:
-            made = produce(options, request, loaded, _Callback(on_event), on_raw=recorder.add)
+            made = produce(options, request, loaded, _Callback(on_event), on_raw=recorder.add,
+                           on_candidate=recorder.add_candidate)  # fmt: skip
             result = made.result
             entry.done(result)
         return result
