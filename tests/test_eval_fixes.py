@@ -251,7 +251,10 @@ def test_a_verdict_that_cannot_be_written_stops_the_run_with_one_error(
 
 
 @pytest.mark.slow
-def test_ctrl_c_while_a_judge_hangs_keeps_the_verdicts_written(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("stop", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_while_a_judge_hangs_keeps_the_verdicts_written(
+    tmp_path: Path, stop: int, code: int
+) -> None:
     results = write_rows(
         tmp_path / "run.jsonl",
         rows_with({"a": "GOOD:555555 x", "b": "HANG x", "c": "GOOD:444444 x"}),
@@ -271,10 +274,11 @@ def test_ctrl_c_while_a_judge_hangs_keeps_the_verdicts_written(tmp_path: Path) -
         deadline = time.monotonic() + 60
         while judge.calls.get("HANG") is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)  # Ctrl-C, or SIGTERM (kill, a scheduler): the same path
         started = time.monotonic()
         _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
+    assert f"interrupted: what was done is kept in {scores}" in err and "Traceback" not in err
     assert time.monotonic() - started < 5  # not after the hanging request
     assert [json.loads(x)["key"] for x in scores.read_text().splitlines()] == ["a"]
 

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from longwrite.cli.terminate import resumable
 from longwrite.defaults import WORST_SHOWN as DEFAULT_WORST
 from longwrite.errors import LongwriteError
 from longwrite.io.files import check_writable
@@ -132,15 +133,16 @@ def quality_cmd(
     items = load_items(results)
     complete, engine = server_judge(judge, judge_model, timeout, judge_context, chat=chat)
     try:
-        verdicts = judge_file(
-            items,
-            complete,
-            scores_path,
-            concurrency=concurrency,
-            retries=retries,
-            judge_model=engine.model,
-            context_tokens=complete.context,
-        )
+        with resumable(scores_path):
+            verdicts = judge_file(
+                items,
+                complete,
+                scores_path,
+                concurrency=concurrency,
+                retries=retries,
+                judge_model=engine.model,
+                context_tokens=complete.context,
+            )
     finally:
         engine.close()
     report = summarize_quality(items, verdicts)
@@ -250,9 +252,10 @@ def writingbench_cmd(
     send = endpoint(critic, critic_model, chat=chat, timeout=timeout,
                     max_tokens=wb.CRITIC_MAX_TOKENS, default_context=judge_context)  # fmt: skip
     try:
-        verdicts = wb.judge_all(tasks, send, scores, judge_model=send.model,
-                                concurrency=concurrency, retries=retries,
-                                context_tokens=send.context)  # fmt: skip
+        with resumable(scores):
+            verdicts = wb.judge_all(tasks, send, scores, judge_model=send.model,
+                                    concurrency=concurrency, retries=retries,
+                                    context_tokens=send.context)  # fmt: skip
     finally:
         send.close()
     _finish(wb.summarize(qs, answers, verdicts), scores, as_json, wb.print_summary)
@@ -293,9 +296,10 @@ def arena_cmd(
     send = endpoint(judge, judge_model, chat=chat, timeout=timeout,
                     max_tokens=arena.JUDGE_MAX_TOKENS, default_context=judge_context)  # fmt: skip
     try:
-        verdicts = arena.judge_pairs(pairs, send, scores, judge_model=send.model,
-                                     concurrency=concurrency, retries=retries,
-                                     context_tokens=send.context)  # fmt: skip
+        with resumable(scores):
+            verdicts = arena.judge_pairs(pairs, send, scores, judge_model=send.model,
+                                         concurrency=concurrency, retries=retries,
+                                         context_tokens=send.context)  # fmt: skip
     finally:
         send.close()
     summary = arena.summarize(pairs, verdicts, names, rounds=rounds, seed=seed)

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import typer
 
+from longwrite.cli.terminate import resumable
 from longwrite.errors import LongwriteError, say
 
 rl_app = typer.Typer(
@@ -121,7 +122,8 @@ def prepare_cmd(
     complete, close = _range_model(range_model) if range_model else (None, None)
     progress = _Counter()
     try:
-        report = prepare(prompts, output, complete=complete, workers=workers, on_row=progress)
+        with resumable(output):
+            report = prepare(prompts, output, complete=complete, workers=workers, on_row=progress)
     finally:
         progress.stop()
         if close is not None:

@@ -3,11 +3,11 @@
 Why: `kill`, `timeout`, systemd and a job scheduler's time limit (Slurm sends SIGTERM, then
 SIGKILL after a grace period) end a process with SIGTERM, whose default is to die on the
 spot. A write would then lose the text the loop guard still held back (up to a paragraph,
-or a run of repeats being judged) and the run log's last half second; a batch would drop
-its in-flight lines without a word. Raised as KeyboardInterrupt in the main thread, SIGTERM
-takes the Ctrl-C path every long command already has: what was written is kept, the run log
-says interrupted, `-o FILE` stays FILE.partial. The exit code is 143 (128 + SIGTERM), as a
-process killed by it reports. A second SIGTERM kills at once.
+or a run of repeats being judged) and the run log's last half second; a batch or an
+evaluation would stop without a word. Raised as KeyboardInterrupt in the main thread,
+SIGTERM takes the Ctrl-C path every long command already has: what was written is kept, the
+run log says interrupted, `-o FILE` stays FILE.partial. The exit code is 143 (128 +
+SIGTERM), as a process killed by it reports. A second SIGTERM kills at once.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from types import FrameType
 
 EXIT_TERMINATED = 128 + signal.SIGTERM
-COMMANDS = ("write", "continue", "batch")  # the long runs with a Ctrl-C path of their own
+COMMANDS = ("write", "continue", "batch", "eval")  # long runs that keep their work on Ctrl-C
 
 
 class Terminated(KeyboardInterrupt):
@@ -49,6 +49,21 @@ def as_interrupt(command: str | None) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def resumable(where: object) -> Iterator[None]:
+    """Ctrl-C or SIGTERM in a command that appends its work as it goes (`eval`'s judges,
+    `rl prepare`): one line saying where the work so far is kept, then exit 130 (143)."""
+    import typer
+
+    from longwrite.errors import EXIT_INTERRUPTED, say
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        say(f"interrupted: what was done is kept in {where}; the same command carries on")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def exit_code(code: int) -> int:
