@@ -8,3 +8,4 @@ number lives here once and both the option and the code read it.
 THINK_TOKENS = 3000  # thinking allowance and cap: the paper's typical thinking is 2-3k tokens
 GUARD_RETRIES = 2  # fresh samples after a loop before the guard gives up
 WORST_SHOWN = 5  # outliers listed by `eval length` and `eval report`
+JUDGE_CONTEXT = 32_768  # a judge's context in tokens when its server does not say

@@ -15,10 +15,10 @@ from typing import Annotated
 import typer
 
 from longwrite.cli.terminate import resumable
+from longwrite.defaults import JUDGE_CONTEXT as DEFAULT_CONTEXT
 from longwrite.defaults import WORST_SHOWN as DEFAULT_WORST
 from longwrite.errors import LongwriteError
 from longwrite.io.files import check_writable
-from longwrite.scoring.judge import DEFAULT_CONTEXT
 
 eval_app = typer.Typer(
     help="Score generated documents the way the benchmarks do.",

@@ -40,12 +40,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from longwrite.defaults import JUDGE_CONTEXT
 from longwrite.errors import LongwriteError, one_line
 from longwrite.io.counting import count_words
 
 T = TypeVar("T")
 
-DEFAULT_CONTEXT = 32_768  # the judge's context in tokens when its server does not say
+DEFAULT_CONTEXT = JUDGE_CONTEXT  # the judge's context in tokens when its server does not say
 BYTES_PER_TOKEN = 3  # a high estimate of tokens: real BPE text runs about 4 bytes a token
 CONTEXT_MARGIN = 64  # tokens kept free in the judge's context beyond its reply
 JOIN_WAIT_S = 0.2  # how often the caller wakes while judges work (Ctrl-C is seen then)
