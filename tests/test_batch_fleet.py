@@ -164,3 +164,13 @@ def test_merge_names_a_missing_file(tmp_path) -> None:
     done = longwrite("batch", "merge", "nope.jsonl", "-i", "in.jsonl", "-o", "x", cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip() == "longwrite: error: cannot read nope.jsonl: no such file"
+
+
+def test_an_empty_shard_says_so_and_asks_no_server(tmp_path, capsys) -> None:
+    src = tmp_path / "in.jsonl"
+    write_input(src, 2)
+    empty = next(k for k in range(1, 9) if not in_shard(items_of(src), k, 8))
+    out = tmp_path / "out.jsonl"
+    code = run_batch_command(src, out, BASE, ["http://127.0.0.1:9"], 1, shard=f"{empty}/8")
+    assert code == 0  # nothing to do is not a failure, and the dead server was never asked
+    assert f"falls in shard {empty}/8" in capsys.readouterr().err

@@ -179,8 +179,12 @@ def run_batch_command(
             say(f"longwrite: warning: {output} ended in a torn line (an earlier crash): cut off")
         todo = [item for item in items if item.id not in finished]
         already = len(items) - len(todo)
-        if not todo:
+        if not items and part is not None:
+            say(f"batch: no line of {input} falls in shard {part[0]}/{part[1]} (by a hash of "
+                "its id): nothing to run here")  # fmt: skip
+        elif not todo:
             say(f"batch: all {len(items)} lines are in {output}")
+        if not todo:
             return EXIT_FAILED if problems else 0
         pool = open_pool(base.engine, servers, concurrency, stream=stream)
         try:
