@@ -287,10 +287,14 @@ def test_eval_quality_command(tmp_path: Path) -> None:
     assert data["by_type"]["essay"]["overall"] == pytest.approx(75.0)
     assert data["unscored"] == ["d"]
     assert default_scores_path(results).exists()
+    n = len(results.read_text().splitlines())
+    # progress on stderr (a plain line off a terminal): every ask, the unscored one counted
+    assert out.stderr.splitlines()[-1] == f"judge: {n - 1}/{n} done, 1 unscored"
     with JudgeServer(Script()) as judge:
         args = ["quality", str(results), "--judge", judge.url, "--retries", "0"]
         table = runner.invoke(eval_app, args)
         assert len(judge.completions) == 1  # only d was asked again
+    assert table.stderr.splitlines()[-1] == "judge: 0/1 done, 1 unscored"  # what was asked
     assert "70.83" in table.stdout and "75.00" in table.stdout and "unscored" in table.stdout
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -31,6 +31,13 @@ eval_app = typer.Typer(
 @eval_app.callback()
 def _eval() -> None:
     """Score generated documents the way the benchmarks do."""
+
+
+def _judging(asks: int) -> Any:
+    """The progress of the judge's verdicts on stderr (a bar on a terminal)."""
+    from longwrite.display.batch_progress import BatchProgress
+
+    return BatchProgress(asks, label="judge", rate=False, failed_word="unscored")
 
 
 @eval_app.command("length", help="LongBench-Write length score S_l of a JSON Lines results file.")
@@ -142,6 +149,7 @@ def quality_cmd(
                 retries=retries,
                 judge_model=engine.model,
                 context_tokens=complete.context,
+                progress=_judging,
             )
     finally:
         engine.close()
@@ -255,7 +263,7 @@ def writingbench_cmd(
         with resumable(scores):
             verdicts = wb.judge_all(tasks, send, scores, judge_model=send.model,
                                     concurrency=concurrency, retries=retries,
-                                    context_tokens=send.context)  # fmt: skip
+                                    context_tokens=send.context, progress=_judging)  # fmt: skip
     finally:
         send.close()
     _finish(wb.summarize(qs, answers, verdicts), scores, as_json, wb.print_summary)
@@ -299,7 +307,8 @@ def arena_cmd(
         with resumable(scores):
             verdicts = arena.judge_pairs(pairs, send, scores, judge_model=send.model,
                                          concurrency=concurrency, retries=retries,
-                                         context_tokens=send.context)  # fmt: skip
+                                         context_tokens=send.context,
+                                         progress=_judging)  # fmt: skip
     finally:
         send.close()
     summary = arena.summarize(pairs, verdicts, names, rounds=rounds, seed=seed)

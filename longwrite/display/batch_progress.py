@@ -1,8 +1,9 @@
-"""The progress of `longwrite batch` on stderr: done/total, tokens per second and ETA.
+"""The progress of a long job on stderr: done/total, tokens per second and ETA.
 
-A rich bar on a terminal; on a pipe or a log file, a plain line at most every
-`PLAIN_EVERY_S` seconds (a batch runs for hours: a line per result would flood the log) and
-one at the end.
+`longwrite batch` (lines, with the tokens per second) and the judged evaluations (`eval
+quality`, `writingbench`, `arena`: verdicts, with how many stayed unscored). A rich bar on
+a terminal; on a pipe or a log file, a plain line at most every `PLAIN_EVERY_S` seconds (a
+batch runs for hours: a line per result would flood the log) and one at the end.
 """
 
 from __future__ import annotations
@@ -29,8 +30,12 @@ class BatchProgress:
         stream: TextIO | None = None,
         tty: bool | None = None,
         every: float = PLAIN_EVERY_S,
+        label: str = "batch",
+        rate: bool = True,
+        failed_word: str = "failed",
     ) -> None:
         self.total, self.done, self.failed = total, done, 0
+        self._label, self._show_rate, self._failed_word = label, rate, failed_word
         self._start_done = done
         self.tokens = 0
         self._stream = stream if stream is not None else sys.stderr
@@ -53,11 +58,12 @@ class BatchProgress:
                 TimeRemainingColumn,
             )
 
+            middle = [TextColumn("{task.fields[rate]} tok/s")] if self._show_rate else []
             self._bar = Progress(
-                TextColumn("batch"),
+                TextColumn(self._label, markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]} tok/s"),
+                *middle,
                 TimeElapsedColumn(),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
@@ -106,9 +112,9 @@ class BatchProgress:
     def _line(self) -> None:
         self._printed = time.monotonic()
         eta = self.eta()
-        failed = f", {self.failed} failed" if self.failed else ""
-        when = f", ETA {format_duration(eta)}" if eta is not None and self.done < self.total else ""
-        self._stream.write(
-            f"batch: {self.done}/{self.total} done{failed}, {self._rate()} tok/s{when}\n"
-        )
+        failed = f", {self.failed} {self._failed_word}" if self.failed else ""
+        rate = f", {self._rate()} tok/s" if self._show_rate else ""
+        left = self.done + self.failed < self.total
+        when = f", ETA {format_duration(eta)}" if eta is not None and left else ""
+        self._stream.write(f"{self._label}: {self.done}/{self.total} done{failed}{rate}{when}\n")
         self._stream.flush()

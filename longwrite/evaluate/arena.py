@@ -34,7 +34,7 @@ from longwrite.evaluate.judged import (
     read_objects,
     reply_object,
 )
-from longwrite.evaluate.verdict_log import Asking, ask_missing
+from longwrite.evaluate.verdict_log import Asking, ProgressFor, ask_missing
 from longwrite.scoring.judge import Ask, JudgeClient, Judged, fit_answer
 
 TEMPLATE = "arena_judge_en"
@@ -150,6 +150,7 @@ def judge_pairs(
     retries: int = 2,
     backoff: float = 0.5,
     context_tokens: int | None = None,
+    progress: ProgressFor | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Ask the judge about every pair without a current verdict, appending each one."""
     template = load_template(TEMPLATE, FIELDS)
@@ -196,6 +197,7 @@ def judge_pairs(
         ask=ask,
         parse=parse_verdict,
         record=record,
+        progress=progress,
     )
 
 

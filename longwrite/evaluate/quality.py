@@ -40,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from longwrite.errors import LongwriteError
 from longwrite.evaluate.length import LengthResult, NoRequiredLength, parse_result
@@ -51,6 +51,9 @@ from longwrite.scoring.judge import (
     Judged,
     endpoint,
 )
+
+if TYPE_CHECKING:
+    from longwrite.evaluate.verdict_log import ProgressFor
 
 DIMENSIONS = (
     "relevance",
@@ -324,6 +327,7 @@ def judge_file(
     on_verdict: Callable[[Verdict], None] | None = None,
     judge_model: str | None = None,
     context_tokens: int | None = None,
+    progress: ProgressFor | None = None,
 ) -> dict[str, Verdict]:
     """Judge the items that have no score in `scores_path` for their current prompt and
     answer from this judge (`judge_model` and the judge prompt), appending each verdict as it
@@ -353,6 +357,7 @@ def judge_file(
         ask=lambda _client, it: Ask(partial(judge_prompt, it.prompt, template=template), it.answer),
         parse=parse_judgement,
         record=record,
+        progress=progress,
     )
     return {it.key: verdicts[it.key] for it in items if it.key in verdicts}
 

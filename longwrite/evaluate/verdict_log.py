@@ -12,15 +12,23 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from longwrite.scoring.judge import Ask, JudgeClient, Judged
 
 Item = TypeVar("Item")
 Verdict = TypeVar("Verdict")
 Reply = TypeVar("Reply")
+
+
+class Shown(Protocol):
+    def finished(self, ok: bool) -> None: ...
+
+
+ProgressFor = Callable[[int], AbstractContextManager[Shown]]  # asks -> an open display
 
 
 @dataclass(frozen=True)
@@ -46,12 +54,14 @@ def ask_missing(
     ask: Callable[[JudgeClient, Item], Ask],
     parse: Callable[[str], Reply],
     record: Callable[[Item, Judged[Reply]], tuple[str, dict[str, Any], Verdict]],
+    progress: ProgressFor | None = None,
 ) -> dict[str, Verdict]:
     """Every current verdict by key, the new ones included.
 
     `current(log records)` keeps the verdicts still valid; `pending(verdicts)` lists the
     items to ask about; `ask(client, item)` is its question; `record(item, judged)` gives
-    (key, the line to append, the verdict)."""
+    (key, the line to append, the verdict); `progress(n)` opens a display of the n asks
+    (its `finished(scored)` is called as each ends)."""
     from longwrite.io.jsonl import AppendLog
 
     log = AppendLog(scores_path)
@@ -68,14 +78,18 @@ def ask_missing(
             max_tokens=asking.max_tokens,
         )
         lock = threading.Lock()
+        shown = progress(len(todo)) if progress is not None and todo else nullcontext()
+        with shown as display:
 
-        def done(index: int, judged: Judged[Reply]) -> None:
-            key, line, verdict = record(todo[index], judged)
-            log.append(line)
-            with lock:
-                verdicts[key] = verdict
+            def done(index: int, judged: Judged[Reply]) -> None:
+                key, line, verdict = record(todo[index], judged)
+                log.append(line)
+                with lock:
+                    verdicts[key] = verdict
+                if display is not None:
+                    display.finished(judged.value is not None)
 
-        client.ask_all([ask(client, item) for item in todo], parse, done)
+            client.ask_all([ask(client, item) for item in todo], parse, done)
     finally:
         log.close()
     return verdicts

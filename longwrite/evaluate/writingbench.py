@@ -38,7 +38,7 @@ from longwrite.evaluate.judged import (
     read_objects,
     reply_object,
 )
-from longwrite.evaluate.verdict_log import Asking, ask_missing
+from longwrite.evaluate.verdict_log import Asking, ProgressFor, ask_missing
 from longwrite.scoring.judge import Ask, Judged
 
 TEMPLATE = "writingbench_critic_en"
@@ -180,6 +180,7 @@ def judge_all(
     retries: int = 2,
     backoff: float = 0.5,
     context_tokens: int | None = None,
+    progress: ProgressFor | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Ask the critic about every task without a current score, appending each verdict."""
     template = load_template(TEMPLATE, FIELDS)
@@ -217,6 +218,7 @@ def judge_all(
         ask=lambda _client, t: Ask(partial(render, t), t.answer),
         parse=parse_verdict,
         record=record,
+        progress=progress,
     )
 
 
