@@ -49,7 +49,8 @@ def sections_wanted(opts: WriteOptions, request: Request, budget: Budget) -> int
     n = sections_needed(request.target_words, budget.max_words)
     say(
         f"longwrite: a {request.target_words:,}-word document does not fit in one pass (about "
-        f"{budget.max_words:,} words): planning it, then writing it in {n} sections"
+        f"{budget.max_words:,} words): planning it, then writing it in sections (at least "
+        f"{n}; the plan sets how many)"
     )
     return n
 
