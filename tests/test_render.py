@@ -598,6 +598,6 @@ def test_bad_options_are_rejected():
 
 
 def test_a_fast_servers_rate_has_thousands_separators():
-    assert format_status("done", 1.0, words=10, tokens=3_200, tokens_per_s=3181.64) == (
+    assert format_status("done", elapsed=1.0, words=10, tokens=3_200, tokens_per_s=3181.64) == (
         "done · 10 words · 3,200 tok · 3,181.6 tok/s · 0:01"
     )
