@@ -50,6 +50,26 @@ def run_cli(args, cwd=REPO, timeout=600, **kwargs):
     return proc.returncode, proc.stdout, proc.stderr
 
 
+def kill_at_checkpoint(args, checkpoint: Path, wait_s: float = 300) -> None:
+    """Start `longwrite ARGS`, wait until `checkpoint` is complete, then kill -9 it."""
+    import signal
+    import time
+
+    from longwrite.rl.run_dir import is_complete_checkpoint
+
+    proc = subprocess.Popen([sys.executable, "-c", MOUNTED, *map(str, args)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + wait_s
+        while not is_complete_checkpoint(checkpoint):
+            assert proc.poll() is None, "the run ended before its first checkpoint"
+            assert time.monotonic() < deadline, f"no checkpoint within {wait_s:.0f} s"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
 GOOD = """\
 model: tiny
 data: {data}

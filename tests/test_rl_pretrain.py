@@ -4,13 +4,9 @@ as `model:` of `rl train`)."""
 
 import json
 import random
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
-from test_rl_config import MOUNTED, REPO, run_cli
+from test_rl_config import REPO, kill_at_checkpoint, run_cli
 
 from longwrite.rl.corpus import (
     CorpusError,
@@ -22,7 +18,6 @@ from longwrite.rl.corpus import (
     source_texts,
 )
 from longwrite.rl.metrics import read_metrics
-from longwrite.rl.run_dir import is_complete_checkpoint
 
 RECIPE = "rl/pretrain/tiny-cpu.yaml"
 
@@ -291,17 +286,7 @@ def test_a_killed_pretrain_resumes_from_its_last_checkpoint(tmp_path):
         "--set",
         "train.save_steps=3",
     ]
-    proc = subprocess.Popen([sys.executable, "-c", MOUNTED, *args], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 300
-        while not is_complete_checkpoint(run / "checkpoint-3"):
-            assert proc.poll() is None, "the run ended before its first checkpoint"
-            assert time.monotonic() < deadline, "no checkpoint within 300 s"
-            time.sleep(0.05)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    kill_at_checkpoint(args, run / "checkpoint-3")
     assert not (run / "final").exists()
     code, _, err = run_cli(args)
     assert code == 2 and "pass --resume" in err

@@ -3,13 +3,12 @@ metrics, the final model, plots."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 
 import pytest
-from test_rl_config import GOOD, MOUNTED, REPO, run_cli
+from test_rl_config import GOOD, kill_at_checkpoint, run_cli
 from typer.testing import CliRunner
 
 from longwrite.cli.rl import rl_app
@@ -217,21 +216,7 @@ def test_a_killed_run_resumes_from_its_last_complete_checkpoint(tmp_path):
     run = tmp_path / "run"
     args = ["rl", "train", TINY, "--set", f"output_dir={run}", "--set", "train.max_steps=8",
             "--set", "train.save_steps=3"]  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-c", MOUNTED, *args],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 300
-        while not is_complete_checkpoint(run / "checkpoint-3"):
-            assert proc.poll() is None, "the run ended before its first checkpoint"
-            assert time.monotonic() < deadline, "no checkpoint within 300 s"
-            time.sleep(0.05)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    kill_at_checkpoint(args, run / "checkpoint-3")
     assert not (run / "final").exists()
     # As if the kill had hit the next save halfway: a checkpoint folder without its state.
     (run / "checkpoint-6").mkdir(exist_ok=True)
