@@ -63,6 +63,25 @@ def test_headings_take_the_shallowest_level_with_two_or_more():
     assert read_outline("Just some prose about what to write.\nNothing numbered.") == []
 
 
+def test_chinese_plans_are_read_as_the_model_writes_them():
+    """The model plans in Chinese for a Chinese prompt: 一、 / 第一章 / 1、 parts, counts in 字
+    inside full-width brackets, after 约."""
+    plan = "计划：\n一、潮汐的起源（约3000字）\n二、月球的作用（2000字）\n三、人类与潮汐\n"
+    assert read_outline(plan) == [("潮汐的起源", 3000), ("月球的作用", 2000), ("人类与潮汐", None)]
+    assert read_outline("第一章：起源，约1500字\n第二章：机制，约2,500字\n") == [
+        ("起源", 1500), ("机制", 2500)]  # fmt: skip
+    assert read_outline("1、引言（500字）\n2、正文（4000字）\n") == [("引言", 500), ("正文", 4000)]
+    assert read_outline("## 第一章 起源（3000字）\n## 第二章 机制\n") == [
+        ("第一章 起源", 3000), ("第二章 机制", None)]  # fmt: skip
+
+
+def test_a_user_outline_under_a_title_takes_the_title_for_what_it_is():
+    parts = user_outline("# Tides\n## A (about 1,200 words)\n## B (~800 words)\n", 4000)
+    assert [(p.heading, p.words) for p in parts] == [("A", 2400), ("B", 1600)]
+    (only,) = user_outline("## Just one part (900 words)\n", None)
+    assert only.words == 900
+
+
 def test_counts_are_scaled_to_the_target_and_missing_ones_get_the_mean():
     parts = scale([("a", 500), ("b", 1500), ("c", None)], 6000)
     assert [p.words for p in parts] == [1000, 3000, 2000]

@@ -3,8 +3,8 @@
 LongWriter-Zero plans in its own thinking; for a document longer than one pass that plan is
 the outline we write to. We read it from the thinking as Markdown headings (the shallowest
 level that has at least two) or, failing that, numbered parts ("1. Title", "Part 2: Title",
-"Chapter 3 - Title"), with a word count where the model gave one ("(800 words)",
-"~1,200 words"). Parts without a count get the mean of the counted ones; the counts are then
+"Chapter 3 - Title", and as a Chinese plan numbers them: "一、", "第二章：", "3、"), with a
+word count where the model gave one ("(800 words)", "~1,200 words", "（约3000字）"). Parts without a count get the mean of the counted ones; the counts are then
 scaled to sum to the target, because a model's arithmetic rarely adds up to what was asked.
 A user's outline (`--plan FILE`) is Markdown headings with the same optional counts.
 """
@@ -19,14 +19,21 @@ SOURCES = ("plan", "outline", "even", "file")
 MIN_PARTS = 2
 
 _HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.+?)\s*#*\s*$")
+_CN_NUMBER = "[一二三四五六七八九十百零〇\\d]+"
 _NUMBERED = re.compile(
     r"^\s*(?:[-*]\s+)?(?:\*\*)?(?:(?:part|section|chapter)\s+(?:\d+|[ivxlc]+)\s*[:.\-–—)]"
-    r"|\d{1,2}[.)])\s*(.+?)\s*$",
+    r"|\d{1,2}[.)、]"  # 1. 2) 3、
+    rf"|第{_CN_NUMBER}[章节部篇][分]?[:：、.\s]?"  # 第一章 第2部分
+    rf"|{_CN_NUMBER}、)\s*(.+?)\s*$",  # 一、
     re.IGNORECASE,
 )
-_WORDS = re.compile(r"[(\[~≈]?\s*(?:about\s+|approx\.?\s+|~)?(\d{1,3}(?:,\d{3})+|\d+)\s*words?\b"
-                    r"\s*[)\]]?", re.IGNORECASE)  # fmt: skip
-_TRAIL = " \t-–—:,;*_"
+# "(800 words)", "~1,200 words", "（约3000字）", "3,000字"
+_WORDS = re.compile(
+    r"[(\[（~≈]?\s*(?:about\s+|approx\.?\s+|~|约|大约)?(\d{1,3}(?:,\d{3})+|\d+)\s*"
+    r"(?:words?\b|字)\s*[)\]）]?",
+    re.IGNORECASE,
+)
+_TRAIL = " \t-–—:,;*_：，、"
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,7 @@ def _split_count(text: str) -> tuple[str, int | None]:
     if m is None:
         return text.strip(_TRAIL), None
     title = (text[: m.start()] + text[m.end() :]).strip(_TRAIL)
-    title = re.sub(r"\s*[(\[]\s*[)\]]\s*", " ", title).strip(_TRAIL)
+    title = re.sub(r"\s*[(\[（]\s*[)\]）]\s*", " ", title).strip(_TRAIL)
     return title, int(m.group(1).replace(",", ""))
 
 
@@ -115,9 +122,13 @@ def even(target: int, n: int) -> tuple[Part, ...]:
 
 
 def user_outline(text: str, target: int | None) -> tuple[Part, ...]:
-    """A user's outline: Markdown headings with optional "(N words)". Without a target the
-    counts are kept as given (parts without one get the mean)."""
-    parts = [_split_count(m.group(2)) for m in map(_HEADING.match, text.splitlines()) if m]
+    """A user's outline: Markdown headings with optional "(N words)", at the shallowest level
+    that has two or more (a lone `# Title` above them is the title, not a section). Without a
+    target the counts are kept as given (parts without one get the mean)."""
+    lines = text.splitlines()
+    parts = _headings(lines) or [
+        _split_count(m.group(2)) for m in map(_HEADING.match, lines) if m
+    ]  # a single heading: one section
     parts = [(_clean(t), w) for t, w in parts if _clean(t)]
     if not parts:
         return ()
