@@ -199,6 +199,13 @@ def test_target_fields():
         ("写一段100～200字的简介", 200, "between", 100, 200),  # full-width tilde
         ("生成一篇种草文案，300到400字", 400, "between", 300, 400),
         ("写3-5千字的行业分析", 5000, "between", 3000, 5000),
+        # both bounds stated apart: one range, whichever comes first and wherever the unit is
+        ("Write at least 800 words and at most 1200", 1200, "between", 800, 1200),
+        ("No more than 1,200 and no fewer than 800 words, please", 1200, "between", 800, 1200),
+        ("Write a minimum of 800 words but no more than 1200 words", 1200, "between", 800, 1200),
+        ("不少于800字，不超过1200字", 1200, "between", 800, 1200),
+        ("写一篇文章，至少800字，最多1200字", 1200, "between", 800, 1200),
+        ("More than 500 words, but under 5000 words", 5000, "at_most", 4500, 5000),  # too far
     ],
 )
 def test_bounds(prompt, value, kind, lo, hi):

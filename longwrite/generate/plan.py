@@ -4,8 +4,9 @@ LongWriter-Zero plans in its own thinking; for a document longer than one pass t
 the outline we write to. We read it from the thinking as Markdown headings (the shallowest
 level that has at least two) or, failing that, numbered parts ("1. Title", "Part 2: Title",
 "Chapter 3 - Title", and as a Chinese plan numbers them: "一、", "第二章：", "3、"), with a
-word count where the model gave one ("(800 words)", "~1,200 words", "（约3000字）"). Parts without a count get the mean of the counted ones; the counts are then
-scaled to sum to the target, because a model's arithmetic rarely adds up to what was asked.
+word count where the model gave one ("(800 words)", "~1,200 words", "（约3000字）"). Parts
+without a count get the mean of the counted ones; the counts are then scaled to sum to the
+target, because a model's arithmetic rarely adds up to what was asked.
 A user's outline (`--plan FILE`) is Markdown headings with the same optional counts.
 """
 

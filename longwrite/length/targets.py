@@ -350,9 +350,39 @@ def _candidate(text: str, m: re.Match[str]) -> _Candidate | None:
     return _Candidate(target, rank)
 
 
+# A lower and an upper bound in one breath: "at least 800 words and at most 1,200",
+# "no more than 1200 and no fewer than 800 words", "不少于800字，不超过1200字".
+_AT_LEAST, _AT_MOST = _BOUNDS["at_least"][0], _BOUNDS["at_most"][0]
+_JOIN = r"\s*(?:,|;|，|；|、)?\s*(?:and|but|yet|且|但|并且|而且)?\s*"
+_PAIR = re.compile(
+    rf"(?:(?P<p1>{_AT_LEAST})|(?P<q1>{_AT_MOST}))\s*(?P<x>{_NUM})\s*(?P<u1>{_UNIT})?"
+    rf"{_JOIN}(?(p1)(?:{_AT_MOST})|(?:{_AT_LEAST}))\s*(?P<y>{_NUM})\s*(?P<u2>{_UNIT})?",
+    re.I,
+)
+
+
+def _pair(text: str) -> _Candidate | None:
+    """Both bounds stated apart, as one 'between' target (one of them names the unit)."""
+    for m in _PAIR.finditer(text):
+        unit = (m["u1"] or m["u2"] or "").strip()
+        if not unit or re.fullmatch(r"pages?|.*页", unit, re.I):
+            continue
+        x, y = _value(m["x"]), _value(m["y"])
+        lo, hi = (x, y) if m["p1"] else (y, x)
+        if 0 < lo < hi <= 5 * lo and hi >= MIN_WORDS:
+            before = text[max(0, m.start() - 60) : m.start()]
+            rank = 2 if _INPUT.search(before) else 0
+            target = Target(hi, paper_range(hi, "between", lo, hi), "between", m[0].strip())
+            return _Candidate(target, rank)
+    return None
+
+
 def extract_target(prompt: str) -> Target | None:
     """The length `prompt` asks for, or None when it states none."""
     text = unicodedata.normalize("NFKC", prompt)
+    pair = _pair(text)
+    if pair is not None and pair.rank == 0:
+        return pair.target
     found = [c for m in _LENGTH.finditer(text) if (c := _candidate(text, m))]
     for rank in (0, 1):
         if ranked := [c.target for c in found if c.rank == rank]:
