@@ -233,3 +233,16 @@ def test_a_killed_run_resumes_from_its_last_complete_checkpoint(tmp_path):
     assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-6", "checkpoint-8"]
     assert all(is_complete_checkpoint(p) for p in run.glob("checkpoint-*"))
     assert (run / "final" / "model.safetensors").is_file()
+
+
+def test_gpu_peak_memory_is_read_only_where_cuda_is(monkeypatch):
+    import types
+
+    from longwrite.rl.metrics import gpu_peak_gib
+
+    cuda = types.SimpleNamespace(is_available=lambda: True,
+                                 max_memory_allocated=lambda: 3 * 2**30 + 2**29)  # fmt: skip
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))
+    assert gpu_peak_gib() == 3.5
+    cuda.is_available = lambda: False
+    assert gpu_peak_gib() is None

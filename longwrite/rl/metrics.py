@@ -90,6 +90,16 @@ def trim_metrics(path: Path, last_step: int) -> None:
         atomic_write_text(path, text)
 
 
+def gpu_peak_gib() -> float | None:
+    """This process's peak GPU memory so far (torch's allocator, GiB); None without CUDA."""
+    import sys
+
+    torch = sys.modules.get("torch")  # training has imported it; never imported for this
+    if torch is None or not torch.cuda.is_available():
+        return None
+    return round(torch.cuda.max_memory_allocated() / 2**30, 2)
+
+
 def _fmt(value: Any, spec: str = ".2f") -> str:
     return "-" if value is None else format(value, spec)
 
@@ -158,6 +168,9 @@ def run_callbacks(
             if not state.is_world_process_zero or not logs or ready not in logs:
                 return
             entry = record(state.global_step, logs, time.time())
+            memory = gpu_peak_gib()
+            if memory is not None:
+                entry["gpu_peak_gib"] = memory
             if metrics is not None:
                 metrics.append(entry)
             done = state.global_step - (self.first_step or 0)
