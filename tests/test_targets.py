@@ -206,6 +206,7 @@ def test_target_fields():
         ("不少于800字，不超过1200字", 1200, "between", 800, 1200),
         ("写一篇文章，至少800字，最多1200字", 1200, "between", 800, 1200),
         ("More than 500 words, but under 5000 words", 5000, "at_most", 4500, 5000),  # too far
+        ("At least 2 pages and at most 3 pages", 600, "between", 400, 600),  # 200 words a page
     ],
 )
 def test_bounds(prompt, value, kind, lo, hi):

@@ -365,9 +365,14 @@ def _pair(text: str) -> _Candidate | None:
     """Both bounds stated apart, as one 'between' target (one of them names the unit)."""
     for m in _PAIR.finditer(text):
         unit = (m["u1"] or m["u2"] or "").strip()
-        if not unit or re.fullmatch(r"pages?|.*页", unit, re.I):
+        if not unit:
             continue
-        x, y = _value(m["x"]), _value(m["y"])
+        per_unit = 1
+        if re.fullmatch(r"pages?", unit, re.I):
+            per_unit = WORDS_PER_PAGE["en"]
+        elif unit.endswith("页"):
+            per_unit = WORDS_PER_PAGE["zh"]
+        x, y = _value(m["x"]) * per_unit, _value(m["y"]) * per_unit
         lo, hi = (x, y) if m["p1"] else (y, x)
         if 0 < lo < hi <= 5 * lo and hi >= MIN_WORDS:
             before = text[max(0, m.start() - 60) : m.start()]
