@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from longwrite.engines.base import Chunk, EngineInfo, Sampling  # noqa: E402
 from longwrite.generate.parser import Event  # noqa: E402
+from longwrite.generate.planning import plan_outline  # noqa: E402
 from longwrite.generate.sections import (  # noqa: E402
-    plan_outline,
     section_cap,
     sections_needed,
     write_sections,

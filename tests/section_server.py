@@ -68,6 +68,7 @@ class Model:
     share: float = 0.97  # of a section's planned words, written before the next heading
     delay: float = 0.0  # seconds between events (time to kill a client mid-section)
     repeat: tuple[int, ...] = ()  # candidates (of n) that restate the text before them
+    heeds_penalty: bool = False  # a request with a repetition penalty is written afresh
     context: int = 32768
     prompts: list[str] = field(default_factory=list)
     rejected: int = 0
@@ -94,13 +95,16 @@ class Model:
         target = target_of(prompt.split("Request:", 1)[1])
         return "".join(f"## Topic {k} ({target // n} words)\n" for k in range(1, n + 1))
 
-    def section_text(self, prompt: str, min_tokens: int, index: int = 0) -> str:
+    def section_text(
+        self, prompt: str, min_tokens: int, index: int = 0, penalised: bool = False
+    ) -> str:
         body = prompt.split(ANSWER, 1)[1]
         heading, written = _last_section(body)
         nxt = self._next_heading(prompt, heading)
         tail = f"\n\n## {nxt}\n\nMore text." if nxt else "</answer>"
         earlier = [p for p in re.split(r"\n\n", body) if len(p.split()) > 20]
-        if index in self.repeat and earlier:  # restate the recent text, as a padding model does
+        restate = index in self.repeat and not (self.heeds_penalty and penalised)
+        if restate and earlier:  # restate the recent text, as a padding model does
             want = int(self._planned(prompt, heading) * self.share)
             paras = [earlier[i % len(earlier)] for i in range(max(want // 60, 1))]
             return "\n\n".join(paras) + tail
@@ -140,7 +144,8 @@ class Model:
             return self.outline_text(prompt)
         if prompt.rstrip().endswith("<|assistant|>:"):
             return self.plan_text(prompt)
-        return self.section_text(prompt, int(body.get("min_tokens") or 0), index)
+        penalised = float(body.get("repetition_penalty") or 1.0) > 1.0
+        return self.section_text(prompt, int(body.get("min_tokens") or 0), index, penalised)
 
 
 def _cut(text: str, stops: list[str]) -> tuple[str, bool]:

@@ -18,13 +18,8 @@ from pathlib import Path
 import pytest
 
 from longwrite.generate.plan import even, read_outline, scale, user_outline
-from longwrite.generate.sections import (
-    MAX_HEADINGS,
-    TAIL_CHARS,
-    choose_outline,
-    recent,
-    section_prompt,
-)
+from longwrite.generate.planning import choose_outline
+from longwrite.generate.sections import MAX_HEADINGS, TAIL_CHARS, recent, section_prompt
 from longwrite.io.counting import count_words
 from longwrite.scoring.rewards import repetition_penalty
 from tests.section_server import ANSWER, Model, SectionServer, paragraph
@@ -301,6 +296,27 @@ def test_a_section_that_repeats_whatever_is_chosen_is_sampled_again():
         assert second["choice"]["resampled"] == 1  # bounded: one more try, then kept
         assert len(second["choice"]["tries"]) == 1
         assert second["repetition"] > 0.5  # kept, and recorded as repeating
+
+
+@pytest.mark.parametrize("guard", [True, False])
+def test_a_streamed_section_that_restates_earlier_ones_is_cut_and_written_afresh(guard):
+    """Without best-of a section streams as it is written: the loop guard, which has read the
+    sections before it, cuts a restatement and the section is sampled again (with the
+    repetition penalty, which this scripted model heeds); `--no-guard` lets it stand."""
+    with SectionServer(Model(repeat=(0,), heeds_penalty=True)) as server:
+        flags = [] if guard else ["--no-guard"]
+        proc = run(server, "Write a 6,000-word essay on salt", "--sections", "3", "--json",
+                   *flags)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    later = data["sections"][1:]
+    if guard:
+        assert all([g["kind"] for g in s["guard"]] == ["loop"] for s in later)
+        assert all(s["repetition"] < 0.05 for s in data["sections"])
+        assert repetition_penalty(data["answer"]) < 0.05
+        assert "began to repeat itself" in proc.stderr
+    else:
+        assert all(s["guard"] == [] and s["repetition"] > 0.5 for s in later)
 
 
 def test_batch_lines_longer_than_one_pass_are_written_in_sections(tmp_path):

@@ -65,7 +65,8 @@ def get_outline(
 ) -> tuple[Outline, int]:
     """The user's outline (`--plan FILE`) or the model's plan: (outline, plan tokens)."""
     from longwrite.generate.plan import Outline, user_outline
-    from longwrite.generate.sections import plan_outline, section_cap
+    from longwrite.generate.planning import plan_outline
+    from longwrite.generate.sections import section_cap
     from longwrite.io.files import read_user_text
 
     if opts.plan_file is not None:

@@ -99,7 +99,7 @@ class LoopDetector:
     `safe` is the answer offset before which no later cut can reach.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, earlier: str = "") -> None:
         self._seen: set[tuple[str, ...]] = set()
         self._para = ""  # the current paragraph's text so far
         self._para_start = 0  # its offset in the answer
@@ -107,11 +107,16 @@ class LoopDetector:
         self._unit: list[str] = []  # tokens of the current unit, not judged yet
         self._streak = 0  # tokens of consecutive wholly repeated units
         self._streak_start = 0  # the paragraph start where that run began
+        for paragraph in PARAGRAPH_BREAK_RE.split(earlier):  # text before this document
+            tokens = TOKEN_RE.findall(paragraph.lower())
+            for i in range(0, len(tokens), MAX_UNIT):
+                self._seen |= _shingles(tokens[i : i + MAX_UNIT])
 
     @classmethod
-    def primed(cls, text: str) -> LoopDetector:
-        """A detector that has read `text` (an answer kept so far), reporting nothing."""
-        detector = cls()
+    def primed(cls, text: str, earlier: str = "") -> LoopDetector:
+        """A detector that has read `text` (an answer kept so far), reporting nothing;
+        `earlier`: text before the answer that repeating counts against (earlier sections)."""
+        detector = cls(earlier)
         detector.feed(text)
         detector._streak = 0
         return detector
@@ -154,20 +159,26 @@ class LoopDetector:
         return self._judge(unit)
 
     def _judge(self, unit: list[str]) -> Loop | None:
-        cjk = sum(1 for t in unit if not t.isascii())
-        shingle = CJK_SHINGLE if 2 * cjk > len(unit) else WORD_SHINGLE
-        grams = len(unit) - shingle + 1
-        if grams <= 0:
+        shingles = _shingles(unit)
+        if not shingles:
             return None  # too short to judge (a heading): neither breaks nor extends a run
-        new = set(zip(*(unit[i:] for i in range(shingle)), strict=False)) - self._seen
+        count = len(unit) - len(next(iter(shingles))) + 1  # with repeats
+        new = shingles - self._seen
         self._seen |= new
-        if (grams - len(new)) / grams < RAMP_HIGH:
+        if (count - len(new)) / count < RAMP_HIGH:
             self._streak = 0
             return None
         if not self._streak:
             self._streak_start = self._para_start
         self._streak += len(unit)
         return Loop(self._streak_start) if self._streak >= LOOP_TOKENS else None
+
+
+def _shingles(unit: list[str]) -> set[tuple[str, ...]]:
+    """The unit's shingles, as the repetition penalty takes them (empty: too short)."""
+    cjk = sum(1 for t in unit if not t.isascii())
+    shingle = CJK_SHINGLE if 2 * cjk > len(unit) else WORD_SHINGLE
+    return set(zip(*(unit[i:] for i in range(shingle)), strict=False))
 
 
 class GuardSink:
@@ -177,9 +188,10 @@ class GuardSink:
     loop is found, further answer text is held until `cut` is called.
     """
 
-    def __init__(self, sink: Any, detector: LoopDetector | None) -> None:
+    def __init__(self, sink: Any, detector: LoopDetector | None, earlier: str = "") -> None:
         self.sink = sink
         self.detector = detector
+        self.earlier = earlier  # text before this document that a repeat may restate
         self.loop: Loop | None = None
         self._held = ""
         self._released = 0  # answer characters passed on
@@ -220,14 +232,14 @@ class GuardSink:
         """The answer so far is already shown (a resumed run): judge what follows it."""
         self._released = len(answer)
         if self.detector is not None:
-            self.detector = LoopDetector.primed(answer)
+            self.detector = LoopDetector.primed(answer, self.earlier)
 
     def cut(self, kept: str) -> str:
         """Drop the held answer text after `kept` (the answer as it stays); returns it."""
         at = len(kept) - self._released
         dropped, self._held = self._held[at:], self._held[:at]
         self.loop = None
-        self.detector = LoopDetector.primed(kept)
+        self.detector = LoopDetector.primed(kept, self.earlier)
         return dropped
 
 
@@ -290,11 +302,12 @@ class Document:
     """One document being written: the raw completion so far (as the model sees it when
     continuing), its parser, the guard sink and watch, and what the guards did."""
 
-    def __init__(self, guards: Guards, sink: Any, on_raw: Any = None) -> None:
+    def __init__(self, guards: Guards, sink: Any, on_raw: Any = None, earlier: str = "") -> None:
         self.guards = guards
         self.parser = ThinkAnswerParser()
         self.generated = ""
-        self.sink = GuardSink(sink, LoopDetector() if guards.loop else None)
+        detector = LoopDetector(earlier) if guards.loop else None
+        self.sink = GuardSink(sink, detector, earlier)
         self.watch = Watch(guards, self.sink, on_raw)
         self.interventions: list[Intervention] = []
         self._loops = 0

@@ -269,7 +269,8 @@ def produce_sectioned(
     opts: WriteOptions, request: Request, engine: Engine, budget: Budget, n: int, sink: EventSink
 ) -> Sectioned:
     """Plan, then `n` sections (or the plan's own count when the budget chose it) into `sink`."""
-    from longwrite.generate.sections import plan_outline, section_cap, write_sections
+    from longwrite.generate.planning import plan_outline
+    from longwrite.generate.sections import section_cap, write_sections
 
     assert request.target_words is not None
     outline, plan_tokens = plan_outline(

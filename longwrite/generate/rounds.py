@@ -218,13 +218,15 @@ def write_document(
     on_raw: RawHook | None = None,
     resume: Resume | None = None,
     guards: Guards = NO_GUARDS,
+    earlier: str = "",
 ) -> Result:
     """Stream `request` through `engine`, feeding parsed events to `sink` as they come.
 
     With `resume`, carry on from its raw text; `request.sampling.max_tokens` is then what
     this call may add, and the result's tokens, seconds and rounds are this call's.
-    `guards` watch the stream (`generate.guards`); their interventions are in the result."""
-    state = Document(guards, sink, on_raw)
+    `guards` watch the stream (`generate.guards`); their interventions are in the result.
+    `earlier`: text before this document (earlier sections) that restating counts as a loop."""
+    state = Document(guards, sink, on_raw, earlier)
     started = time.monotonic()
     rounds: list[Round] = []
     sampling, separator = request.sampling, ""

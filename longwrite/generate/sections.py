@@ -1,9 +1,9 @@
 """Documents longer than one pass: plan once, then write section by section.
 
 LongWriter-Zero plans in its thinking, so one request in its own template (stopped at
-`<answer>`) gives the plan; `generate.plan` reads the outline from it (or asks for one with
-our `prompts/outline_en.txt`, or splits evenly). Each section is then a raw continuation in
-the same template:
+`<answer>`) gives the plan; `generate.planning` settles the outline from it (or asks for one
+with our `prompts/outline_en.txt`, or splits evenly). Each section is then a raw
+continuation in the same template:
 
     template(request) <think>PLAN + OUTLINE</think> <answer>\\n  <- shared, byte-identical
     ## Earlier heading\\n\\n[…]\\n\\n ...                     <- headings of earlier sections
@@ -14,7 +14,9 @@ What every section shares comes first and never changes, so a server's prefix ca
 it once; the rest is bounded (at most `MAX_HEADINGS` headings and `TAIL_CHARS` characters), so
 a prompt's size does not grow with the document and the cost is linear in its length. A
 section stops at the next planned heading (a stop string) or its budget; its length control
-is the one-pass machinery (`rounds.write_document`: budget, continuation when short). The
+is the one-pass machinery (`rounds.write_document`: budget, continuation when short), and
+its loop guard has read the sections before it, so a section that restates them is cut and
+sampled again as a loop would be. The
 sink sees one document: the plan's thinking once, headings and sections in order, one `Done`.
 The raw hook sees the same document as a one-pass transcript (`<think>plan</think> <answer>`
 then the sections), so the run log keeps the plan and every section as they complete.
@@ -29,10 +31,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from longwrite.engines.base import FINISH_CANCELLED, FINISH_STOP, Engine
-from longwrite.errors import say
 from longwrite.generate.guards import NO_GUARDS, Guards
-from longwrite.generate.parser import AnswerDelta, Done, Event, ThinkAnswerParser, ThinkDelta
-from longwrite.generate.plan import Outline, Part, even, read_outline, scale
+from longwrite.generate.parser import AnswerDelta, Done, Event, ThinkAnswerParser
+from longwrite.generate.plan import Outline, Part
 from longwrite.generate.rounds import (
     Continuation,
     EventSink,
@@ -43,15 +44,13 @@ from longwrite.generate.rounds import (
 )
 from longwrite.generate.section_choice import Before, choose_section
 from longwrite.io.counting import count_words
-from longwrite.length.budget import THINK_TOKENS, plan_budget, tokens_per_word
+from longwrite.length.budget import plan_budget, tokens_per_word
 from longwrite.prompt.request import Request
 
 TAIL_CHARS = 6000  # about 1.5k tokens of the most recent text
 MAX_HEADINGS = 40  # earlier headings shown; older ones are left out
 ELIDED = "[…]"
 SECTION_LEVEL = "## "
-OUTLINE_TOKENS = 800
-PLAN_STOP = "<answer>"
 PLAN_END = "</think> <answer>\n"  # where the logged transcript's plan ends
 
 
@@ -78,6 +77,7 @@ class SectionResult:
     prompt_chars: int
     repetition: float  # the share of the section that repeats the document before it
     choice: dict[str, Any] | None = None  # with best-of: the candidates and the one chosen
+    guard: list[dict[str, Any]] = field(default_factory=list)  # e.g. a restatement cut
 
 
 @dataclass(frozen=True)
@@ -101,74 +101,6 @@ def section_cap(max_words: int) -> int:
 
 def sections_needed(target: int, max_words: int) -> int:
     return max(math.ceil(target / section_cap(max_words)), 2)
-
-
-# -- the plan -------------------------------------------------------------------------------
-
-
-def write_plan(
-    engine: Engine, request: Request, sink: EventSink | None, think_tokens: int
-) -> tuple[str, int]:
-    """The model's plan for the whole document: (its thinking, tokens); thinking streams to
-    `sink` (shown once with `--thinking show`)."""
-    tokens = think_tokens or THINK_TOKENS  # `--think-budget`: the plan is thinking too
-    sampling = replace(
-        request.sampling, max_tokens=tokens, min_tokens=0, n=1,
-        stop=(*request.sampling.stop, PLAN_STOP),
-    )  # fmt: skip
-    parser = ThinkAnswerParser()
-    used = 0
-    stream = engine.stream(request.prompt, sampling)
-    try:
-        for chunk in stream:
-            used += chunk.tokens
-            for event in parser.feed(chunk.text or ""):
-                if isinstance(event, ThinkDelta) and sink is not None:
-                    sink.handle(event)
-    finally:
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()
-    for event in parser.close(FINISH_STOP):
-        if isinstance(event, ThinkDelta) and sink is not None:
-            sink.handle(event)
-    return (parser.thinking or parser.answer).strip(), used
-
-
-def ask_outline(engine: Engine, request: Request, n: int, target: int) -> list:
-    """Our outline prompt's parts, or [] when the reply holds none."""
-    from longwrite.prompt.templates import load_template
-
-    template = load_template("outline_en")
-    text = template.replace("{sections}", str(n)).replace("{words}", f"{target:,}")
-    text = text.replace("{question}", request.user_prompt)
-    sampling = replace(
-        request.sampling, max_tokens=OUTLINE_TOKENS, min_tokens=0, n=1, stop=request.sampling.stop
-    )
-    reply = "".join(c.text or "" for c in engine.stream(text, sampling))
-    return read_outline(reply)
-
-
-def choose_outline(
-    thinking: str, ask: Callable[[], list], target: int, n: int, *, forced: bool, cap: int
-) -> Outline:
-    """The plan's outline when usable, else the asked one, else an even split (said so).
-
-    Usable: exactly `n` parts when the count was forced, otherwise at least `n` parts none
-    of which is planned longer than a section may be."""
-
-    def usable(parts: list) -> tuple[Part, ...] | None:
-        if not parts or (forced and len(parts) != n) or (not forced and len(parts) < n):
-            return None
-        scaled = scale(parts, target)
-        return scaled if forced or max(p.words for p in scaled) <= cap else None
-
-    if (parts := usable(read_outline(thinking))) is not None:
-        return Outline(parts, "plan", thinking)
-    if (parts := usable(ask())) is not None:
-        return Outline(parts, "outline", thinking)
-    say(f"longwrite: note: no usable outline from the model: {n} equal sections")
-    return Outline(even(target, n), "even", thinking)
 
 
 # -- the sections ---------------------------------------------------------------------------
@@ -226,6 +158,12 @@ class _OneStream:
 
     def add_tokens(self, n: int) -> None:
         self.sink.add_tokens(n)
+
+    def message(self, text: str) -> None:
+        """A line for the reader (a guard's), where the display takes one."""
+        message = getattr(self.sink, "message", None)
+        if callable(message):
+            message(text)
 
     def add(self, text: str) -> None:
         self.handle(AnswerDelta(text))
@@ -335,7 +273,8 @@ def write_sections(
         part = parts[k]
         if on_section is not None:
             on_section(k + 1, len(parts))
-        before = Before(stream.text)
+        earlier = stream.text  # what a restating section would repeat
+        before = Before(earlier)
         if partial is None:
             _heading(stream, part, on_raw)
         stop = f"\n{SECTION_LEVEL}{parts[k + 1].heading}" if k + 1 < len(parts) else None
@@ -351,7 +290,7 @@ def write_sections(
             resume = Resume(partial, FINISH_CANCELLED) if partial is not None else None
             result = write_document(
                 engine, sec, stream, continuation=rule, on_raw=on_raw, guards=guards,
-                resume=resume,
+                resume=resume, earlier=earlier,
             )  # fmt: skip
         partial = None
         results.append(result)
@@ -360,6 +299,7 @@ def write_sections(
             SectionResult(
                 part.heading, part.words, result.words, result.tokens, len(result.rounds),
                 result.finish_reason, len(prompt), before.share(result.answer), choice,
+                result.guard,
             )
         )  # fmt: skip
         finish = result.finish_reason
@@ -379,25 +319,3 @@ def write_sections(
         guard=[g for r in results for g in r.guard],
     )
     return Sectioned(whole, outline, figures)
-
-
-def plan_outline(
-    engine: Engine,
-    request: Request,
-    target: int,
-    n: int,
-    *,
-    forced: bool,
-    cap: int,
-    sink: EventSink | None = None,
-    think_tokens: int = THINK_TOKENS,
-) -> tuple[Outline, int]:
-    """Plan once and settle the outline: (outline, the plan's tokens)."""
-    thinking, tokens = "", 0
-    if request.think:  # `--no-think`: no plan of the model's own, straight to the outline
-        thinking, tokens = write_plan(engine, request, sink, think_tokens)
-    outline = choose_outline(
-        thinking, lambda: ask_outline(engine, request, n, target), target, n,
-        forced=forced, cap=cap,
-    )  # fmt: skip
-    return outline, tokens
