@@ -412,3 +412,17 @@ def test_logs_show_renders_markdown_on_a_terminal(engines, capsys):
     shown = [line for line in screen(out) if line.strip()]
     assert shown == [line for line in one_shot(ANSWER, width=100) if line.strip()]
     assert "<answer>" not in out and "Plan: a title" not in out  # thinking hidden
+
+
+def test_logs_lists_the_runs_of_one_status(engines, capsys):
+    engines.append(ScriptedEngine(cut(TRANSCRIPT)))
+    engines.append(ScriptedEngine(cut(TRANSCRIPT), interrupt_after=30))
+    run_main(["Write about tides", "--max-rounds", "0"], capsys)
+    assert run_main(["Write about waves", "--max-rounds", "0"], capsys)[0] == 130
+    code, out, _ = run_main(["logs", "--status", "interrupted"], capsys)
+    (line,) = out.splitlines()
+    assert code == 0 and " interrupted " in line and line.endswith("Write about waves")
+    code, out, err = run_main(["logs", "--status", "failed"], capsys)
+    assert code == 0 and out == "" and "no failed runs" in err
+    code, _, err = run_main(["logs", "--status", "lost"], capsys)
+    assert code == 2 and "lost" in err

@@ -55,6 +55,10 @@ def need_log() -> Store:
 def logs_list(
     ctx: typer.Context,
     n: Annotated[int, typer.Option("-n", help="How many runs, newest first.", min=1)] = 20,
+    status: Annotated[
+        Literal["running", "done", "cut off", "interrupted", "failed"] | None,
+        typer.Option(help="Only the runs with this status (e.g. interrupted: to continue)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="A JSON array of the runs.")] = False,
 ) -> None:
     """List recent runs: id, time, status, words / target, the start of the prompt."""
@@ -63,14 +67,15 @@ def logs_list(
     from longwrite.runlog.store import db_path
 
     store = open_log()
-    runs = [] if store is None else store.runs(n)
+    runs = [] if store is None else store.runs(n, status)
     if store is not None:
         store.close()
     if as_json:
         typer.echo(json.dumps([r.to_json() for r in runs], ensure_ascii=False, indent=2))
         return
     if not runs:
-        say(f"no runs logged yet ({db_path()})")
+        say(f"no {status} runs in the log ({db_path()})" if status else
+            f"no runs logged yet ({db_path()})")  # fmt: skip
         return
     for r in runs:
         typer.echo(list_line(r))

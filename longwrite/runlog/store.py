@@ -328,11 +328,12 @@ class Store:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def runs(self, limit: int | None = None) -> list[RunRecord]:
-        """The most recent runs, newest first."""
+    def runs(self, limit: int | None = None, status: str | None = None) -> list[RunRecord]:
+        """The most recent runs (with `status` only, when given), newest first."""
         rows = self.conn.execute(
-            f"SELECT {_COLUMNS} FROM runs ORDER BY created DESC, id DESC LIMIT ?",
-            (-1 if limit is None else limit,),
+            f"SELECT {_COLUMNS} FROM runs WHERE ? IS NULL OR status=? "
+            "ORDER BY created DESC, id DESC LIMIT ?",
+            (status, status, -1 if limit is None else limit),
         ).fetchall()
         return [_record(r) for r in rows]
 
