@@ -38,7 +38,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from longwrite.defaults import JUDGE_CONTEXT
 from longwrite.errors import LongwriteError, one_line
@@ -234,7 +234,7 @@ class CompletionsEndpoint:
         self.engine = OpenAIEngine(url, model, api_key=os.environ.get(ENV_API_KEY), timeout=timeout)
         self.model: str = self.engine.model
         self.context: int = self.engine.info.context or default_context
-        self.max_tokens = max_tokens
+        self.max_tokens, self.temperature, self.timeout = max_tokens, temperature, timeout
         self._sampling = Sampling(
             max_tokens=max_tokens, temperature=temperature, top_p=1.0, stop=()
         )
@@ -253,35 +253,18 @@ class ChatEndpoint(CompletionsEndpoint):
     engine, so the same one-line errors); the reply is the assistant message's content.
     """
 
-    def __init__(
-        self,
-        url: str,
-        model: str | None = None,
-        *,
-        timeout: float,
-        max_tokens: int,
-        temperature: float = 0.0,
-        default_context: int = DEFAULT_CONTEXT,
-    ) -> None:
+    def __init__(self, url: str, model: str | None = None, **settings: Any) -> None:
         import os
 
         import openai
 
         from longwrite.engines.openai import ENV_API_KEY, NO_KEY
 
-        super().__init__(
-            url,
-            model,
-            timeout=timeout,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            default_context=default_context,
-        )
-        self.temperature = temperature
+        super().__init__(url, model, **settings)
         self._chat = openai.OpenAI(
             base_url=self.engine.base_url,
             api_key=os.environ.get(ENV_API_KEY) or NO_KEY,
-            timeout=openai.Timeout(timeout, connect=10.0),
+            timeout=openai.Timeout(self.timeout, connect=10.0),
             max_retries=0,  # the judge client retries, with backoff
         )
 
@@ -313,11 +296,5 @@ def endpoint(
 ) -> CompletionsEndpoint:
     """The judge at `url`, over the chat endpoint or the raw completions one."""
     kind = ChatEndpoint if chat else CompletionsEndpoint
-    return kind(
-        url,
-        model,
-        timeout=timeout,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        default_context=default_context,
-    )
+    return kind(url, model, timeout=timeout, max_tokens=max_tokens, temperature=temperature,
+                default_context=default_context)  # fmt: skip
