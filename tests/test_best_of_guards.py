@@ -91,3 +91,29 @@ def test_best_of_on_the_command_line_guards_every_candidate(monkeypatch):
     assert "She climbed" in data["answer"] and data["answer"].count("She climbed") == 1
     assert [len(c["guard"]) for c in data["candidates"]] == [1, 1]
     assert len(engine.prompts) == 3
+
+
+def test_best_of_over_a_llama_cpp_like_server_repairs_the_looping_candidate():
+    """Over HTTP as llama.cpp's server streams it (no usage, blank-text tokens among the
+    rest), two candidates at once: the one that loops is repaired by a second request that
+    carries on from the cut; the other is left as sampled."""
+    from sse_server import Script, ScriptedServer
+    from test_guards import script as guard_script
+
+    from longwrite.cli.app import app
+
+    honest = PLAN + HONEST + "The end came quietly, with the first boats of spring."
+    base = guard_script("", think=True).prompt
+    fields = dict(text=PLAN + HONEST + LOOP * 30, others=(honest,), then=(FRESH,), prompt=base,
+                  usage=False, blank_every=3)  # fmt: skip
+    with ScriptedServer(Script(**fields)) as server:
+        args = ["write", "Tell a story", "--server", server.url, "--best-of", "2", "--json"]
+        out = CliRunner().invoke(app, args)
+        assert out.exit_code == 0, out.output
+        asked = [r.body for r in server.completions]
+    data = json.loads(out.stdout)
+    assert [len(c["guard"]) for c in data["candidates"]] == [1, 0]
+    assert len(asked) == 2 and asked[0]["n"] == 2
+    assert asked[1]["prompt"] == base + PLAN + HONEST + LOOP and asked[1].get("n", 1) == 1
+    assert data["candidates"][0]["tokens"] > 0  # counted from the chunks: no usage was sent
+    assert data["answer"].count("She climbed") <= 1

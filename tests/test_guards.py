@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
-from sse_server import Script, ScriptedServer
+from sse_server import Script, ScriptedServer, cut_points
 from typer.testing import CliRunner
 
 from longwrite.cli.app import app
@@ -227,3 +227,27 @@ def test_a_loop_in_a_whole_reply_gives_its_tokens_back_to_the_budget():
     kept = len(PLAN + HONEST + LOOP) // 4
     assert abs(engine.samplings[1].max_tokens - (request.sampling.max_tokens - kept)) <= 2
     assert result.tokens == len(looping) // 4 + len(FRESH) // 4  # spent, loop included
+
+
+def test_a_batch_line_whose_whole_reply_loops_is_resampled(tmp_path):
+    """`batch` asks for whole JSON replies by default: the loop arrives with every token of
+    it spent. The line is still cut back and carried on by a fresh request with room left."""
+    from longwrite.cli.batch import run_batch_command
+    from longwrite.engines import EngineOptions
+    from longwrite.generate.job import WriteOptions
+    from longwrite.io.jsonl import read_records
+
+    looping = PLAN + HONEST + LOOP * 30
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": "a", "prompt": "Tell a story"}\r\n', encoding="utf-8")  # CRLF
+    tokens = len(cut_points(looping, (1, 3, 2, 4)))  # the server's: a piece is a token
+    base = WriteOptions(prompt="", max_tokens=tokens + 8, max_rounds=0,  # all of it, just
+                        engine=EngineOptions(engine="openai"))  # fmt: skip
+    with ScriptedServer(script(looping, then=(FRESH,), think=True)) as server:
+        code = run_batch_command(source, tmp_path / "out.jsonl", base, [server.url], 1)
+        asked = [r.body for r in server.completions]
+    assert code == 0
+    (record,) = read_records(tmp_path / "out.jsonl")
+    assert record["answer"].count(LOOP.strip()) == 1 and record["answer"].endswith(FRESH)
+    assert [g["kind"] for g in record["guard"]] == ["loop"]
+    assert len(asked) == 2 and asked[1]["max_tokens"] > len(FRESH)  # room to write afresh
