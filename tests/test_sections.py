@@ -66,6 +66,8 @@ def test_chinese_plans_are_read_as_the_model_writes_them():
     assert read_outline("第一章：起源，约1500字\n第二章：机制，约2,500字\n") == [
         ("起源", 1500), ("机制", 2500)]  # fmt: skip
     assert read_outline("1、引言（500字）\n2、正文（4000字）\n") == [("引言", 500), ("正文", 4000)]
+    quoting = "我先规划，正文放在<answer>里。\r\n一、开头（800字）\r\n二、结尾（约1,200字）\r\n"
+    assert read_outline(quoting) == [("开头", 800), ("结尾", 1200)]  # tags quoted, CRLF
     assert read_outline("## 第一章 起源（3000字）\n## 第二章 机制\n") == [
         ("第一章 起源", 3000), ("第二章 机制", None)]  # fmt: skip
 
