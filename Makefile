@@ -1,9 +1,22 @@
 # Two entry points for a fresh CPU machine (see README): `make demo` and `make test`.
-# Both create .venv once, with the CPU build of torch pinned by .ci/constraints-cpu.txt.
+# Both create .venv once and install exactly the versions in the lock, .ci/requirements-lock.txt
+# (every package pinned, resolved by uv for Python 3.11 on Linux with the CPU build of torch).
+# `make lock` re-resolves it; `make test-latest` runs the suite in .venv-latest against the
+# newest releases pyproject's ranges allow, to find a breaking release on purpose.
 PYTHON ?= python3
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml .ci/constraints-cpu.txt | cksum | cut -d' ' -f1)
+LOCK := .ci/requirements-lock.txt
+# LOCKED=0 (test-latest): the newest versions the ranges allow instead of the lock.
+LOCKED ?= 1
+ifeq ($(LOCKED),1)
+INSTALL := -r $(LOCK) -e '.[dev,rl]'
+INPUTS := pyproject.toml $(LOCK)
+else
+INSTALL := --upgrade --upgrade-strategy eager -c .ci/constraints-cpu.txt -e '.[dev,rl]'
+INPUTS := pyproject.toml .ci/constraints-cpu.txt
+endif
+STAMP := $(VENV)/.installed-$(shell cat $(INPUTS) | cksum | cut -d' ' -f1)
 # vllm's wheel and the few packages its Python API imports on a CPU, for the contract test.
 CONTRACT := $(VENV)/.vllm-contract-$(shell cat .ci/vllm-contract.txt | cksum | cut -d' ' -f1)
 # The second vLLM of the tested matrix (the newest TRL supports), in a folder of its own that
@@ -11,14 +24,13 @@ CONTRACT := $(VENV)/.vllm-contract-$(shell cat .ci/vllm-contract.txt | cksum | c
 RL_VLLM := $(VENV)/contract/vllm-rl
 CONTRACT_RL := $(VENV)/.rl-contract-$(shell cat .ci/vllm-contract-rl.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-latest lock lint bench clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml .ci/constraints-cpu.txt
+$(STAMP): $(INPUTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
-		-c .ci/constraints-cpu.txt -e '.[dev,rl]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(INSTALL)
 	rm -f $(VENV)/.installed-* && touch $@
 
 # The main job on a tiny random model built here (no model hub): the pipeline is real,
@@ -46,6 +58,25 @@ $(CONTRACT_RL): $(STAMP) .ci/vllm-contract-rl.txt
 test: $(STAMP) $(CONTRACT) $(CONTRACT_RL)
 	$(BIN)/python -m pytest -q
 
+# The suite against the newest releases the ranges allow, in a venv of its own. When it fails,
+# fix the code or narrow the range in pyproject.toml, then `make lock` and commit the lock.
+test-latest:
+	$(MAKE) test VENV=.venv-latest LOCKED=0
+
+# Re-resolve the lock (after changing a dependency in pyproject.toml, or to move to newer
+# releases on purpose). uv resolves for Python 3.11 on x86_64 Linux; torch is the CPU build
+# (found in PIP_FIND_LINKS where the machine has one, else PyTorch's CPU index). The local
+# version label (+cpu) is dropped so that pip on any machine takes 2.13.0 from where it can.
+TORCH_SOURCE ?= $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS),--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match)
+lock:
+	test -x .venv-lock/bin/uv || { $(PYTHON) -m venv .venv-lock && \
+		.venv-lock/bin/python -m pip install --quiet --disable-pip-version-check uv; }
+	.venv-lock/bin/uv pip compile pyproject.toml --extra dev --extra rl -c .ci/constraints-cpu.txt \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 $(TORCH_SOURCE) \
+		--no-header --no-annotate --quiet -o $(LOCK).new
+	{ echo "# Every package of the test and demo environment, pinned. Made by \`make lock\`; do not edit."; \
+	  sed -e 's/+cpu$$//' $(LOCK).new; } > $(LOCK) && rm -f $(LOCK).new
+
 lint: $(STAMP)
 	$(BIN)/ruff check longwrite tests bench
 	$(BIN)/ruff format --check longwrite tests bench
@@ -57,4 +88,4 @@ bench: $(STAMP)
 		$(BIN)/python bench/$$b.py | tail -n 1; done
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf .venv .venv-latest .venv-lock runs
