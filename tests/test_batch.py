@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import threading
 import time
 from dataclasses import replace
@@ -207,7 +208,19 @@ def test_connection_failures_are_recognised_through_the_cause_chain() -> None:
         except EngineError as e:
             return e
 
-    assert is_connection_failure(wrapped(openai.APIConnectionError(request=None)))
+    # The client's own error for a closed port, raised by its public API (how the exception
+    # is constructed is the client's business and changes between releases).
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{closed}/v1", api_key="x", max_retries=0)
+    try:
+        client.completions.create(model="m", prompt="p", max_tokens=1)
+    except openai.APIConnectionError as e:
+        refused: BaseException = e
+    else:
+        raise AssertionError("a closed port answered")
+    assert is_connection_failure(wrapped(refused))
     assert is_connection_failure(wrapped(ConnectionRefusedError()))
     assert not is_connection_failure(EngineError("the prompt is too long"))
     assert not is_connection_failure(wrapped(ValueError("bad")))

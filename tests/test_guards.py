@@ -117,9 +117,12 @@ def test_runaway_thinking_is_closed_at_the_budget_and_the_answer_arrives():
     with ScriptedServer(script(thinking, then=("The answer.",))) as server:
         result = write(server, "--json", "--think-budget", "500")
         assert result.exit_code == 0, result.output
-        assert server.pieces_sent < 5000  # stopped early, not after 20,000 tokens
         second = server.completions[1].body["prompt"]
     assert second.endswith("</think> <answer>")
+    # Stopped early by what the client consumed, whatever the server managed to send before
+    # the connection closed: the thinking it sends back holds about 500 tokens, not 20,000.
+    sent_back = second.rpartition("<think>")[2]
+    assert "step 0 of the plan" in sent_back and sent_back.count("step ") < 200
     data = json.loads(result.stdout)
     assert data["answer"] == "The answer." and data["thinking"].startswith("step 0")
     assert [g["kind"] for g in data["guard"]] == ["think_budget"]
