@@ -3,7 +3,8 @@
 A document is streamed into `FILE.partial` and renamed onto `FILE` only when generation ends
 normally (`os.replace` is atomic on POSIX), so `FILE` is either the old file or the whole new
 one. If the run is interrupted or fails, the `.partial` file stays beside it with everything
-generated so far.
+generated so far. A target that is not a regular file (`/dev/null`, `/dev/stdout`, a named
+pipe) is written directly: renaming onto it would replace the device with a file.
 """
 
 from __future__ import annotations
@@ -24,11 +25,20 @@ def partial_path(path: Path) -> Path:
     return path.with_name(path.name + ".partial")
 
 
+def is_special(path: Path) -> bool:
+    """Whether `path` exists and is neither a regular file nor a folder (a device, a pipe)."""
+    return path.exists() and not path.is_file() and not path.is_dir()
+
+
 def check_writable(path: Path) -> None:
     """Fail early (before a model loads) if `path` cannot be written."""
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise LongwriteError(f"cannot write {path}: it is a folder")
+    if is_special(path):
+        if not os.access(path, os.W_OK):
+            raise LongwriteError(f"cannot write {path}: permission denied")
+        return
     if not parent.is_dir():
         raise LongwriteError(f"cannot write {path}: folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
@@ -40,14 +50,18 @@ class PartialFile:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.partial = partial_path(self.path)
         check_writable(self.path)
+        self.direct = is_special(self.path)  # a device or a pipe: no `.partial`, no rename
+        self.partial = self.path if self.direct else partial_path(self.path)
         self._file: TextIO | None = None
         self.committed = False
         self.moved_aside: Path | None = None
 
     def __enter__(self) -> TextIO:
         try:
+            if self.direct:
+                self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+                return self._file
             self._file = self._open_new()
         except OSError as e:
             raise LongwriteError(f"cannot write {self.partial}: {e.strerror}") from e
@@ -89,9 +103,11 @@ class PartialFile:
     def commit(self) -> None:
         assert self._file is not None
         self._file.flush()
-        os.fsync(self._file.fileno())
+        if not self.direct:
+            os.fsync(self._file.fileno())
         self._file.close()
-        os.replace(self.partial, self.path)
+        if not self.direct:
+            os.replace(self.partial, self.path)
         self.committed = True
 
     def __exit__(
@@ -110,6 +126,9 @@ def replacing(path: str | Path) -> Iterator[Path]:
     """A temporary path beside `path` that becomes `path` (atomically) if the block succeeds."""
     target = Path(path)
     check_writable(target)
+    if is_special(target):  # a device or a pipe: written in place
+        yield target
+        return
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         yield tmp
@@ -125,7 +144,8 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
         f.flush()
-        os.fsync(f.fileno())
+        if tmp != Path(path):  # a device or a pipe takes no fsync
+            os.fsync(f.fileno())
 
 
 def save_figure(fig: Any, path: str | Path, *, dpi: int = 110) -> None:
