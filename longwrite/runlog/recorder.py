@@ -93,6 +93,14 @@ class Recorder:
             self._pending += len(text)
             self._due()
 
+    def add_cut(self, at_char: int, text: str) -> None:
+        """Keep text the loop guard cut from the answer at `at_char` (written at once)."""
+        if self.store is None or self.run_id is None:
+            return
+        with self._lock:
+            if self.store is not None:
+                self._guard(self.store.append_cut, self.run_id, at_char, text)
+
     def note(self, options: dict[str, Any]) -> None:
         """Add to the run's options what it learned as it went (after the text so far)."""
         if self.store is None or self.run_id is None:

@@ -81,6 +81,14 @@ CREATE TABLE IF NOT EXISTS candidate_chunks (
     tokens INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS candidate_chunks_run ON candidate_chunks (run_id, n);
+CREATE TABLE IF NOT EXISTS cuts (
+    n INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    at_char INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cuts_run ON cuts (run_id, n);
 """
 
 
@@ -263,6 +271,20 @@ class Store:
             (run_id, index, time.time(), text, tokens),
         )
 
+    def append_cut(self, run_id: str, at_char: int, text: str) -> None:
+        """Keep text the loop guard cut from a run's answer at `at_char` (never lost)."""
+        self.conn.execute(
+            "INSERT INTO cuts (run_id, at, at_char, text) VALUES (?,?,?,?)",
+            (run_id, time.time(), at_char, text),
+        )
+
+    def cuts(self, run_id: str) -> list[tuple[int, str]]:
+        """The text the loop guard cut from a run, in order: (answer offset, text)."""
+        rows = self.conn.execute(
+            "SELECT at_char, text FROM cuts WHERE run_id=? ORDER BY n", (run_id,)
+        )
+        return [(at, text) for at, text in rows]
+
     def claim(self, run_id: str, options: dict[str, Any], target: int | None) -> None:
         """Mark a run running again under this process (`continue`), with its new options."""
         self.conn.execute(
@@ -302,6 +324,7 @@ class Store:
             self.conn.execute("BEGIN IMMEDIATE")
             self.conn.execute("DELETE FROM chunks WHERE run_id=?", (run_id,))
             self.conn.execute("DELETE FROM candidate_chunks WHERE run_id=?", (run_id,))
+            self.conn.execute("DELETE FROM cuts WHERE run_id=?", (run_id,))
             self.conn.execute("DELETE FROM runs WHERE id=?", (run_id,))
 
     def reap(self, words_of: Callable[[str], int]) -> int:
