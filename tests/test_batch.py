@@ -160,7 +160,7 @@ def test_whole_last_line_without_newline_is_kept(tmp_path: Path) -> None:
 def test_a_foreign_file_is_not_appended_to(tmp_path: Path) -> None:
     path = tmp_path / "out.jsonl"
     path.write_text('{"id": "a"}\nhello\n{"id": "b"}\n', encoding="utf-8")
-    with pytest.raises(LongwriteError, match=r"out.jsonl:2: not a JSON object"):
+    with pytest.raises(LongwriteError, match=r"out.jsonl:2: not valid JSON .*; refusing to append"):
         AppendLog(path).load()
 
 

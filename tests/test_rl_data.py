@@ -76,7 +76,7 @@ def test_given_ranges_are_kept_and_bad_lines_named(tmp_path):
         "range_source": "given",
     }
     (tmp_path / "bad.jsonl").write_text('{"prompt": "ok"}\n{"text": "no prompt"}\n')
-    with pytest.raises(LongwriteError, match=r"bad.jsonl line 2: no `prompt` text"):
+    with pytest.raises(LongwriteError, match=r"bad.jsonl:2: no `prompt` text"):
         prepare(tmp_path / "bad.jsonl", tmp_path / "o.jsonl")
 
 
@@ -135,7 +135,7 @@ def test_prepare_cli_refuses_to_overwrite_its_input(tmp_path):
     src = write_jsonl(tmp_path / "p.jsonl", [{"prompt": PROMPTS[0]}])
     result = CliRunner().invoke(rl_app, ["prepare", str(src), "-o", str(src)])
     assert isinstance(result.exception, LongwriteError)
-    assert "would overwrite the prompts it reads" in str(result.exception)
+    assert "is also what this command reads" in str(result.exception)
 
 
 def test_training_rows_from_prepared_or_raw_data(tmp_path):
@@ -169,7 +169,7 @@ def test_prepare_refuses_a_second_writer_and_a_file_not_its_own(tmp_path):
         other.close()
     assert not out.exists() or out.read_text() == ""  # nothing was interleaved
     out.write_text('{"index": 0}\r\nnot json\r\n{"index": 2}\r\n')  # CRLF, edited by hand
-    with pytest.raises(LongwriteError, match=r"data.jsonl:2: not a JSON object"):
+    with pytest.raises(LongwriteError, match=r"data.jsonl:2: not valid JSON"):
         prepare(src, out)
     out.write_text('{"index": 0}\r\n{"index": 2}')  # a whole last row whose newline never came
     report = prepare(src, out)

@@ -142,7 +142,7 @@ def test_every_source_format_is_read(tmp_path):
     with pytest.raises(CorpusError, match="no 'text' column"):
         list(source_texts(root / "p.parquet"))
     (root / "bad.jsonl").write_text('{"text": "fine"}\nnot json\n')
-    with pytest.raises(CorpusError, match=r"bad.jsonl:2: not a JSON line"):
+    with pytest.raises(CorpusError, match=r"bad.jsonl:2: not valid JSON"):
         list(source_texts(root / "bad.jsonl"))
 
 

@@ -12,7 +12,9 @@ crash and the re-run, which finds finished lines by id. An explicit id is matche
 (`1` and `"1"` are the same id), and an id seen twice makes the second line malformed.
 
 Each line is also resolved the way the main job resolves a prompt (`job.resolve_request`), so
-a bad value is reported with its line number before a model loads.
+a bad value is reported with its line number before a model loads. Lines are split and
+decoded by the package's one reader (`io.records`): at "\n" only, each on its own, so a
+line of invalid UTF-8 or too deeply nested is one malformed line, skipped and named.
 
 Shards (`--shard K/N`, K from 1 to N): a line belongs to shard 1 + (a number from the
 SHA-256 of its id) mod N, so N runs on N machines split one file with no coordinator, and
@@ -24,14 +26,13 @@ percent for thousands of lines.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from longwrite.errors import LongwriteError
 from longwrite.generate.job import WriteOptions
-from longwrite.io.files import read_user_text
+from longwrite.io.records import decode_object, read_lines
 
 # per-line overrides of the command's options: field -> number kind
 OVERRIDES = {
@@ -78,15 +79,14 @@ def _number(value: Any, kind: type, name: str) -> int | float:
     return float(value)
 
 
-def parse_item(text: str) -> tuple[dict[str, Any], str | None, int | None, dict]:
+def parse_item(text: str | bytes) -> tuple[dict[str, Any], str | None, int | None, dict]:
     """(object, explicit id or None, target words, overrides) of one line; ValueError says
     what is wrong."""
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"not valid JSON ({e.msg}, column {e.colno})") from None
-    if not isinstance(obj, dict):
-        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    return item_fields(decode_object(text))
+
+
+def item_fields(obj: dict[str, Any]) -> tuple[dict[str, Any], str | None, int | None, dict]:
+    """`parse_item` of a line already decoded."""
     if obj.get("prompt") is None and "query" in obj:  # WritingBench: `query`, `index`
         obj = {**obj, "prompt": obj["query"]}
     prompt = obj.get("prompt")
@@ -120,16 +120,17 @@ def read_items(path: Path, base: WriteOptions) -> tuple[list[BatchItem], list[Pr
     """
     from longwrite.generate.job import resolve_request
 
-    lines = read_user_text(path).splitlines()
     items: list[BatchItem] = []
     problems: list[Problem] = []
     seen: dict[str, int] = {}  # id -> line
     repeats: dict[str, int] = {}  # generated id -> times seen
-    for number, text in enumerate(lines, start=1):
-        if not text.strip():
+    for line in read_lines(path):
+        number = line.number
+        if line.obj is None:
+            problems.append(Problem(number, str(line.error)))
             continue
         try:
-            obj, given, words, overrides = parse_item(text)
+            obj, given, words, overrides = item_fields(line.obj)
             item = BatchItem(number, given or "", obj["prompt"], words, overrides, obj)
             resolve_request(replace(item_options(item, base), range_model=None))
             if given is None:

@@ -18,7 +18,7 @@ from longwrite.cli.terminate import resumable
 from longwrite.defaults import JUDGE_CONTEXT as DEFAULT_CONTEXT
 from longwrite.defaults import WORST_SHOWN as DEFAULT_WORST
 from longwrite.errors import LongwriteError
-from longwrite.io.files import check_writable
+from longwrite.io.files import check_apart, check_writable
 
 eval_app = typer.Typer(
     help="Score generated documents the way the benchmarks do.",
@@ -137,6 +137,7 @@ def quality_cmd(
 
     scores_path = output or default_scores_path(results)
     check_writable(scores_path)
+    check_apart([scores_path], [results])
     items = load_items(results)
     complete, engine = server_judge(judge, judge_model, timeout, judge_context, chat=chat)
     try:
@@ -253,6 +254,7 @@ def writingbench_cmd(
 
     scores = output or wb.default_scores_path(results)
     check_writable(scores)
+    check_apart([scores, _summary_path(scores)], [results, queries])
     qs, answers = wb.load_queries(queries), wb.load_answers(results)
     tasks = wb.tasks_of(qs, answers)
     if not tasks:
@@ -290,6 +292,7 @@ def arena_cmd(
 
     scores = output or arena.default_scores_path(results[0])
     check_writable(scores)
+    check_apart([scores, _summary_path(scores)], [*results, baselines])
     prompts = arena.load_prompts(baselines)
     names = arena.candidate_names(results)
     taken = {b for p in prompts for b in p.baselines} & set(names)

@@ -113,12 +113,12 @@ def prepare_cmd(
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Range-model requests in flight.")] = 8,
 ) -> None:  # fmt: skip
+    from longwrite.io.files import check_apart
     from longwrite.rl.data import prepare
 
     if not prompts.exists():
         raise LongwriteError(f"cannot read {prompts}: no such file")
-    if output.resolve() == prompts.resolve():
-        raise LongwriteError(f"-o {output}: would overwrite the prompts it reads")
+    check_apart([output], [prompts])
     complete, close = _range_model(range_model) if range_model else (None, None)
     progress = _Counter()
     try:

@@ -158,12 +158,12 @@ def judge_pairs(
     wanted = {p.key: p.sha for p in pairs}
     cuts: dict[str, bool] = {}
 
-    def current(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    def current(records: list[tuple[int, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
         return {
             r["key"]: r
-            for r in records
-            if wanted.get(r.get("key")) == r.get("sha") and r.get("judge") == judge
-            and r.get("winner") in ("A", "B", "tie", None)
+            for _, r in records
+            if isinstance(r.get("key"), str) and wanted.get(r["key"]) == r.get("sha")
+            and r.get("judge") == judge and r.get("winner") in ("A", "B", "tie", None)
         }  # fmt: skip
 
     def ask(client: JudgeClient, p: Pair) -> Ask:

@@ -12,7 +12,6 @@ only for the same answer from the same judge (as `eval quality` does).
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -25,23 +24,9 @@ _ANSWER = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.I | re.S)
 
 def read_objects(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
     """(line number, object) of every non-blank line; a bad file or line is a user error."""
-    from longwrite.io.files import read_user_text
+    from longwrite.io.records import read_objects as read
 
-    text = read_user_text(path)
-    out = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise LongwriteError(f"{path}:{number}: not valid JSON ({e.msg})") from None
-        if not isinstance(obj, dict):
-            raise LongwriteError(f"{path}:{number}: expected a JSON object")
-        out.append((number, obj))
-    if not out:
-        raise LongwriteError(f"{path} holds nothing")
-    return out
+    return read(path, empty="holds nothing")
 
 
 def answer_only(text: str) -> str:
@@ -101,12 +86,9 @@ def fill(template: str, values: dict[str, str]) -> str:
 
 def reply_object(reply: str, required: tuple[str, ...]) -> dict[str, Any]:
     """The first JSON object in a reply (bare, fenced or after prose) holding `required`."""
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"\{", reply):
-        try:
-            obj, _ = decoder.raw_decode(reply, match.start())
-        except json.JSONDecodeError:
-            continue
-        if isinstance(obj, dict) and all(k in obj for k in required):
-            return obj
-    raise ValueError(f"no JSON object with {', '.join(map(repr, required))} in the reply")
+    from longwrite.io.records import first_object
+
+    found = first_object(reply, lambda obj: all(k in obj for k in required))
+    if found is None:
+        raise ValueError(f"no JSON object with {', '.join(map(repr, required))} in the reply")
+    return found

@@ -23,7 +23,6 @@ and is written to a temporary file then renamed.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from typing import Any
 from longwrite.defaults import WORST_SHOWN as DEFAULT_WORST
 from longwrite.errors import LongwriteError
 from longwrite.io.counting import count_words
-from longwrite.io.files import read_user_text
+from longwrite.io.records import read_objects
 
 ID_WIDTH = 40  # a prompt standing in for a missing id is cut to this many characters
 
@@ -133,14 +132,8 @@ def _name(obj: dict[str, Any]) -> str | None:
     return None
 
 
-def parse_result(line: str, number: int) -> LengthResult:
-    """One JSON line as a `LengthResult`; ValueError says what is wrong with it."""
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"not valid JSON ({e.msg}, column {e.colno})") from None
-    if not isinstance(obj, dict):
-        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+def parse_result(obj: dict[str, Any], number: int) -> LengthResult:
+    """One line's object as a `LengthResult`; ValueError says what is wrong with it."""
     required = _required(obj)
     answer = obj.get("answer")
     if not isinstance(answer, str):
@@ -157,17 +150,12 @@ def parse_result(line: str, number: int) -> LengthResult:
 
 def load_results(path: str | Path) -> list[LengthResult]:
     """Every non-blank line of the JSON Lines file `path`, scored for length."""
-    lines = read_user_text(path).splitlines()
     results = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, obj in read_objects(path, empty="holds no results"):
         try:
-            results.append(parse_result(line, number))
+            results.append(parse_result(obj, number))
         except ValueError as e:
             raise LongwriteError(f"{path}:{number}: {e}") from None
-    if not results:
-        raise LongwriteError(f"{path} holds no results")
     return results
 
 

@@ -34,7 +34,6 @@ The scores per type and the tables are in `evaluate.summary`.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from longwrite.errors import LongwriteError
+from longwrite.errors import LongwriteError, clip
 from longwrite.evaluate.length import LengthResult, NoRequiredLength, parse_result
 from longwrite.scoring.judge import (
     DEFAULT_CONTEXT,
@@ -108,16 +107,9 @@ def _rating(value: Any, name: str) -> float:
 
 def parse_judgement(reply: str) -> dict[str, float]:
     """The six ratings in a judge's reply; ValueError says what is wrong with it."""
-    decoder = json.JSONDecoder()
-    found: dict[str, Any] | None = None
-    for match in re.finditer(r"\{", reply):
-        try:
-            obj, _ = decoder.raw_decode(reply, match.start())
-        except json.JSONDecodeError:
-            continue
-        if isinstance(obj, dict) and any(_dimension(str(k)) for k in obj):
-            found = obj
-            break
+    from longwrite.io.records import first_object
+
+    found = first_object(reply, lambda obj: any(_dimension(str(k)) for k in obj))
     if found is None:
         raise ValueError("no JSON object with the ratings in the reply")
     scores: dict[str, float] = {}
@@ -188,24 +180,15 @@ class JudgeItem:
 
 def load_items(path: str | Path) -> list[JudgeItem]:
     """Every non-blank line of a results file: `prompt` and `answer` are required."""
-    from longwrite.io.files import read_user_text
+    from longwrite.io.records import read_objects
 
-    lines = read_user_text(path).splitlines()
     items = []
-    for number, text in enumerate(lines, start=1):
-        if not text.strip():
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise LongwriteError(f"{path}:{number}: not valid JSON ({e.msg})") from None
-        if not isinstance(obj, dict):
-            raise LongwriteError(f"{path}:{number}: expected a JSON object")
+    for number, obj in read_objects(path):
         prompt, answer = obj.get("prompt"), obj.get("answer")
         if not isinstance(prompt, str) or not isinstance(answer, str):
             raise LongwriteError(f"{path}:{number}: needs `prompt` and `answer` text")
         try:
-            length = parse_result(text, number)
+            length = parse_result(obj, number)
         except NoRequiredLength:
             length = None  # judged all the same; left out of S_l
         except ValueError as e:
@@ -258,6 +241,8 @@ class Verdict:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Verdict | None:
+        """The verdict a record holds; None for one that counts for nothing (another kind
+        of record, ratings outside 1-5); ValueError for a field of the wrong type."""
         scores = obj.get("scores")
         if not isinstance(obj.get("key"), str):
             return None
@@ -266,12 +251,17 @@ class Verdict:
                 scores = {d: _rating(scores[d], d) for d in DIMENSIONS}
             except (KeyError, TypeError, ValueError):
                 return None
-        sha, judge = obj.get("answer_sha"), obj.get("judge")
+        sha, judge, error = obj.get("answer_sha"), obj.get("judge"), obj.get("error")
+        attempts = obj.get("attempts") or 0
+        if isinstance(attempts, bool) or not isinstance(attempts, int):
+            raise ValueError(f"`attempts` must be a whole number, not {clip(repr(attempts))}")
+        if error is not None and not isinstance(error, str):
+            raise ValueError(f"`error` must be text, not {clip(repr(error))}")
         return cls(
             obj["key"],
             scores,
-            int(obj.get("attempts") or 0),
-            obj.get("error"),
+            attempts,
+            error,
             sha if isinstance(sha, str) else None,
             judge if isinstance(judge, str) else None,
             obj.get("truncated") is True,
@@ -285,19 +275,27 @@ def is_scored(verdict: Verdict | None) -> bool:
 def load_verdicts(path: str | Path, items: list[JudgeItem]) -> dict[str, Verdict]:
     """The verdict of each item in a scores file, read without changing the file (a torn last
     line is skipped, not cut off): a reader such as `eval report` writes nothing."""
-    from longwrite.io.jsonl import read_records
+    from longwrite.io.jsonl import read_numbered
 
-    return match_verdicts(items, read_records(path))
+    return match_verdicts(items, read_numbered(path), path=path)
 
 
 def match_verdicts(
-    items: list[JudgeItem], records: list[dict[str, Any]], judge: str | None = None
+    items: list[JudgeItem],
+    records: list[tuple[int, dict[str, Any]]],
+    judge: str | None = None,
+    *,
+    path: str | Path = "the scores file",
 ) -> dict[str, Verdict]:
     """Item key -> its last verdict given for the same prompt and answer (and, when `judge` is
-    given, by that judge). A verdict for other content under the same id does not count."""
+    given, by that judge). A verdict for other content under the same id does not count; a
+    record of the wrong shape is refused with its line number in `path`."""
+    from longwrite.io.records import at_line
+
     latest: dict[tuple[str, str], Verdict] = {}
-    for obj in records:
-        verdict = Verdict.from_json(obj)
+    for number, obj in records:
+        with at_line(path, number):
+            verdict = Verdict.from_json(obj)
         if verdict is None or verdict.answer_sha is None:
             continue  # no digest (an old record): what it judged is unknown
         if judge is not None and verdict.judge != judge:
@@ -352,7 +350,7 @@ def judge_file(
         scores_path,
         complete,
         Asking(concurrency, retries, backoff, context_tokens, JUDGE_MAX_TOKENS),
-        current=lambda records: match_verdicts(items, records, judge),
+        current=lambda records: match_verdicts(items, records, judge, path=scores_path),
         pending=lambda verdicts: [it for it in items if not is_scored(verdicts.get(it.key))],
         ask=lambda _client, it: Ask(partial(judge_prompt, it.prompt, template=template), it.answer),
         parse=parse_judgement,

@@ -41,7 +41,7 @@ from longwrite.evaluate.quality import (
     rescale,
 )
 from longwrite.evaluate.summary import QualityReport, summarize_quality
-from longwrite.io.files import atomic_write_text, check_writable, save_figure
+from longwrite.io.files import atomic_write_text, check_apart, check_writable, save_figure
 
 # the LongWriter-Zero paper's published figures (WritingBench 1-10 by its critic; Arena-Write Elo)
 PAPER_WRITINGBENCH = (
@@ -281,7 +281,7 @@ def plot_paths(output: Path) -> tuple[Path, Path]:
 
 def read_summary(given: Path | None, default: Path, kind: str) -> dict | None:
     """The summary JSON `eval writingbench` / `eval arena` left, if any (`given` must exist)."""
-    import json
+    from longwrite.io.records import LineError, decode_object, read_bytes
 
     path = given if given is not None else default
     if not path.exists():
@@ -289,10 +289,10 @@ def read_summary(given: Path | None, default: Path, kind: str) -> dict | None:
             raise LongwriteError(f"cannot read {given}: no such file")
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        data = decode_object(read_bytes(path))
+    except LineError as e:
         raise LongwriteError(f"cannot read {path}: not a summary of `eval {kind}` ({e})") from None
-    if not isinstance(data, dict) or data.get("benchmark") not in ("WritingBench", "Arena-Write"):
+    if data.get("benchmark") not in ("WritingBench", "Arena-Write"):
         raise LongwriteError(f"{path} is not a summary of `eval {kind}`")
     return data
 
@@ -315,8 +315,11 @@ def write_report(
         quality = default_scores_path(results)
     if quality is not None and not quality.exists():
         raise LongwriteError(f"cannot read {quality}: no such file")
-    verdicts = load_verdicts(quality, items) if quality is not None else {}
     stem = results.name[: -len(results.suffix)] if results.suffix else results.name
+    beside = [results.with_name(stem + end) for end in (".writingbench.json", ".arena.json")]
+    read = [results, quality, writingbench, arena, *beside]
+    check_apart([output, *plot_paths(output)], read)  # the page must not replace what it reads
+    verdicts = load_verdicts(quality, items) if quality is not None else {}
     wb = read_summary(writingbench, results.with_name(stem + ".writingbench.json"), "writingbench")
     duels = read_summary(arena, results.with_name(stem + ".arena.json"), "arena")
     summary = summarize_quality(items, verdicts)

@@ -49,7 +49,7 @@ def ask_missing(
     send: Callable[[str], str],
     asking: Asking,
     *,
-    current: Callable[[list[dict[str, Any]]], dict[str, Verdict]],
+    current: Callable[[list[tuple[int, dict[str, Any]]]], dict[str, Verdict]],
     pending: Callable[[dict[str, Verdict]], list[Item]],
     ask: Callable[[JudgeClient, Item], Ask],
     parse: Callable[[str], Reply],
@@ -58,16 +58,17 @@ def ask_missing(
 ) -> dict[str, Verdict]:
     """Every current verdict by key, the new ones included.
 
-    `current(log records)` keeps the verdicts still valid; `pending(verdicts)` lists the
-    items to ask about; `ask(client, item)` is its question; `record(item, judged)` gives
-    (key, the line to append, the verdict); `progress(n)` opens a display of the n asks
-    (its `finished(scored)` is called as each ends)."""
+    `current(log records, each with its line number)` keeps the verdicts still valid (a
+    record of the wrong shape is refused with its line: `io.records.at_line`);
+    `pending(verdicts)` lists the items to ask about; `ask(client, item)` is its question;
+    `record(item, judged)` gives (key, the line to append, the verdict); `progress(n)` opens
+    a display of the n asks (its `finished(scored)` is called as each ends)."""
     from longwrite.io.jsonl import AppendLog
 
     log = AppendLog(scores_path)
     log.lock()  # one writer per scores file, as for batch outputs
     try:
-        verdicts = current(log.load())
+        verdicts = current(log.load_numbered())
         todo = pending(verdicts)
         client = JudgeClient(
             send,

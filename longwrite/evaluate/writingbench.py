@@ -155,13 +155,18 @@ def tasks_of(queries: list[Query], answers: dict[str, str]) -> list[Task]:
     ]
 
 
-def current(tasks: list[Task], records: list[dict[str, Any]], judge: str | None) -> dict:
-    """Task key -> its last record for the same content (and judge, when given)."""
+def current(
+    tasks: list[Task], records: list[tuple[int, dict[str, Any]]], judge: str | None
+) -> dict:
+    """Task key -> its last record for the same content (and judge, when given); a record
+    whose key or score is of another kind counts for nothing."""
     wanted = {t.key: t.sha for t in tasks}
     out: dict[str, dict[str, Any]] = {}
-    for rec in records:
+    for _, rec in records:
         key = rec.get("key")
-        if wanted.get(key) != rec.get("sha") or (judge is not None and rec.get("judge") != judge):
+        if not isinstance(key, str) or wanted.get(key) != rec.get("sha"):
+            continue
+        if judge is not None and rec.get("judge") != judge:
             continue
         score = rec.get("score")
         if score is not None and not (isinstance(score, int) and 1 <= score <= 10):

@@ -45,6 +45,27 @@ def check_writable(path: Path) -> None:
         raise LongwriteError(f"cannot write {path}: folder {parent} is not writable")
 
 
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (through links too, when both exist)."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def check_apart(outputs: list[Path], inputs: list[Path | None]) -> None:
+    """Refuse to write a file the command reads: its results would be appended to, or would
+    replace, its own input (`batch IN -o IN`, `eval report R -o R`)."""
+    for out in outputs:
+        for given in inputs:
+            if given is not None and same_file(out, given):
+                raise LongwriteError(
+                    f"{out} is also what this command reads ({given}): write to another file"
+                )
+
+
 class PartialFile:
     """`with PartialFile(path) as f: f.write(...); f.commit()`; no commit keeps `.partial`."""
 

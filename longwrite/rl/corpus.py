@@ -24,7 +24,6 @@ the stream must be the same every time: it is, for a given seed).
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -106,15 +105,15 @@ def _field(row: Any, text_field: str, where: str) -> str:
 
 
 def _jsonl_texts(path: Path, text_field: str) -> Iterator[str]:
-    with path.open(encoding="utf-8-sig") as f:  # a leading byte order mark is not text
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                raise CorpusError(f"{path}:{number}: not a JSON line") from None
+    from longwrite.io.records import iter_objects
+
+    try:
+        for number, row in iter_objects(path):  # read as it streams: a corpus can be big
             yield _field(row, text_field, f"{path}:{number}")
+    except LongwriteError as e:
+        if isinstance(e, CorpusError):
+            raise
+        raise CorpusError(str(e)) from None
 
 
 def _parquet_texts(path: Path, text_field: str) -> Iterator[str]:

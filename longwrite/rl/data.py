@@ -22,7 +22,6 @@ prepared in memory with the same code (stated lengths only: no LLM during traini
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -82,27 +81,12 @@ def read_prompts(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if p.is_dir():
         yield from _read_disk_dataset(p)
         return
-    try:
-        handle = open(p, encoding="utf-8-sig")  # noqa: SIM115 - closed below; BOM dropped
-    except FileNotFoundError:
-        raise LongwriteError(f"cannot read {p}: no such file") from None
-    except OSError as e:
-        raise LongwriteError(f"cannot read {p}: {e.strerror}") from None
-    index = 0
-    with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise LongwriteError(f"{p} line {number}: not a JSON object ({e})") from None
-            if not isinstance(row, dict):
-                raise LongwriteError(f"{p} line {number}: not a JSON object")
-            if not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
-                raise LongwriteError(f"{p} line {number}: no `prompt` text")
-            yield index, row
-            index += 1
+    from longwrite.io.records import iter_objects
+
+    for index, (number, row) in enumerate(iter_objects(p)):
+        if not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
+            raise LongwriteError(f"{p}:{number}: no `prompt` text")
+        yield index, row
 
 
 def _read_disk_dataset(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
