@@ -10,10 +10,10 @@ LOCK := .ci/requirements-lock.txt
 # LOCKED=0 (test-latest): the newest versions the ranges allow instead of the lock.
 LOCKED ?= 1
 ifeq ($(LOCKED),1)
-INSTALL := -r $(LOCK) -e '.[dev,rl]'
+INSTALL := -r $(LOCK) -e '.[dev,rl,export]'
 INPUTS := pyproject.toml $(LOCK)
 else
-INSTALL := --upgrade --upgrade-strategy eager -c .ci/constraints-cpu.txt -e '.[dev,rl]'
+INSTALL := --upgrade --upgrade-strategy eager -c .ci/constraints-cpu.txt -e '.[dev,rl,export]'
 INPUTS := pyproject.toml .ci/constraints-cpu.txt
 endif
 STAMP := $(VENV)/.installed-$(shell cat $(INPUTS) | cksum | cut -d' ' -f1)
@@ -71,7 +71,8 @@ TORCH_SOURCE ?= $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS),--extra-in
 lock:
 	test -x .venv-lock/bin/uv || { $(PYTHON) -m venv .venv-lock && \
 		.venv-lock/bin/python -m pip install --quiet --disable-pip-version-check uv; }
-	.venv-lock/bin/uv pip compile pyproject.toml --extra dev --extra rl -c .ci/constraints-cpu.txt \
+	.venv-lock/bin/uv pip compile pyproject.toml --extra dev --extra rl --extra export \
+		-c .ci/constraints-cpu.txt \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 $(TORCH_SOURCE) \
 		--no-header --no-annotate --quiet -o $(LOCK).new
 	{ echo "# Every package of the test and demo environment, pinned. Made by \`make lock\`; do not edit."; \
