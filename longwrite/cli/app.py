@@ -37,6 +37,7 @@ SUBCOMMANDS = (
     "logs",
     "continue",
     "doctor",
+    "export",
 )
 
 app = typer.Typer(
@@ -118,8 +119,15 @@ def write_cmd(
     no_think: opt.NoThink = False,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Write the document to FILE (atomically).",
+        typer.Option("--output", "-o", help="Write the document to FILE (atomically); "
+                     "FILE.docx, .epub, .html, .odt or .pdf also keeps FILE.md beside it.",
                      rich_help_panel=opt.OUTPUT),
+    ] = None,
+    export_format: Annotated[
+        Literal["docx", "epub", "html", "odt", "pdf", "md"] | None,
+        typer.Option("--format", help="Export -o FILE in this format once the document is "
+                     "complete, keeping the Markdown beside it (see `longwrite export --help`).",
+                     rich_help_panel=opt.OUTPUT, show_default=False),
     ] = None,
     thinking: Annotated[
         Literal["hide", "show", "keep"],
@@ -147,9 +155,11 @@ def write_cmd(
 ) -> None:  # fmt: skip
     from longwrite.cli.write import run_write
     from longwrite.engines import EngineOptions
+    from longwrite.export.formats import export_target
     from longwrite.generate.job import WriteOptions
     from longwrite.runlog.store import log_wanted
 
+    output, export_to = export_target(output, export_format)
     options = WriteOptions(
         prompt=_read_prompt(prompt),
         words=words,
@@ -184,7 +194,7 @@ def write_cmd(
             gpu_memory_utilization=gpu_memory_utilization,
         ),
     )
-    code = run_write(options)
+    code = run_write(options, export_to=export_to)
     if code:
         raise typer.Exit(code)
 
@@ -236,6 +246,7 @@ def _register_subapps() -> None:
     from longwrite.cli.continue_ import continue_command
     from longwrite.cli.doctor import doctor_command
     from longwrite.cli.eval import eval_app
+    from longwrite.cli.export import export_command
     from longwrite.cli.logs import logs_app
     from longwrite.cli.rl import rl_app
     from longwrite.serve import serve_command
@@ -273,6 +284,12 @@ def _register_subapps() -> None:
         "continue",
         help="Carry a logged run on from exactly where it stopped (default: the newest).",
     )(continue_command)
+    app.command(
+        "export",
+        help="A run's document or a Markdown file as DOCX, EPUB, HTML (one file), ODT, PDF "
+        "or Markdown, the format from -o's extension. Through pandoc; PDF is typeset by "
+        "WeasyPrint. Both come with the extra: pip install 'longwrite\\[export]'.",
+    )(export_command)
 
 
 _register_subapps()

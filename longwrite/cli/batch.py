@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -26,6 +26,7 @@ from longwrite.errors import EXIT_FAILED, EXIT_INTERRUPTED, LongwriteError, say
 if TYPE_CHECKING:  # the batch machinery loads when the command runs, not for `--help`
     from longwrite.batch.input import Problem
     from longwrite.batch.runner import Outcome
+    from longwrite.export.formats import Format
     from longwrite.generate.job import WriteOptions
 
 from longwrite.batch import DEFAULT_CONCURRENCY
@@ -58,6 +59,14 @@ def batch_command(
     shard: Annotated[str | None, typer.Option(help="K/N: run only shard K of N (lines split "
                      "by a hash of their id); join the OUT files with `longwrite batch merge`.",
                      show_default=False)] = None,
+    export_format: Annotated[Literal["docx", "epub", "html", "odt", "pdf", "md"] | None,
+                             typer.Option("--format", help="Also export each document of OUT "
+                             "as a file of this format, named by its id, once the batch has "
+                             "run (again: only the missing ones).", rich_help_panel=opt.OUTPUT,
+                             show_default=False)] = None,
+    export_dir: Annotated[Path | None, typer.Option(help="The folder for --format (default: "
+                          "OUT's name and the format beside OUT: results-docx/).",
+                          rich_help_panel=opt.OUTPUT, show_default=False)] = None,
     tp: opt.Tp = None,
     max_model_len: opt.MaxModelLen = MODEL_CONTEXT,
     gpu_memory_utilization: opt.GpuMemoryUtilization = 0.9,
@@ -102,13 +111,46 @@ def batch_command(
             gpu_memory_utilization=gpu_memory_utilization,
         ),
     )
+    exports = _export_plan(output, export_format, export_dir)
     urls = server_urls(server, servers_file)
     with _logged(input, output, base, urls, log_wanted(no_log)) as done:
         code = done(
             run_batch_command(input, output, base, urls, concurrency, stream=stream, shard=shard)
         )
+    if exports is not None and code != EXIT_INTERRUPTED:
+        code = _export(output, *exports) or code
     if code:
         raise typer.Exit(code)
+
+
+def _export_plan(
+    output: Path, name: str | None, folder: Path | None
+) -> tuple[Format, Path, Path | None] | None:
+    """`--format`: the format, its folder (created now) and the PDF engine, all checked
+    before a line runs."""
+    if name is None:
+        if folder is not None:
+            raise LongwriteError("--export-dir is the folder for --format: give --format too")
+        return None
+    from longwrite.export import check_ready
+    from longwrite.export.batch import default_folder, prepare_folder
+    from longwrite.export.formats import named_format
+
+    fmt = named_format(name)
+    engine = check_ready(fmt)
+    folder = folder if folder is not None else default_folder(output, fmt)
+    prepare_folder(folder)
+    return fmt, folder, engine
+
+
+def _export(output: Path, fmt: Format, folder: Path, engine: Path | None) -> int:
+    from longwrite.export.batch import export_results
+
+    done = export_results(output, folder, fmt, engine)
+    already = f" ({done.already} already there)" if done.already else ""
+    failed = f", {done.failed} failed" if done.failed else ""
+    say(f"batch: exported {done.written} documents to {folder}{already}{failed}")
+    return EXIT_FAILED if done.failed else 0
 
 
 @contextmanager

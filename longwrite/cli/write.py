@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from contextlib import nullcontext
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from longwrite.cli.sectioned import get_outline, print_outline, sections_wanted, write_sectioned
@@ -53,8 +54,9 @@ def dry_run(opts: WriteOptions, request: Request) -> None:
     say("dry run, nothing generated: " + ", ".join(f"{k}={info[k]}" for k in shown))
 
 
-def run_write(opts: WriteOptions) -> int:
-    """Run the main job; returns the exit code (0, or 130 after Ctrl-C)."""
+def run_write(opts: WriteOptions, *, export_to: Path | None = None) -> int:
+    """Run the main job; returns the exit code (0, or 130 after Ctrl-C). `export_to`: a
+    DOCX/EPUB/HTML/ODT/PDF file made from `-o FILE.md` once the document is complete."""
     from longwrite.display.loading import load_local_engine
     from longwrite.engines import resolve_engine_name
     from longwrite.io.files import check_writable
@@ -66,6 +68,11 @@ def run_write(opts: WriteOptions) -> int:
     backend = resolve_engine_name(opts.engine.engine, server=opts.engine.server)
     if opts.output is not None:
         check_writable(opts.output)
+    if export_to is not None:  # pandoc and the PDF engine, before a model loads
+        from longwrite.export import check_ready, format_of
+
+        check_writable(export_to)
+        check_ready(format_of(export_to))
     engine = load_local_engine(opts.engine, backend)
     try:
         request, budget = budget_request(opts, request, engine)
@@ -73,7 +80,7 @@ def run_write(opts: WriteOptions) -> int:
         if opts.plan_only:
             print_outline(opts, get_outline(opts, request, engine, budget, sections or 0, None)[0])
             return 0
-        return _generate(opts, request, engine, backend, (budget, sections))
+        return _generate(opts, request, engine, backend, (budget, sections), export_to)
     finally:
         engine.close()
 
@@ -84,6 +91,7 @@ def _generate(
     engine: Engine,
     backend: str,
     split: tuple[Budget, int | None],
+    export_to: Path | None = None,
 ) -> int:
     from longwrite.display.renderer import Renderer, RenderOptions
     from longwrite.generate.record import recording, start_recording
@@ -120,7 +128,25 @@ def _generate(
         if entry.run_id is not None:
             say(f"longwrite: note: `longwrite continue {entry.run_id}` carries it on")
         return EXIT_INTERRUPTED
+    if export_to is not None and target is not None and target.committed:
+        _export(target.path, export_to, sectioned=split[1] is not None)
     return 0
+
+
+def _export(markdown: Path, out: Path, *, sectioned: bool) -> None:
+    """`-o report.docx`: the complete report.md exported (a table of contents when it was
+    written in sections); a failure says where the Markdown is."""
+    from longwrite.errors import LongwriteError
+    from longwrite.export import export_markdown
+    from longwrite.io.files import read_user_text
+
+    try:
+        export_markdown(read_user_text(markdown), out, toc=sectioned)
+    except LongwriteError as e:  # the same kind of error (its exit code), saying more
+        raise type(e)(
+            f"{e}; the document is in {markdown} (`longwrite export {markdown} -o {out}` "
+            "tries again)"
+        ) from None
 
 
 def _produce(
