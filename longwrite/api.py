@@ -108,8 +108,10 @@ def write(
         request, _ = budget_request(options, request, loaded)
         recorder = start_recording(options, request, loaded, loaded.info.name)
         with recording(recorder, interrupts=(_Stopped,)) as entry:
-            made = produce(options, request, loaded, _Callback(on_event), on_raw=recorder.add,
-                           on_candidate=recorder.add_candidate)  # fmt: skip
+            made = produce(
+                options, request, loaded, _Callback(on_event), on_raw=recorder.add,
+                on_candidate=recorder.add_candidate, on_cut=recorder.add_cut,
+            )  # fmt: skip
             result = made.result
             entry.done(result)
         return result

@@ -248,7 +248,15 @@ def _carry_on(
         recorder = recorder or Recorder(None, None)
         with recording(recorder) as entry:
             with Renderer(render, sink=sink) as renderer:
-                made = produce(wopts, request, engine, renderer, on_raw=recorder.add, resume=resume)
+                made = produce(
+                    wopts,
+                    request,
+                    engine,
+                    renderer,
+                    on_raw=recorder.add,
+                    resume=resume,
+                    on_cut=recorder.add_cut,
+                )
             result = made.result
             entry.done(result)
         if target is not None and result.finish_reason != FINISH_CANCELLED:

@@ -9,6 +9,7 @@ same renderer as the main command: Markdown on a terminal, raw text when piped.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -102,6 +103,10 @@ def logs_show(
         typer.Option(help="The planning: hide it, show it on stderr, or keep it in the output."),
     ] = "hide",
     as_json: Annotated[bool, typer.Option("--json", help="The whole record as JSON.")] = False,
+    cut: Annotated[
+        bool,
+        typer.Option("--cut", help="Print the text the loop guard cut from the run, not the run."),
+    ] = False,
 ) -> None:
     """Print a run's document (raw when piped, rendered on a terminal)."""
     from longwrite.generate.parser import split_think_answer
@@ -111,11 +116,17 @@ def logs_show(
         record = store.resolve(run)
         raw = store.raw(record.id)
         candidates = store.candidates(record.id)
+        cuts = store.cuts(record.id)
     finally:
         store.close()
+    if cut:
+        show_cuts(record.id, cuts, as_json)
+        return
     if as_json:
         thought, answer = split_think_answer(raw)
         full = {**record.to_json(), "thinking": thought, "answer": answer, "raw": raw}
+        if cuts:
+            full["cuts"] = [{"at_char": at, "text": text} for at, text in cuts]
         if candidates:  # best-of: each candidate as it was sampled
             full["candidates"] = [{"index": i, "raw": text, "tokens": tokens}
                                   for i, (text, tokens) in sorted(candidates.items())]  # fmt: skip
@@ -132,6 +143,20 @@ def logs_show(
         say(f"run {record.id} is a batch run: its results are in {record.output}")
         return
     render(raw, record.finish_reason, thinking)
+
+
+def show_cuts(run_id: str, cuts: list[tuple[int, str]], as_json: bool) -> None:
+    """What the loop guard cut from a run, each piece with where it was cut from."""
+    if as_json:
+        typer.echo(json.dumps([{"at_char": a, "text": t} for a, t in cuts], ensure_ascii=False))
+        return
+    if not cuts:
+        say(f"run {run_id}: the loop guard cut nothing")
+        return
+    for n, (at, text) in enumerate(cuts, 1):
+        say(f"-- cut {n} of {len(cuts)}, at character {at:,} of the answer --")
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
 
 
 def render(raw: str, finish_reason: str | None, thinking: str) -> None:

@@ -115,7 +115,8 @@ def write_sectioned(
 
     return write_sections(
         engine, request, outline, renderer, max_rounds=opts.max_rounds, guards=opts.guards,
-        on_raw=recorder.add, on_section=on_section, plan_tokens=plan_tokens, best=opts.best_of,
+        on_raw=recorder.add, on_cut=recorder.add_cut, on_section=on_section,
+        plan_tokens=plan_tokens, best=opts.best_of,
     )  # fmt: skip
 
 
@@ -165,7 +166,8 @@ def continue_sectioned(
 
                 made = write_sections(
                     engine, request, outline, renderer, max_rounds=wopts.max_rounds,
-                    guards=wopts.guards, on_raw=recorder.add, on_section=on_section,
+                    guards=wopts.guards, on_raw=recorder.add, on_cut=recorder.add_cut,
+                    on_section=on_section,
                     written=written, replay=replay or output is not None,
                 )  # fmt: skip
             entry.done(made.result)

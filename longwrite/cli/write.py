@@ -162,7 +162,9 @@ def _produce(
     from longwrite.generate.job import produce
 
     if opts.best_of == 1:
-        return produce(opts, request, engine, renderer, on_raw=recorder.add).result, {}
+        return produce(
+            opts, request, engine, renderer, on_raw=recorder.add, on_cut=recorder.add_cut
+        ).result, {}
     with CandidateProgress(opts.best_of, request.sampling.max_tokens) as progress:
         made = produce(opts, request, engine, renderer, progress=progress, on_raw=recorder.add,
                        on_candidate=recorder.add_candidate)  # fmt: skip

@@ -6,49 +6,35 @@ only notices afterwards, and vLLM's own guards need a recent server with a reaso
 and never repair the document. These guards work for every engine while the text streams, and
 repair through the same raw-continuation mechanism as length control (`generate.rounds`).
 
-The loop detector is `scoring.rewards.repetition_penalty` made incremental: the same tokens,
-shingles, paragraph units (cut into chunks of `MAX_UNIT` tokens as they fill, rather than
-near-equal chunks once the paragraph's length is known) and containment in everything seen
-so far. A unit whose containment reaches `RAMP_HIGH` (the penalty's "wholly repeated") is a
-repeat; a run of consecutive repeats of `LOOP_TOKENS` tokens or more is a loop. One repeated
-quote, heading or templated paragraph is not: it takes about 190 words of repetition in
-a row (at 100 tokens, templated API docs in the stdlib corpus raised false alarms). The
-document is cut back to the start of the paragraph where the run began (the end of the last
-paragraph before the loop), so the cut text ends with a paragraph break and the model carries
-on afresh.
+The loop detector (`generate.loops`) judges each table row, list item, code line and prose
+paragraph as it completes, telling the same content again from the same template with new
+content; a run of repeats worth `LOOP_TOKENS` tokens is a loop. The document is cut back to
+where the run began (the start of a paragraph, row or item), so the kept text ends at a line
+break and the model carries on afresh; the text cut is kept (`Intervention.text`, the run
+log's cuts) so that a wrong cut never loses a user's text.
 
 `GuardSink` sits between the parser and the display: it releases answer text only once it is
 before the earliest point a cut could reach, so a pipe or a file never receives a loop; the
-text held back (the current paragraph, plus any run of repeats) is dropped on a cut.
+text held back (the current paragraph or line, plus any run of repeats) is dropped on a cut,
+and released on every other end of the stream (a server error, a dropped connection, Ctrl-C).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from longwrite.defaults import GUARD_RETRIES, THINK_TOKENS
 from longwrite.engines.base import FINISH_CANCELLED, FINISH_STOP, Sampling
+from longwrite.generate.loops import Loop, LoopDetector
 from longwrite.generate.parser import AnswerDelta, Done, Event, ThinkAnswerParser
 from longwrite.io.counting import count_words
-from longwrite.scoring.rewards import (
-    CJK_SHINGLE,
-    MAX_UNIT,
-    PARAGRAPH_BREAK_RE,
-    RAMP_HIGH,
-    TOKEN_RE,
-    WORD_SHINGLE,
-)
 
-LOOP_TOKENS = 2 * MAX_UNIT  # tokens of consecutive wholly-repeated units that make a loop
 RESAMPLE_PENALTY = 1.1  # the engine's repetition penalty for a round after a loop
 FINISH_GUARD = "guard"  # a round a guard stopped (never a run's final finish reason)
 CLOSE_THINKING = "</think> <answer>"  # as the template writes them
 THINK_BUDGET = THINK_TOKENS  # one setting: the budget's thinking allowance is the cap
 EXCERPT = 80  # characters of the repeated text an intervention quotes
-
-_PARTIAL_WORD = re.compile(r"[A-Za-z]+\Z")  # a word the next delta may still continue
 
 
 @dataclass(frozen=True)
@@ -83,102 +69,6 @@ class Intervention:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class Loop:
-    """A loop found: cut the answer back to `cut` (a paragraph start)."""
-
-    cut: int
-
-
-class LoopDetector:
-    """`repetition_penalty`'s measure, fed the answer text piece by piece; O(1) per character.
-
-    `feed` returns a `Loop` once a run of wholly repeated units reaches `LOOP_TOKENS` tokens.
-    `safe` is the answer offset before which no later cut can reach.
-    """
-
-    def __init__(self, earlier: str = "") -> None:
-        self._seen: set[tuple[str, ...]] = set()
-        self._para = ""  # the current paragraph's text so far
-        self._para_start = 0  # its offset in the answer
-        self._tokenised = 0  # characters of `_para` already tokenised
-        self._unit: list[str] = []  # tokens of the current unit, not judged yet
-        self._streak = 0  # tokens of consecutive wholly repeated units
-        self._streak_start = 0  # the paragraph start where that run began
-        for paragraph in PARAGRAPH_BREAK_RE.split(earlier):  # text before this document
-            tokens = TOKEN_RE.findall(paragraph.lower())
-            for i in range(0, len(tokens), MAX_UNIT):
-                self._seen |= _shingles(tokens[i : i + MAX_UNIT])
-
-    @classmethod
-    def primed(cls, text: str, earlier: str = "") -> LoopDetector:
-        """A detector that has read `text` (an answer kept so far), reporting nothing;
-        `earlier`: text before the answer that repeating counts against (earlier sections)."""
-        detector = cls(earlier)
-        detector.feed(text)
-        detector._streak = 0
-        return detector
-
-    @property
-    def safe(self) -> int:
-        return self._streak_start if self._streak else self._para_start
-
-    def feed(self, text: str) -> Loop | None:
-        found: Loop | None = None
-        scan = max(0, len(self._para) - 64)  # a break may have begun in the last delta
-        self._para += text
-        while True:
-            m = PARAGRAPH_BREAK_RE.search(self._para, scan)
-            if m is None:
-                break
-            found = self._tokenise(m.start(), final=True) or found
-            found = self._judge_unit() or found
-            self._para_start += m.end()
-            self._para, self._tokenised, scan = self._para[m.end() :], 0, 0
-        return self._tokenise(len(self._para), final=False) or found
-
-    def _tokenise(self, end: int, *, final: bool) -> Loop | None:
-        """Tokens of `_para[_tokenised:end]` into units (a word at the end may still grow)."""
-        if not final:
-            partial = _PARTIAL_WORD.search(self._para, self._tokenised, end)
-            end = partial.start() if partial else end
-        if end <= self._tokenised:
-            return None
-        self._unit += TOKEN_RE.findall(self._para[self._tokenised : end].lower())
-        self._tokenised = end
-        found = None
-        while len(self._unit) >= MAX_UNIT:
-            unit, self._unit = self._unit[:MAX_UNIT], self._unit[MAX_UNIT:]
-            found = self._judge(unit) or found
-        return found
-
-    def _judge_unit(self) -> Loop | None:
-        unit, self._unit = self._unit, []
-        return self._judge(unit)
-
-    def _judge(self, unit: list[str]) -> Loop | None:
-        shingles = _shingles(unit)
-        if not shingles:
-            return None  # too short to judge (a heading): neither breaks nor extends a run
-        count = len(unit) - len(next(iter(shingles))) + 1  # with repeats
-        new = shingles - self._seen
-        self._seen |= new
-        if (count - len(new)) / count < RAMP_HIGH:
-            self._streak = 0
-            return None
-        if not self._streak:
-            self._streak_start = self._para_start
-        self._streak += len(unit)
-        return Loop(self._streak_start) if self._streak >= LOOP_TOKENS else None
-
-
-def _shingles(unit: list[str]) -> set[tuple[str, ...]]:
-    """The unit's shingles, as the repetition penalty takes them (empty: too short)."""
-    cjk = sum(1 for t in unit if not t.isascii())
-    shingle = CJK_SHINGLE if 2 * cjk > len(unit) else WORD_SHINGLE
-    return set(zip(*(unit[i:] for i in range(shingle)), strict=False))
 
 
 class GuardSink:
@@ -227,6 +117,15 @@ class GuardSink:
         if n > 0:
             self.sink.handle(AnswerDelta(self._held[:n]))
             self._held, self._released = self._held[n:], upto
+
+    def release_held(self) -> str:
+        """The stream ended without a `Done` (a fault): pass on everything held but a loop
+        found and not cut yet, which is dropped and returned."""
+        loop, self.loop = self.loop, None
+        upto = self.answer_chars if loop is None else max(loop.cut, self._released)
+        self._release(upto)
+        dropped, self._held = self._held, ""
+        return dropped
 
     def skip(self, answer: str) -> None:
         """The answer so far is already shown (a resumed run): judge what follows it."""
@@ -302,8 +201,11 @@ class Document:
     """One document being written: the raw completion so far (as the model sees it when
     continuing), its parser, the guard sink and watch, and what the guards did."""
 
-    def __init__(self, guards: Guards, sink: Any, on_raw: Any = None, earlier: str = "") -> None:
+    def __init__(
+        self, guards: Guards, sink: Any, on_raw: Any = None, earlier: str = "", on_cut: Any = None
+    ) -> None:
         self.guards = guards
+        self.on_cut = on_cut  # (answer offset, text cut): the run log keeps what a cut drops
         self.parser = ThinkAnswerParser()
         self.generated = ""
         detector = LoopDetector(earlier) if guards.loop else None
@@ -344,6 +246,18 @@ class Document:
             return self._close_thinking("answer_not_opened", round_no)
         return None
 
+    def salvage(self, round_no: int) -> None:
+        """The stream failed (a server error, a dropped connection): what the parser and the
+        guard hold goes to the document and the log, unless it is a loop being cut."""
+        for event in self.parser.close(FINISH_STOP):
+            if not isinstance(event, Done):
+                self.sink.handle(event)
+        dropped = self.sink.release_held()
+        if dropped:
+            self.watch.drop(len(dropped))
+            self._record_cut("loop_kept", round_no, self.sink.answer_chars, dropped)
+        self.watch.flush()
+
     def resample(self, sampling: Sampling) -> Sampling:
         """A round after a loop: another seed, and the engine's repetition penalty."""
         seed = None if sampling.seed is None else sampling.seed + self._loops
@@ -360,6 +274,17 @@ class Document:
                 "(--think-budget): closed it; the answer follows"
             )
         return kind
+
+    def _record_cut(self, kind: str, round_no: int, at: int, dropped: str) -> int:
+        """Record a cut at answer offset `at` (and keep its text in the run log); returns the
+        words kept before it."""
+        words = count_words(self.parser.answer[:at])
+        self.interventions.append(
+            Intervention(kind, round_no, at, words, len(dropped), excerpt(dropped))
+        )
+        if self.on_cut is not None:
+            self.on_cut(at, dropped)
+        return words
 
     def _tell(self, text: str) -> None:
         """A line for the reader where the display takes one (the terminal, stderr)."""
@@ -381,10 +306,7 @@ class Document:
         self._loops += 1
         last = cancelled or self._loops > self.guards.retries
         kind = "loop_kept" if last else "loop"
-        at, words = len(kept), count_words(kept)
-        self.interventions.append(
-            Intervention(kind, round_no, at, words, len(dropped), excerpt(dropped))
-        )
+        words = self._record_cut(kind, round_no, len(kept), dropped)
         if kind == "loop":
             self._tell(
                 f"longwrite: guard: the text began to repeat itself after {words:,} words; "

@@ -28,7 +28,14 @@ if TYPE_CHECKING:
 
     from longwrite.generate.best_of import Candidate, Progress, Scorer
     from longwrite.generate.guards import Guards
-    from longwrite.generate.rounds import Continuation, EventSink, RawHook, Result, Resume
+    from longwrite.generate.rounds import (
+        Continuation,
+        CutHook,
+        EventSink,
+        RawHook,
+        Result,
+        Resume,
+    )
     from longwrite.generate.sections import Sectioned
     from longwrite.length.budget import Budget
     from longwrite.length.targets import WordRange
@@ -216,12 +223,13 @@ def produce(
     on_raw: RawHook | None = None,
     resume: Resume | None = None,
     on_candidate: Callable[[int, str, int], None] | None = None,
+    on_cut: CutHook | None = None,
 ) -> Produced:
     """One document streamed into `sink`, or the best of `opts.best_of` candidates (their
     progress to `progress`; the chosen one's events to `sink` once it is chosen).
 
     `on_raw` receives the raw text for the run log (`on_candidate` best-of's candidates as
-    they are sampled); `resume` carries a run on (one stream)."""
+    they are sampled, `on_cut` the text a loop cut drops); `resume` carries a run on."""
     from longwrite.generate.best_of import best_of
     from longwrite.generate.parser import AnswerDelta, Done, ThinkDelta
     from longwrite.generate.rounds import write_document
@@ -237,6 +245,7 @@ def produce(
                 on_raw=on_raw,
                 resume=resume,
                 guards=opts.guards,
+                on_cut=on_cut,
             )
         )
     result, candidates, best = best_of(

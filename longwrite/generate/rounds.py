@@ -52,6 +52,7 @@ MIN_ROUND_TOKENS = 16  # a continuation with less room than this is not worth a 
 
 
 RawHook = Callable[[str, int], None]  # (raw text, tokens it took)
+CutHook = Callable[[int, str], None]  # (answer offset, text a loop cut dropped there)
 
 
 class EventSink(Protocol):
@@ -219,14 +220,16 @@ def write_document(
     resume: Resume | None = None,
     guards: Guards = NO_GUARDS,
     earlier: str = "",
+    on_cut: CutHook | None = None,
 ) -> Result:
     """Stream `request` through `engine`, feeding parsed events to `sink` as they come.
 
     With `resume`, carry on from its raw text; `request.sampling.max_tokens` is then what
     this call may add, and the result's tokens, seconds and rounds are this call's.
     `guards` watch the stream (`generate.guards`); their interventions are in the result.
-    `earlier`: text before this document (earlier sections) that restating counts as a loop."""
-    state = Document(guards, sink, on_raw, earlier)
+    `earlier`: text before this document (earlier sections) that restating counts as a loop.
+    `on_cut` receives the text each loop cut drops (the run log keeps it)."""
+    state = Document(guards, sink, on_raw, earlier, on_cut)
     started = time.monotonic()
     rounds: list[Round] = []
     sampling, separator = request.sampling, ""
@@ -242,9 +245,13 @@ def write_document(
     dropped = 0  # tokens of text a guard cut from the document: spent, but not kept
     while True:
         state.add(separator)
-        text, tokens, finish = _stream_round(
-            engine, request.prompt + state.generated, sampling, state.parser, state.watch
-        )
+        try:
+            text, tokens, finish = _stream_round(
+                engine, request.prompt + state.generated, sampling, state.parser, state.watch
+            )
+        except BaseException:  # a fault: keep what was held back, then let it be reported
+            state.salvage(len(rounds) + 1)
+            raise
         state.generated += text
         before = state.generated
         fix = state.repair(finish, len(rounds) + 1, request.think)

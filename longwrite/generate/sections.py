@@ -36,6 +36,7 @@ from longwrite.generate.parser import AnswerDelta, Done, Event, ThinkAnswerParse
 from longwrite.generate.plan import Outline, Part
 from longwrite.generate.rounds import (
     Continuation,
+    CutHook,
     EventSink,
     RawHook,
     Result,
@@ -200,6 +201,13 @@ def _heading(stream: _OneStream, part: Part, on_raw: RawHook | None) -> None:
         on_raw(head, 0)
 
 
+def _offset(on_cut: CutHook | None, at: int) -> CutHook | None:
+    """A section's cut hook with offsets in the whole document, not the section."""
+    if on_cut is None:
+        return None
+    return lambda offset, text: on_cut(at + offset, text)
+
+
 def read_written(raw: str, outline: Outline) -> Written:
     """Where a logged sectioned run stopped: its finished sections and the partial one."""
     doc = raw.partition(PLAN_END)[2]
@@ -243,6 +251,7 @@ def write_sections(
     max_rounds: int = 2,
     guards: Guards = NO_GUARDS,
     on_raw: RawHook | None = None,
+    on_cut: CutHook | None = None,
     on_section: Callable[[int, int], None] | None = None,
     plan_tokens: int = 0,
     written: Written | None = None,
@@ -290,7 +299,7 @@ def write_sections(
             resume = Resume(partial, FINISH_CANCELLED) if partial is not None else None
             result = write_document(
                 engine, sec, stream, continuation=rule, on_raw=on_raw, guards=guards,
-                resume=resume, earlier=earlier,
+                resume=resume, earlier=earlier, on_cut=_offset(on_cut, len(earlier)),
             )  # fmt: skip
         partial = None
         results.append(result)

@@ -25,8 +25,10 @@ Choices (the paper leaves them open)
 
 Repetition metric
 -----------------
-Tokens are LongBench-Write's units, case-folded: runs of English letters and single CJK
-characters (without `count_words`'s word-boundary quirks, which only matter for counting).
+Tokens are case-folded runs of letters of any script (Latin with accents, Cyrillic, Greek,
+Hangul, Arabic...), numbers, and single CJK ideographs and kana (scripts that do not space
+their words): a table whose rows differ in their numbers is not a repetition, and a Russian
+paragraph repeated is one.
 Shingles are runs of 4 tokens, or 6 when most tokens are CJK characters (about 4 words'
 worth). The answer is cut into Markdown paragraphs (blank lines), and paragraphs longer than
 128 tokens into near-equal chunks of at most 128, so one endless looping paragraph is still
@@ -68,8 +70,11 @@ MAX_UNIT = 128  # most tokens per unit: longer paragraphs are cut into chunks
 RAMP_LOW = 0.2  # containment at or below which a unit counts as original
 RAMP_HIGH = 0.5  # containment at or above which a unit counts as wholly repeated
 
-TOKEN_RE = re.compile(r"[a-z]+|[\u4e00-\u9fff]")
-CJK_RE = re.compile(r"[\u4e00-\u9fff]")
+# Ideographs (CJK and its extension A, compatibility ideographs) and kana: one token each.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+CJK_RE = re.compile(f"[{_CJK}]")
+# A CJK character, a run of letters of any other script, or a number.
+TOKEN_RE = re.compile(f"[{_CJK}]|[^\\W\\d_{_CJK}]+|\\d+")
 PARAGRAPH_BREAK_RE = re.compile(r"\n[^\S\n]*\n")
 
 
