@@ -114,14 +114,14 @@ def test_a_cpu_build_of_torch_on_a_gpu_box(tmp_path):
 
 
 def test_an_untested_but_consistent_combination_is_a_warning(tmp_path):
-    m = machine(tmp_path, vllm="", torch="2.15.0", transformers="5.25.0")
+    m = machine(tmp_path, vllm="", torch="2.15.0", transformers="5.26.0")
     found = by_name(run_checks(m, load()))
     assert problems(found.values()) == {}
     assert found["fit"].status == doctor.WARN  # transformers runs it; vllm would, faster
     assert found["fit"].fix == "pip install 'longwrite[vllm]'"
     assert found["matrix"].status == doctor.WARN
     assert found["matrix"].fix == (
-        "pip install 'torch==2.13.0' 'transformers==5.24.0' 'accelerate==1.15.0'"
+        "pip install 'torch==2.13.0' 'transformers==5.25.0' 'accelerate==1.16.0'"
     )
 
 

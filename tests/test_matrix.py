@@ -143,3 +143,21 @@ def test_the_readme_table_lists_every_row(matrix):
             version = row.exact(package)
             if version:
                 assert re.search(rf"{package} {re.escape(version)}\b", line), (row.name, package)
+
+
+def test_the_cpu_row_is_what_the_lock_installs(matrix):
+    """`make test` installs .ci/requirements-lock.txt: the `cpu` row must say those versions,
+    and the lock must pin every package (no ranges) with the CPU torch the row names."""
+    lines = (ROOT / ".ci" / "requirements-lock.txt").read_text().splitlines()
+    pins = {}
+    for line in lines:
+        if line.strip() and not line.startswith(("#", "-")):
+            req = Requirement(line)
+            (spec,) = req.specifier  # exactly one specifier per package
+            assert spec.operator == "==", line
+            pins[req.name.lower()] = spec.version
+    row = next(r for r in matrix.rows if r.name == "cpu")
+    for package in ("trl", "torch", "transformers", "accelerate"):
+        assert pins[package] == row.exact(package), package
+    makefile = (ROOT / "Makefile").read_text()
+    assert "-r $(LOCK)" in makefile and "LOCK := .ci/requirements-lock.txt" in makefile
