@@ -23,7 +23,6 @@ to register the command, and `longwrite --help` must stay light.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import shlex
 import shutil
@@ -38,7 +37,13 @@ from typing import IO, Annotated
 
 import typer
 
-from longwrite.engines.base import DEFAULT_MODEL, ENV_API_KEY, ENV_SERVER, MODEL_CONTEXT
+from longwrite.engines.base import (
+    DEFAULT_MODEL,
+    ENV_API_KEY,
+    ENV_SERVER,
+    MODEL_CONTEXT,
+    is_loopback,
+)
 from longwrite.errors import EXIT_INTERRUPTED, LongwriteError
 
 DEFAULT_PORT = 8000
@@ -112,17 +117,6 @@ def check_extra(extra: list[str]) -> None:
             )
 
 
-def is_loopback(host: str) -> bool:
-    """Whether `host` only accepts connections from this machine."""
-    name = host.strip().strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:  # a host name other than localhost, or garbage
-        return False
-
-
 def check_exposure(host: str, *, api_key_set: bool, insecure: bool) -> None:
     """Refuse to serve on a reachable address without an API key, unless asked to."""
     if is_loopback(host) or api_key_set or insecure:
@@ -134,8 +128,10 @@ def check_exposure(host: str, *, api_key_set: bool, insecure: bool) -> None:
 
 
 def api_key_from(environ: Mapping[str, str]) -> str | None:
-    """The key the server will require: LONGWRITE_API_KEY, else an existing VLLM_API_KEY."""
-    return environ.get(ENV_API_KEY) or environ.get(VLLM_API_KEY_ENV) or None
+    """The key the server will require: LONGWRITE_API_KEY, else an existing VLLM_API_KEY (a
+    key of only spaces is no key: it would let anyone in who sends spaces)."""
+    given = environ.get(ENV_API_KEY, "").strip() or environ.get(VLLM_API_KEY_ENV, "").strip()
+    return given or None
 
 
 def child_env(environ: Mapping[str, str], api_key: str | None) -> dict[str, str]:

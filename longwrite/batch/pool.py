@@ -411,18 +411,19 @@ def open_pool(
             engine = RowBatcher(engine, expected=concurrency, owns_engine=True)
         return EnginePool([(engine.info.name, engine)], per_slot=concurrency)
     from longwrite.engines.openai import from_env
+    from longwrite.redact import public_url
 
     urls = servers or [u for u in [configured_server(None)] if u]
     engines, errors = [], []
     for url in urls:
         try:
             mode = {"stream_interval": STREAM_INTERVAL} if stream else {"whole": True}
-            engines.append((f"server {url}", from_env(url, options.model, **mode)))
-        except EngineError as e:
+            engines.append((f"server {public_url(url)}", from_env(url, options.model, **mode)))
+        except LongwriteError as e:  # unreachable, or its model list is not one: skip it
             if len(urls) == 1:
                 raise
             errors.append(e)
-            say(f"longwrite: warning: skipping {url}: {e}")
+            say(f"longwrite: warning: skipping {public_url(url)}: {e}")
     if not engines:
         raise LongwriteError(f"no server could be reached ({len(urls)} tried): {errors[0]}")
     return EnginePool(engines, servers=True, per_slot=concurrency)

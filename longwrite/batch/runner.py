@@ -16,8 +16,10 @@ Choices:
 - Resume. Re-running the same command skips the ids already in OUT. A line stopped by
   Ctrl-C is never written, so it runs again.
 - Exit codes: 0 when every line is in OUT; 1 when a line was malformed (reported with its
-  line number and skipped) or failed, or every server died (OUT keeps what finished); 2 for
-  a mistake found before anything runs (another run holding OUT too); 130 after Ctrl-C.
+  line number and skipped) or failed, or every server died (OUT keeps what finished), or OUT
+  could not be written (a full disk: the run stops, the line that failed and those in flight
+  are counted as not run and run again next time); 2 for a mistake found before anything
+  runs (another run holding OUT too); 130 after Ctrl-C.
 - Concurrency: `--concurrency N` lines in flight per server (a local engine counts as one),
   on worker threads over the synchronous Engine protocol (the openai client and the vLLM
   engine are thread-safe; transformers gets a `RowBatcher`). A server that fails is backed
@@ -162,6 +164,7 @@ class Outcome:
     left: list[BatchItem] = field(default_factory=list)  # not run (all servers dead, Ctrl-C)
     interrupted: bool = False
     all_dead: bool = False
+    stopped: LongwriteError | None = None  # OUT could not be written (a full disk): why
 
 
 @dataclass
@@ -254,7 +257,14 @@ def run_batch(
             if record is None:  # cancelled: not written, so it runs again next time
                 put_back(item)
                 return
-            log.append(record)
+            try:
+                log.append(record)
+            except LongwriteError as exc:  # OUT cannot take it (a full disk): stop the run
+                put_back(item)  # not written, so it runs again next time
+                with lock:
+                    outcome.stopped = outcome.stopped or exc
+                cancel.set()
+                return
             with lock:
                 outcome.written += 1
             if progress is not None:

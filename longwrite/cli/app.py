@@ -22,9 +22,9 @@ import typer
 from longwrite import __version__
 from longwrite.cli import options as opt
 from longwrite.cli import terminate
-from longwrite.defaults import GUARD_RETRIES, THINK_TOKENS
+from longwrite.defaults import GUARD_RETRIES, MAX_WORDS, THINK_TOKENS
 from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MODEL_CONTEXT
-from longwrite.errors import EXIT_INTERRUPTED, LongwriteError, say
+from longwrite.errors import EXIT_FAILED, EXIT_INTERRUPTED, LongwriteError, say
 
 SUBCOMMANDS = (
     "write",
@@ -93,7 +93,8 @@ def write_cmd(
     words: Annotated[
         int | None,
         typer.Option(
-            "--words", "-w", help="Target length in words (default: what the prompt asks for).",
+            "--words", "-w", help="Target length in words (default: what the prompt asks "
+            f"for); at most {MAX_WORDS:,}.",
             rich_help_panel=opt.LENGTH,
         ),
     ] = None,
@@ -304,6 +305,13 @@ def route(argv: list[str]) -> list[str]:
     return ["write", *argv]
 
 
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null: what its buffer still holds must not fail again at exit
+    (Python would print an "Exception ignored" traceback)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def main(argv: list[str] | None = None) -> None:
     args = route(list(sys.argv[1:] if argv is None else argv))
     try:
@@ -317,12 +325,17 @@ def main(argv: list[str] | None = None) -> None:
     except LongwriteError as e:
         say(f"longwrite: error: {e}")
         code = e.exit_code
+        if getattr(e, "stdout", False) is True:  # stdout refused the document (a full disk)
+            _drop_stdout()
     except (KeyboardInterrupt, typer.Abort):
         say("interrupted")
         code = EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, as other Unix tools do.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _drop_stdout()
         code = 1
+    except OSError as e:  # an output the disk refused outside the document (`--json`, a table)
+        say(f"longwrite: error: cannot write the output: {e.strerror or e}")
+        _drop_stdout()
+        code = EXIT_FAILED
     sys.exit(terminate.exit_code(code) if isinstance(code, int) else 0)

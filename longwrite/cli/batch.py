@@ -202,11 +202,13 @@ def run_batch_command(
     from longwrite.batch.runner import done_ids, run_batch
     from longwrite.display.batch_progress import BatchProgress
     from longwrite.generate.job import check_options
+    from longwrite.io.files import check_apart
     from longwrite.io.jsonl import AppendLog
 
     if concurrency < 1:
         raise LongwriteError(f"--concurrency must be at least 1, not {concurrency}")
     check_options(base, with_prompt=False)
+    check_apart([output], [input])  # results appended to the prompts would be read as lines
     part = parse_shard(shard) if shard is not None else None
     items, problems = read_items(input, base)
     if part is not None:
@@ -254,6 +256,12 @@ def _report(outcome: Outcome, problems: list[Problem], already: int, output: Pat
     if outcome.left:
         parts.append(f"{len(outcome.left)} not run")
     say("batch: " + ", ".join(parts))
+    if outcome.stopped is not None:  # OUT refused a line (a full disk): every line is counted
+        room = "free some space, then " if getattr(outcome.stopped, "full", False) else ""
+        raise BatchFailed(
+            f"{outcome.stopped}; {len(outcome.left)} line(s) not run. {output} keeps what "
+            f"finished: {room}run the same command again to finish"
+        )
     if outcome.interrupted:
         say("interrupted: run the same command again to finish")
         return EXIT_INTERRUPTED
@@ -279,7 +287,9 @@ def merge_command(
     from longwrite.batch.input import read_items
     from longwrite.batch.merge import merge_records, write_merged
     from longwrite.generate.job import WriteOptions
+    from longwrite.io.files import check_apart
 
+    check_apart([output], [input, *outputs])
     items, _ = read_items(input, WriteOptions(prompt=""))
     merged = merge_records(outputs, [item.id for item in items])
     write_merged(output, merged)

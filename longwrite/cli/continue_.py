@@ -11,6 +11,10 @@ thinking (the thinking carries on). A run that finished and reached its target i
 
 Token allowance: `--max-tokens`; else what is left of the run's budget, or the whole budget
 again when nothing useful is left (a cut-off run); with `--words N`, the budget for N words.
+
+Claiming the run is atomic (`Store.claim`): of two `continue` on one run, the second is
+refused (exit 2). A run whose settings in the log are damaged is refused in one line. An
+output the disk refuses stops the continuation as in the main command (`write.Halting`).
 """
 
 from __future__ import annotations
@@ -142,6 +146,11 @@ def _check_can_continue(record: RunRecord, raw: str, c: ContinueOptions) -> None
         )
     if record.status == RUNNING and owner_alive(record.owner):
         raise LogError(f"run {record.id} is still running: wait for it, or stop it first")
+    if not all(k in record.options for k in ("max_tokens", "temperature", "top_p", "stop")):
+        raise LogError(
+            f"run {record.id}'s settings in the run log are damaged: it cannot be continued "
+            f"(`longwrite logs show {record.id}` prints its text)"
+        )
     words = answer_words(raw)
     if c.words is not None:
         lo = paper_range(c.words, "about").lo
@@ -219,6 +228,7 @@ def _carry_on(
     backend: str,
     c: ContinueOptions,
 ) -> int:
+    from longwrite.cli.write import Halting, rendering
     from longwrite.display.renderer import Renderer, RenderOptions
     from longwrite.engines.base import FINISH_CANCELLED
     from longwrite.generate.job import produce
@@ -247,7 +257,9 @@ def _carry_on(
         recorder = resume_run(store, record.id, options, request.target_words) if c.log else None
         recorder = recorder or Recorder(None, None)
         with recording(recorder) as entry:
-            with Renderer(render, sink=sink) as renderer:
+            renderer = Renderer(render, sink=sink)
+            engine = Halting(engine, lambda: renderer.output_error is not None)
+            with rendering(renderer, recorder, c.output):
                 made = produce(
                     wopts,
                     request,

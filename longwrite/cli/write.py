@@ -9,24 +9,29 @@ reported before a model loads:
    sections (`cli.sectioned`), or with `--one-pass` warned about;
 4. stream one document through the renderer (with continuation rounds when it ends short),
    or sample `--best-of` candidates and show the best; `-o FILE` through `FILE.partial`,
-   committed only when the run ended on its own; `--json` at the end;
+   committed only when the run ended on its own; `--json` at the end. An output the disk
+   refuses (`-o FILE` or a redirected stdout) stops the generation (`Halting`) and ends the
+   run failed, its text in the run log, in one line that says how to get it (exit 1);
 5. all along, the raw text goes to the run log (`generate.record`), unless `--no-log`.
 """
 
 from __future__ import annotations
 
 import json
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from longwrite.cli.sectioned import get_outline, print_outline, sections_wanted, write_sectioned
-from longwrite.engines.base import FINISH_CANCELLED, Engine
+from longwrite.engines.base import FINISH_CANCELLED, Chunk, Engine, Sampling
 from longwrite.errors import EXIT_INTERRUPTED, say
 from longwrite.generate.job import WriteOptions, budget_request, resolve_request
+from longwrite.io.files import OutputFailed
 from longwrite.prompt.request import Request
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
     from longwrite.display.renderer import Renderer
     from longwrite.generate.rounds import Result
     from longwrite.length.budget import Budget
@@ -105,7 +110,9 @@ def _generate(
     target = PartialFile(opts.output) if opts.output is not None else None
     recorder = start_recording(opts, request, engine, backend)
     with recording(recorder) as entry, target if target is not None else nullcontext() as sink:
-        with Renderer(options, sink=sink) as renderer:
+        renderer = Renderer(options, sink=sink)
+        engine = Halting(engine, lambda: renderer.output_error is not None)
+        with rendering(renderer, recorder, opts.output):
             if split[1] is None:
                 result, extra = _produce(opts, request, engine, renderer, recorder)
             else:
@@ -147,6 +154,60 @@ def _export(markdown: Path, out: Path, *, sectioned: bool) -> None:
             f"{e}; the document is in {markdown} (`longwrite export {markdown} -o {out}` "
             "tries again)"
         ) from None
+
+
+class Halting:
+    """An engine whose streams stop, as Ctrl-C stops them, once `stop()` says so: the
+    document's output failed (a full disk), so more text would only go to the run log."""
+
+    def __init__(self, engine: Engine, stop: Callable[[], bool]) -> None:
+        self.engine = engine
+        self._stop = stop
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
+
+    def stream(self, prompt: str, sampling: Sampling) -> Iterator[Chunk]:
+        inner = self.engine.stream(prompt, sampling)
+        try:
+            for chunk in inner:
+                if self._stop():
+                    raise KeyboardInterrupt  # generation ends "cancelled", the text logged
+                yield chunk
+        finally:
+            close = getattr(inner, "close", None)
+            if close is not None:
+                close()
+
+
+def kept_in_log(
+    error: OutputFailed, recorder: Recorder, words: int, output: Path | None
+) -> OutputFailed:
+    """`error` with where the generated text is and how to get it."""
+    run_id = recorder.run_id if recorder.active else None
+    if run_id is None:
+        where = "the run log is off (or could not write either): what fitted is all there is"
+    elif output is not None:
+        where = (
+            f"the {words:,} words generated are in the run log: `longwrite continue {run_id} "
+            f"-o {output}` finishes the document once there is room"
+        )
+    else:
+        where = (
+            f"the {words:,} words generated are in the run log: `longwrite logs show "
+            f"{run_id} > FILE` writes them once there is room"
+        )
+    return OutputFailed(f"{error}; {where}", stdout=error.stdout, full=error.full)
+
+
+@contextmanager
+def rendering(renderer: Renderer, recorder: Recorder, output: Path | None) -> Iterator[None]:
+    """`with renderer:`, where an output the disk refused is said with where the text is."""
+    try:
+        with renderer:
+            yield
+    except OutputFailed as e:
+        raise kept_in_log(e, recorder, renderer.words, output) from None
 
 
 def _produce(

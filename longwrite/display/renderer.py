@@ -29,6 +29,12 @@ go out in one print, since every print redraws the live area too.
 
 Pipes and files get the raw text with no escape codes. Colour comes only from rich, which
 honours `NO_COLOR`.
+
+A document output that cannot be written (a full disk under `-o FILE` or a redirected
+stdout) is not an exception in the middle of generation, where it would cut the event that
+carried the text off from the run log: the renderer stops writing that output, keeps
+`output_error`, and raises it (`OutputFailed`, exit 1) when its block ends. The command
+stops the generation at the next chunk (`halting`), so what was generated stays in the log.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ from longwrite.display.live import LiveView, PlainLines, tail_source
 from longwrite.display.status import format_status, status_line
 from longwrite.generate.parser import AnswerDelta, Done, Event, ThinkDelta
 from longwrite.io.counting import WordCounter
+from longwrite.io.files import NO_ROOM, OutputFailed
 
 LIVE_INTERVAL = 0.25  # seconds between redraws for new text in the live block
 STATUS_INTERVAL = 0.5  # seconds between redraws for the status line alone
@@ -155,6 +162,7 @@ class Renderer:
         self._md_nl_parsed = 0  # ... when it was last parsed without finding a finished block
         self._md_may_end: str | None = None  # the pending block's type, if `may_end`
         self._gap = ""  # what precedes the next printed Markdown: "", "hr" or "text"
+        self.output_error: OutputFailed | None = None  # the document output that failed
 
     # -- public API -----------------------------------------------------------------------------
 
@@ -176,6 +184,8 @@ class Renderer:
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
         self._finish(interrupted=exc_type is not None)
+        if self.output_error is not None and exc_type is None:
+            raise self.output_error
 
     @property
     def words(self) -> int:
@@ -219,13 +229,35 @@ class Renderer:
 
     def _document(self, text: str) -> None:
         if self._sink is not None:
-            self._sink.write(text)
-            self._sink.flush()
+            self._write(self._sink, text)
         if self._raw_file is not None:
-            self._raw_file.write(text)
-            self._raw_file.flush()
+            self._write(self._raw_file, text)
         elif self._raw_lines is not None:
             self._raw_lines.feed(text)
+
+    def _write(self, stream: TextIO, text: str) -> None:
+        """Write document text to `stream`; if it cannot take it, stop writing there."""
+        try:
+            stream.write(text)
+            stream.flush()
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): the command stops quietly
+        except OSError as e:
+            self._lost(stream, e)
+
+    def _lost(self, stream: TextIO, error: OSError) -> None:
+        stdout = stream is self._raw_file
+        if stdout:
+            self._raw_file = None
+            name = "stdout"
+        else:
+            self._sink = None
+            name = str(getattr(stream, "name", "the output file"))
+        if self.output_error is None:
+            why = error.strerror or str(error)
+            self.output_error = OutputFailed(
+                f"cannot write {name}: {why}", stdout=stdout, full=error.errno in NO_ROOM
+            )
 
     def _think(self, text: str) -> None:
         if self._phase == "waiting":
@@ -427,9 +459,11 @@ class Renderer:
                 self._md_lines, self._md_partial = "", []
                 self._print_markdown(pending, top_level_blocks(pending + "\n"))
                 self._print_ready()
-            for stream in (self._sink, self._raw_file, self._think_file):
+            for stream in (self._sink, self._raw_file):
                 if stream is not None:
-                    stream.flush()
+                    self._write(stream, "")
+            if self._think_file is not None:
+                self._think_file.flush()
         finally:
             self._status_live = False
             if self._live is not None:

@@ -247,16 +247,18 @@ def server_check(m: Machine) -> tuple[Check, list[str]]:
         return Check("server", ABSENT, f"{ENV_SERVER} is not set", None, {}), []
     from longwrite.engines.openai import OpenAIEngine
     from longwrite.errors import LongwriteError
+    from longwrite.redact import public_url
 
+    shown = public_url(m.server)  # a password in the URL is never printed
     try:
         engine = OpenAIEngine(m.server, None, api_key=m.api_key, timeout=15, connect_timeout=5)
     except LongwriteError as exc:
         fix = f"start it (`longwrite serve`) or fix {ENV_SERVER}"
-        return Check("server", PROBLEM, f"{m.server}: {exc}", fix, {"url": m.server}), []
+        return Check("server", PROBLEM, f"{shown}: {exc}", fix, {"url": shown}), []
     served, context = engine.served, engine.info.context
     engine.close()
-    data = {"url": engine.base_url, "models": served, "context": context}
-    found = f"{engine.base_url} serves {', '.join(served)}"
+    data = {"url": engine.shown, "models": served, "context": context}
+    found = f"{engine.shown} serves {', '.join(served)}"
     return Check(
         "server", OK, found + (f" (context {context})" if context else ""), None, data
     ), served

@@ -12,6 +12,7 @@ prompt plus the text so far, which every raw-completion backend supports.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -125,3 +126,23 @@ class Engine(Protocol):
 
 class EngineError(LongwriteError):
     """A failure the user can act on (missing model, bad device); shown as one line."""
+
+
+def env_api_key(key: str | None = None) -> str | None:
+    """`key`, else `LONGWRITE_API_KEY`; blank (or only spaces) is no key."""
+    if key is None:
+        key = os.environ.get(ENV_API_KEY)
+    return (key or "").strip() or None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` only accepts connections from this machine."""
+    import ipaddress
+
+    name = host.strip().strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:  # a host name other than localhost, or garbage
+        return False

@@ -5,10 +5,16 @@ Token counts matter beyond display: resuming a dropped stream subtracts the toke
 generated from `max_tokens`, and continuation rounds spend a budget. The server's `usage`
 count wins wherever it gives one; these rules fill in where it does not (llama.cpp streams
 without a report, and one report covers all the candidates of a request).
+
+A reply is read through `pieces_of`, which checks its shape first: the `openai` client builds
+its objects from whatever JSON came without validating it, so an event without `choices`,
+with `choices: [5]` or a text that is a number arrives as such, and reading it as a
+completion would raise deep in the caller. Here it is `None`: the server's fault.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from longwrite.engines.base import FINISH_LENGTH, Sampling
@@ -24,6 +30,40 @@ def extra_body(sampling: Sampling, min_tokens: int) -> dict[str, Any]:
     if sampling.repetition_penalty != 1.0:
         extra["repetition_penalty"] = sampling.repetition_penalty
     return extra
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One choice of a completion (a streamed chunk or a whole reply)."""
+
+    index: int
+    text: str
+    finish_reason: str | None
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def pieces_of(completion: Any) -> tuple[list[Piece], int | None] | None:
+    """The choices of one completion and its `usage.completion_tokens` (None when it gives
+    none); None when it is not shaped as a completion."""
+    choices = getattr(completion, "choices", None)
+    if not isinstance(choices, list):
+        return None
+    out = []
+    for choice in choices:
+        index = getattr(choice, "index", None)
+        text = getattr(choice, "text", None)
+        finish = getattr(choice, "finish_reason", None)
+        if not _count(index) or not isinstance(text, str | None):
+            return None
+        if not isinstance(finish, str | None):
+            return None
+        out.append(Piece(index, text or "", finish))
+    usage = getattr(completion, "usage", None)
+    tokens = getattr(usage, "completion_tokens", None) if usage is not None else None
+    return out, tokens if _count(tokens) else None  # a count that is not one: no report
 
 
 def whole_tokens(choices: list[Any], usage: int | None, asked: int) -> list[int]:

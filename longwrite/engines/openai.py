@@ -9,6 +9,10 @@ What this module adds to the client:
   clear line; a failure on the server's side is a `ServerError` (exit code 1). The error's
   class says whose fault it was (`ServerUnreachable`, `ServerTimeout`, `ServerRejected`,
   `StreamBroken`, `ServerError`), so that `batch` can tell a dead server from a slow request;
+  whatever a server sends is checked before it is read (an event without `choices`, with
+  `choices: [5]`, nested 100,000 deep), so its oddities are its fault, never a traceback;
+- the client itself (the URL, the key, no proxy for a loopback server, the model list with
+  its own short timeout) is built in `engines.client`, shared with the judges;
 - a 10,000-word answer streams for many minutes, so a dropped connection is resumed: the
   prompt plus the text so far is sent as a continuation and the consumer sees no seam;
 - token counts: every streamed choice is one token (llama.cpp's server sends one chunk per
@@ -53,7 +57,15 @@ from longwrite.engines.base import (
     EngineInfo,
     Sampling,
 )
-from longwrite.engines.completions import extra_body, final_tokens, whole_tokens
+from longwrite.engines.client import (
+    MODELS_TIMEOUT_S,
+    NO_KEY,
+    env_api_key,
+    list_models,
+    make_client,
+    normalise_url,
+)
+from longwrite.engines.completions import extra_body, final_tokens, pieces_of, whole_tokens
 from longwrite.engines.server_errors import (
     Dropped,
     ServerError,
@@ -70,6 +82,7 @@ from longwrite.engines.server_errors import (
     server_message,
 )
 from longwrite.errors import LongwriteError, one_line
+from longwrite.redact import public_url
 
 __all__ = [  # the errors are part of this engine's interface (batch tells them apart)
     "OpenAIEngine",
@@ -80,25 +93,11 @@ __all__ = [  # the errors are part of this engine's interface (batch tells them 
     "StreamBroken",
     "from_env",
     "normalise_url",
+    "NO_KEY",
 ]
-
-NO_KEY = "EMPTY"  # what is sent when no key is set; vLLM without --api-key accepts anything
 CLIENT_RETRIES = 1  # retries of short requests (/v1/models); generations are not retried
 WHOLE_SLOWEST_TOK_S = 5.0  # a whole completion slower than this per sequence is timed out
 START_HINT = "is it running? start one with `longwrite serve`"
-
-
-def normalise_url(server: str) -> str:
-    """`host:8000`, `http://host:8000/` or `http://host:8000/v1` -> `http://host:8000/v1`."""
-    url = server.strip()
-    if "://" not in url:
-        url = "http://" + url
-    scheme, rest = url.split("://", 1)
-    rest = rest.rstrip("/")
-    if scheme.lower() not in ("http", "https") or not rest:
-        raise EngineError(f"bad server URL {server!r}: use http://HOST:PORT")
-    url = f"{scheme}://{rest}"
-    return url if url.endswith("/v1") else url + "/v1"
 
 
 def from_env(server: str | None, model: str | None, **options: Any) -> OpenAIEngine:
@@ -109,8 +108,7 @@ def from_env(server: str | None, model: str | None, **options: Any) -> OpenAIEng
         raise EngineError(
             f"no server given: pass its URL or set {ENV_SERVER} (start one with `longwrite serve`)"
         )
-    api_key = os.environ.get(ENV_API_KEY, "").strip() or None
-    return OpenAIEngine(server, model, api_key=api_key, **options)
+    return OpenAIEngine(server, model, api_key=env_api_key(), **options)
 
 
 class OpenAIEngine:
@@ -124,21 +122,21 @@ class OpenAIEngine:
         api_key: str | None = None,
         timeout: float = 600.0,
         connect_timeout: float = 10.0,
+        models_timeout: float = MODELS_TIMEOUT_S,
         max_resumes: int = 3,
         whole: bool = False,
         stream_interval: int = 1,
     ) -> None:
-        self.base_url = normalise_url(server)
+        self.base_url = normalise_url(server)  # for the client only: it may hold a password
+        self.shown = public_url(self.base_url) or self.base_url  # what messages say
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self.models_timeout = models_timeout
         self.max_resumes = max_resumes
         self.whole = whole  # a whole completion per request instead of a stream (batch)
         self.stream_interval = stream_interval  # tokens per event asked of vLLM (1: each)
-        self._client: openai.OpenAI | None = openai.OpenAI(
-            base_url=self.base_url,
-            api_key=api_key or NO_KEY,
-            timeout=openai.Timeout(timeout, connect=connect_timeout),
-            max_retries=CLIENT_RETRIES,
+        self._client: openai.OpenAI | None = make_client(
+            self.base_url, api_key, openai.Timeout(timeout, connect=connect_timeout), CLIENT_RETRIES
         )
         self._generate = self._client.with_options(max_retries=0)
         self.served: list[str] = []
@@ -148,47 +146,48 @@ class OpenAIEngine:
             self._client.close()
             raise
         self.info = EngineInfo(
-            name="openai", model=self.model, details={"server": self.base_url}, context=context
+            name="openai", model=self.model, details={"server": self.shown}, context=context
         )
+
+    def _models(self) -> list[Any]:
+        return list_models(self._client, self.shown, self.models_timeout, self.connect_timeout)
 
     def _resolve_model(self, model: str | None) -> tuple[str, int | None]:
         """The model to ask for and its context length, from the server's `/v1/models`."""
         try:
-            listed = self._client.models.list().data
+            listed = self._models()
         except openai.NotFoundError:
             raise EngineError(
-                f"no OpenAI-compatible API at {self.base_url} (GET /models: 404)"
+                f"no OpenAI-compatible API at {self.shown} (GET /models: 404)"
             ) from None
         except openai.APIError as exc:
             raise self._error(exc) from None
         self.served = [entry.id for entry in listed]
         if not self.served:
-            raise EngineError(f"the server at {self.base_url} serves no model")
+            raise EngineError(f"the server at {self.shown} serves no model")
         name = model or self.served[0]
         if name not in self.served:
             raise EngineError(self._unknown_model(name))
-        entry = listed[self.served.index(name)]
-        context = getattr(entry, "max_model_len", None)
-        return name, context if isinstance(context, int) and context > 0 else None
+        return name, listed[self.served.index(name)].context
 
     def _unknown_model(self, name: str) -> str:
         served = ", ".join(self.served) or "nothing"
-        return f"model {name!r} is not served at {self.base_url}; it serves: {served}"
+        return f"model {name!r} is not served at {self.shown}; it serves: {served}"
 
     def _served_now(self) -> None:
         """Refresh `served` after a 404 (the server may have restarted with another model)."""
-        with contextlib.suppress(openai.APIError):
-            self.served = [entry.id for entry in self._client.models.list().data]
+        with contextlib.suppress(openai.APIError, LongwriteError):
+            self.served = [entry.id for entry in self._models()]
 
     def _timed_out(self) -> ServerTimeout:
         return ServerTimeout(
-            f"the server at {self.base_url} sent nothing for {self.timeout:g} s (the timeout); "
+            f"the server at {self.shown} sent nothing for {self.timeout:g} s (the timeout); "
             "it may be overloaded or stuck"
         )
 
     def _error(self, exc: openai.APIError) -> LongwriteError:
         """The one-line error for a failed request."""
-        url = self.base_url
+        url = self.shown
         if isinstance(exc, openai.APITimeoutError):
             if caused_by_connect_timeout(exc):
                 return ServerUnreachable(
@@ -224,7 +223,7 @@ class OpenAIEngine:
 
     def _read_error(self, exc: Exception) -> LongwriteError:
         """The one-line error for what a stream raised that is not an `openai` error."""
-        url = self.base_url
+        url = self.shown
         if is_timeout(exc):  # an older client's raw httpx ReadTimeout
             return self._timed_out()
         if isinstance(exc, json.JSONDecodeError):
@@ -286,6 +285,8 @@ class OpenAIEngine:
             try:
                 reply = self._generate.completions.create(timeout=timeout, **params)
                 break
+            except RecursionError:
+                raise self._not_json("a reply") from None
             except openai.APIError as exc:
                 broke = is_drop(exc) and not caused_by_connect_failure(exc)
                 if broke and drops < self.max_resumes:
@@ -293,32 +294,43 @@ class OpenAIEngine:
                     continue
                 if broke:
                     raise StreamBroken(
-                        f"the server at {self.base_url} dropped the connection {drops + 1} "
+                        f"the server at {self.shown} dropped the connection {drops + 1} "
                         f"times; giving up after {self.max_resumes} retries"
                     ) from None
                 if is_timeout(exc) and not caused_by_connect_timeout(exc):
                     raise ServerTimeout(
-                        f"the server at {self.base_url} did not finish {sampling.max_tokens} "
+                        f"the server at {self.shown} did not finish {sampling.max_tokens} "
                         f"tokens within {seconds:g} s (the timeout)"
                     ) from None
                 raise self._error(exc) from None
-        choices = sorted(getattr(reply, "choices", None) or [], key=lambda c: c.index)
-        if not isinstance(reply, openai.types.Completion) or len(choices) != sampling.n:
-            raise ServerError(
-                f"the server at {self.base_url} sent a reply that is not a completion"
-            )
-        usage = reply.usage.completion_tokens if reply.usage is not None else None
+        read = pieces_of(reply) if isinstance(reply, openai.types.Completion) else None
+        choices = sorted(read[0], key=lambda c: c.index) if read is not None else []
+        if read is None or [c.index for c in choices] != list(range(sampling.n)):
+            raise ServerError(f"the server at {self.shown} sent a reply that is not a completion")
+        usage = read[1]
         for choice, tokens in zip(
             choices, whole_tokens(choices, usage, sampling.max_tokens), strict=True
         ):
             finish = choice.finish_reason or FINISH_STOP
-            yield Chunk(choice.text or "", tokens, finish, choice.index)
+            yield Chunk(choice.text, tokens, finish, choice.index)
 
-    def _read(self, response: Any) -> Iterator[Any]:
-        """The completion chunks of `response`; a broken connection raises `Dropped`, any
-        other failure one of this module's one-line errors."""
+    def _not_json(self, what: str) -> ServerError:
+        return ServerError(f"the server at {self.shown} sent {what} nested too deeply to read")
+
+    def _read(self, response: Any) -> Iterator[tuple[list[Any], int | None]]:
+        """The pieces of each completion chunk of `response` (with the usage count it
+        reports); a broken connection raises `Dropped`, any other failure (a chunk that is
+        not shaped as one included) one of this module's one-line errors."""
         try:
-            yield from response
+            for completion in response:
+                read = pieces_of(completion)
+                if read is None:
+                    raise ServerError(
+                        f"the server at {self.shown} sent an event that is not a completion"
+                    )
+                yield read
+        except RecursionError:
+            raise self._not_json("an event") from None
         except openai.APIError as exc:
             if is_drop(exc):
                 raise Dropped from exc
@@ -366,20 +378,20 @@ class OpenAIEngine:
             last: tuple[str, str] | None = None  # (text, finish_reason) of the final piece
             usage: int | None = None
             try:
-                for completion in self._read(response):
-                    if completion.usage is not None:
-                        usage = completion.usage.completion_tokens
-                    for choice in completion.choices:
+                for choices, reported in self._read(response):
+                    if reported is not None:
+                        usage = reported
+                    for choice in choices:
                         text = choice.text
                         if choice.finish_reason is not None:
-                            last = (text or "", choice.finish_reason)
+                            last = (text, choice.finish_reason)
                         else:
                             if text:
                                 parts.append(text)
                             # an event with the running usage (stream_interval) says its tokens
-                            step = 1 if completion.usage is None else max(0, usage - counted)
+                            step = 1 if reported is None else max(0, reported - counted)
                             counted += step
-                            yield Chunk(text or "", step)
+                            yield Chunk(text, step)
             except Dropped as exc:
                 dropped: Dropped | None = exc
             else:
@@ -392,7 +404,7 @@ class OpenAIEngine:
                 if drops > self.max_resumes:
                     how = "dropped the stream" if dropped else "ended the stream unfinished"
                     raise StreamBroken(
-                        f"the server at {self.base_url} {how} {drops} times; "
+                        f"the server at {self.shown} {how} {drops} times; "
                         f"giving up after {self.max_resumes} resumes"
                     ) from dropped
                 continue
@@ -411,9 +423,13 @@ class OpenAIEngine:
         unfinished = set(range(sampling.n))
         counted = [0] * sampling.n  # tokens yielded per candidate
         try:
-            for completion in self._read(response):
-                for choice in completion.choices:
-                    text, i, finish = choice.text or "", choice.index, choice.finish_reason
+            for choices, _ in self._read(response):
+                for choice in choices:
+                    text, i, finish = choice.text, choice.index, choice.finish_reason
+                    if i >= sampling.n:
+                        raise ServerError(
+                            f"the server at {self.shown} sent candidate {i} of {sampling.n}"
+                        )
                     if finish is None:
                         tokens = 1
                     else:
@@ -423,14 +439,14 @@ class OpenAIEngine:
                     yield Chunk(text, tokens, finish, i)
         except Dropped:
             raise StreamBroken(
-                f"the server at {self.base_url} dropped the stream "
+                f"the server at {self.shown} dropped the stream "
                 f"(a stream of n={sampling.n} candidates cannot be resumed; resuming needs n=1)"
             ) from None
         finally:
             response.close()
         if unfinished:
             raise StreamBroken(
-                f"the server at {self.base_url} ended the stream before "
+                f"the server at {self.shown} ended the stream before "
                 f"{len(unfinished)} of {sampling.n} candidates finished"
             )
 

@@ -3,12 +3,21 @@
 A document is streamed into `FILE.partial` and renamed onto `FILE` only when generation ends
 normally (`os.replace` is atomic on POSIX), so `FILE` is either the old file or the whole new
 one. If the run is interrupted or fails, the `.partial` file stays beside it with everything
-generated so far. A target that is not a regular file (`/dev/null`, `/dev/stdout`, a named
-pipe) is written directly: renaming onto it would replace the device with a file.
+generated so far (when a full disk refused the rest, with what fitted: the run log has it
+all, and `OutputFailed` says so); a `.partial` still empty when a refusal ends the block is
+removed, as there is nothing in it to keep. A target that is not a regular file
+(`/dev/null`, `/dev/stdout`, a named pipe) is written directly: renaming onto it would
+replace the device with a file.
+
+`check_apart` refuses an output that is also an input (`batch IN -o IN` would append results
+to the prompts it reads). The temporary file of `replacing` is created afresh, never opened
+through a link left at its name.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import os
 import sys
@@ -18,7 +27,21 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
-from longwrite.errors import LongwriteError
+from longwrite.errors import EXIT_FAILED, LongwriteError
+
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # a full disk, a quota, a size limit
+
+
+class OutputFailed(LongwriteError):
+    """The document could not be written (a full disk, a quota): what was generated is kept
+    elsewhere (the run log), so this is a failure, not a mistake (exit 1)."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, *, stdout: bool = False, full: bool = False) -> None:
+        super().__init__(message)
+        self.stdout = stdout  # it was stdout (whose buffer must not be flushed again at exit)
+        self.full = full
 
 
 def partial_path(path: Path) -> Path:
@@ -138,8 +161,14 @@ class PartialFile:
         tb: TracebackType | None,
     ) -> None:
         if self._file is not None and not self._file.closed:
-            self._file.flush()
-            self._file.close()
+            with contextlib.suppress(OSError):  # a full disk: what did fit stays
+                self._file.flush()
+            with contextlib.suppress(OSError):  # closes the file even when it cannot flush
+                self._file.close()
+        if exc_type is not None and not (self.committed or self.direct) and self._file:
+            with contextlib.suppress(OSError):
+                if self.partial.stat().st_size == 0:  # refused before a word: nothing to keep
+                    self.partial.unlink()
 
 
 @contextmanager
@@ -152,6 +181,7 @@ def replacing(path: str | Path) -> Iterator[Path]:
         return
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
+        tmp.unlink(missing_ok=True)  # a leftover, or a link planted at a name one can guess
         yield tmp
         os.replace(tmp, target)
     except OSError as e:
@@ -162,7 +192,10 @@ def replacing(path: str | Path) -> Iterator[Path]:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write `text` to `path` all at once: readers see the old file or the new, never half."""
-    with replacing(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+    with (
+        replacing(path) as tmp,
+        open(tmp, "w" if tmp == Path(path) else "x", encoding="utf-8") as f,
+    ):
         f.write(text)
         f.flush()
         if tmp != Path(path):  # a device or a pipe takes no fsync

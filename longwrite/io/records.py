@@ -67,11 +67,6 @@ def depth(value: Any) -> int:
     return deepest
 
 
-def _kind(value: Any) -> str:
-    names = {list: "an array", str: "a string", bool: "true or false", type(None): "null"}
-    return names.get(type(value), "a number")
-
-
 def decode_object(raw: bytes | str) -> dict[str, Any]:
     """The JSON object `raw` holds; `LineError` says what is wrong with it otherwise."""
     if isinstance(raw, bytes):
@@ -86,7 +81,7 @@ def decode_object(raw: bytes | str) -> dict[str, Any]:
     except RecursionError:
         raise LineError(f"JSON nested more than {MAX_DEPTH} levels deep") from None
     if not isinstance(obj, dict):
-        raise LineError(f"expected a JSON object, got {_kind(obj)}")
+        raise LineError(f"expected a JSON object, got {type(obj).__name__}")
     if depth(obj) > MAX_DEPTH:
         raise LineError(f"JSON nested more than {MAX_DEPTH} levels deep")
     return obj

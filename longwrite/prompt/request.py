@@ -2,7 +2,9 @@
 
 The resolved `Request` is frozen and JSON-serialisable: `--dry-run --json` prints it, and the
 engines receive its `prompt` and `sampling` unchanged. `build_request` validates the user's
-settings (one clear line for each mistake) and cleans the prompt once.
+settings (one clear line for each mistake) and cleans the prompt once; a target above
+`MAX_WORDS`, given or stated in the prompt, is refused before anything is planned or
+allocated (a trillion-word request once filled 10 GB in seconds).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from longwrite.defaults import MAX_WORDS
 from longwrite.engines.base import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, Sampling
 from longwrite.errors import LongwriteError
 from longwrite.prompt.templates import build_prompt, clean_prompt, detect_language
@@ -62,6 +65,11 @@ def check_settings(
         raise LongwriteError("the prompt is empty: give PROMPT, or pipe text into stdin")
     if words is not None and words <= 0:
         raise LongwriteError(f"--words must be a positive number of words, not {words}")
+    if words is not None and words > MAX_WORDS:  # --words, the prompt's own, a batch line's
+        raise LongwriteError(
+            f"a target of {words:,} words is more than longwrite writes (at most "
+            f"{MAX_WORDS:,} words)"
+        )
     if max_tokens is not None and max_tokens <= 0:
         raise LongwriteError(f"--max-tokens must be positive, not {max_tokens}")
     if temperature < 0:

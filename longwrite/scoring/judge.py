@@ -226,12 +226,11 @@ class CompletionsEndpoint:
         temperature: float = 0.0,
         default_context: int = DEFAULT_CONTEXT,
     ) -> None:
-        import os
-
         from longwrite.engines.base import Sampling
-        from longwrite.engines.openai import ENV_API_KEY, OpenAIEngine
+        from longwrite.engines.client import env_api_key
+        from longwrite.engines.openai import OpenAIEngine
 
-        self.engine = OpenAIEngine(url, model, api_key=os.environ.get(ENV_API_KEY), timeout=timeout)
+        self.engine = OpenAIEngine(url, model, api_key=env_api_key(), timeout=timeout)
         self.model: str = self.engine.model
         self.context: int = self.engine.info.context or default_context
         self.max_tokens, self.temperature, self.timeout = max_tokens, temperature, timeout
@@ -254,19 +253,14 @@ class ChatEndpoint(CompletionsEndpoint):
     """
 
     def __init__(self, url: str, model: str | None = None, **settings: Any) -> None:
-        import os
-
         import openai
 
-        from longwrite.engines.openai import ENV_API_KEY, NO_KEY
+        from longwrite.engines.client import env_api_key, make_client
 
         super().__init__(url, model, **settings)
-        self._chat = openai.OpenAI(
-            base_url=self.engine.base_url,
-            api_key=os.environ.get(ENV_API_KEY) or NO_KEY,
-            timeout=openai.Timeout(self.timeout, connect=10.0),
-            max_retries=0,  # the judge client retries, with backoff
-        )
+        timeout = openai.Timeout(self.timeout, connect=10.0)
+        # The same client as the engine's (key, proxy); the judge client retries, with backoff.
+        self._chat = make_client(self.engine.base_url, env_api_key(), timeout, retries=0)
 
     def __call__(self, prompt: str) -> str:
         reply = self._chat.chat.completions.create(
