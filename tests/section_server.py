@@ -5,7 +5,8 @@ and behaves like the model would on the three kinds of prompt `generate.sections
 - the think template alone (the plan): `<think>` with a plan whose outline style is chosen by
   `plan` ("numbered": "1. Title (N words)" lines, "headings": `## Title`, "none": prose only),
   then `</think> <answer>` and a document; like vLLM it trims at stop strings (`<answer>`);
-- our outline prompt: Markdown headings with counts, or prose when `outline="none"`;
+- our outline prompt (English or Chinese): Markdown headings with counts, or prose when
+  `outline="none"`; our title prompt: one line;
 - a section (the prompt ends in a planned heading, maybe with text after it: a continuation):
   distinct paragraphs (words drawn from the heading and paragraph number), about `share` of
   the section's planned words, then the next planned heading (the client's stop string).
@@ -63,18 +64,23 @@ def outline(target: int, style: str) -> list[tuple[str, int]]:
 
 @dataclass
 class Model:
-    plan: str = "numbered"  # numbered | headings | none
+    plan: str = "numbered"  # numbered | headings | none, or a whole plan (thinking) to use
     outline: str = "headings"  # headings | none
     share: float = 0.97  # of a section's planned words, written before the next heading
     delay: float = 0.0  # seconds between events (time to kill a client mid-section)
     repeat: tuple[int, ...] = ()  # candidates (of n) that restate the text before them
     heeds_penalty: bool = False  # a request with a repetition penalty is written afresh
     context: int = 32768
+    restate: str = ""  # "" | "##" | "###" | "**": how a section restates its own heading
+    later: str = "##"  # "##" | "###" | "**": the form of the next heading a section writes
+    title: str = "The Heat Beneath Our Feet"  # the reply to the title prompt
     prompts: list[str] = field(default_factory=list)
     rejected: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def plan_text(self, prompt: str) -> str:
+        if self.plan not in ("numbered", "headings", "none"):  # a plan as a model wrote it
+            return f"<think>{self.plan}</think> <answer>\n# Draft\n\n{paragraph('x', 0)}"
         target = target_of(prompt)
         parts = outline(target, self.plan)
         lines = ["Let me plan this carefully. The reader wants depth and structure."]
@@ -88,11 +94,11 @@ class Model:
         return f"<think>{body}</think> <answer>\n## {parts[0][0]}\n\n{paragraph('x', 0)}"
 
     def outline_text(self, prompt: str) -> str:
-        m = re.search(r"exactly (\d+) sections", prompt)
-        n = int(m.group(1)) if m else 3
+        m = re.search(r"exactly (\d+) sections|正好 (\d+) 个部分", prompt)
+        n = int(m.group(1) or m.group(2)) if m else 3
         if self.outline == "none":
             return "I am not sure how to structure this."
-        target = target_of(prompt.split("Request:", 1)[1])
+        target = target_of(re.split("Request:|写作要求：", prompt, maxsplit=1)[1])
         return "".join(f"## Topic {k} ({target // n} words)\n" for k in range(1, n + 1))
 
     def section_text(
@@ -101,22 +107,28 @@ class Model:
         body = prompt.split(ANSWER, 1)[1]
         heading, written = _last_section(body)
         nxt = self._next_heading(prompt, heading)
-        tail = f"\n\n## {nxt}\n\nMore text." if nxt else "</answer>"
+        head = {"##": f"## {nxt}", "###": f"### 2. {nxt}", "**": f"**{nxt}**"}[self.later]
+        tail = f"\n\n{head}\n\nMore text." if nxt else "</answer>"
+        again = ""
+        if self.restate and not written.strip():
+            again = (
+                f"**{heading}**\n\n" if self.restate == "**" else f"{self.restate} {heading}\n\n"
+            )
         earlier = [p for p in re.split(r"\n\n", body) if len(p.split()) > 20]
         restate = index in self.repeat and not (self.heeds_penalty and penalised)
         if restate and earlier:  # restate the recent text, as a padding model does
             want = int(self._planned(prompt, heading) * self.share)
             paras = [earlier[i % len(earlier)] for i in range(max(want // 60, 1))]
-            return "\n\n".join(paras) + tail
+            return again + "\n\n".join(paras) + tail
         if index:
             heading = f"{heading}#{index}"
         fresh = self._paragraphs(heading, int(self._planned(prompt, heading) * self.share), 0)
         if fresh.startswith(written) and len(written) < len(fresh):  # cut off: carry on
-            return fresh[len(written) :] + tail
+            return again + fresh[len(written) :] + tail
         want = max(int(self._planned(prompt, heading) * self.share) - len(written.split()),
                    min_tokens, 0)  # fmt: skip
         start = len(re.findall(r"\.\s*(?:\n\n|$)", written))
-        return self._paragraphs(heading, want, start) + tail
+        return again + self._paragraphs(heading, want, start) + tail
 
     @staticmethod
     def _paragraphs(heading: str, words: int, start: int) -> str:
@@ -140,8 +152,10 @@ class Model:
         return titles[i + 1] if i + 1 < len(titles) else None
 
     def reply(self, prompt: str, body: dict[str, Any], index: int = 0) -> str:
-        if prompt.rstrip().endswith("Outline:"):
+        if prompt.rstrip().endswith(("Outline:", "大纲：")):
             return self.outline_text(prompt)
+        if prompt.rstrip().endswith(("Title:", "标题：")):
+            return f" {self.title}\n"
         if prompt.rstrip().endswith("<|assistant|>:"):
             return self.plan_text(prompt)
         penalised = float(body.get("repetition_penalty") or 1.0) > 1.0

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from longwrite.generate.plan import even, read_outline, scale, user_outline
+from longwrite.generate.plan import Outline, even, read_outline, scale, user_outline
 from longwrite.generate.planning import choose_outline
 from longwrite.generate.sections import MAX_HEADINGS, TAIL_CHARS, recent, section_prompt
 from longwrite.io.counting import count_words
@@ -69,7 +69,9 @@ def test_chinese_plans_are_read_as_the_model_writes_them():
     quoting = "我先规划，正文放在<answer>里。\r\n一、开头（800字）\r\n二、结尾（约1,200字）\r\n"
     assert read_outline(quoting) == [("开头", 800), ("结尾", 1200)]  # tags quoted, CRLF
     assert read_outline("## 第一章 起源（3000字）\n## 第二章 机制\n") == [
-        ("第一章 起源", 3000), ("第二章 机制", None)]  # fmt: skip
+        ("起源", 3000),
+        ("机制", None),
+    ]  # fmt: skip (a heading is its title alone)
 
 
 def test_a_user_outline_under_a_title_takes_the_title_for_what_it_is():
@@ -94,13 +96,15 @@ def test_user_outline_keeps_its_counts_without_a_target():
 
 def test_choose_outline_falls_back_in_order(capsys):
     plan = "1. A (100 words)\n2. B (100 words)\n3. C (100 words)\n"
-    asked = [("X", None), ("Y", None)]
-    assert choose_outline(plan, lambda: asked, 900, 3, forced=True, cap=1000).source == "plan"
+    asked = Outline(scale([("X", None), ("Y", None)], 900), "outline")
+    assert choose_outline(plan, lambda: asked, 300, 3, forced=True, cap=1000).source == "plan"
+    assert "3 sections from the model's plan" in capsys.readouterr().err
     # forced to 2: the plan's 3 parts do not do, the asked outline does
     got = choose_outline(plan, lambda: asked, 900, 2, forced=True, cap=1000)
     assert (got.source, [p.heading for p in got.parts]) == ("outline", ["X", "Y"])
+    assert "not the 2 asked for" in capsys.readouterr().err
     # automatic: a plan whose parts exceed what a section may hold is not used
-    assert choose_outline(plan, lambda: [], 9000, 3, forced=False, cap=1000).source == "even"
+    assert choose_outline(plan, lambda: None, 9000, 3, forced=False, cap=1000).source == "even"
     assert "3 equal sections" in capsys.readouterr().err
 
 
@@ -144,7 +148,11 @@ def test_a_50000_word_request_is_written_in_sections_within_ten_percent():
         prompts = _sections_of(server)
         prefix = prompts[0].split(ANSWER)[0] + ANSWER
         assert all(p.startswith(prefix) for p in prompts)  # byte-identical shared prefix
-        assert max(map(len, prompts)) < len(prefix) + TAIL_CHARS + 2000
+        firsts = [
+            p for p in prompts if p.endswith("\n\n") and p.rsplit("\n\n", 2)[-2].startswith("## ")
+        ]
+        assert len(firsts) == 9  # each section's first request (continuations add their text)
+        assert max(map(len, firsts)) < len(prefix) + TAIL_CHARS + 2000
         # no section restates another: as low as the paragraphs' own repetition
         assert repetition_penalty(data["answer"]) < 0.05
 
@@ -179,7 +187,7 @@ def test_plan_only_prints_the_outline_that_plan_file_reads_back(tmp_path):
     with SectionServer() as server:
         proc = run(server, "Write a 20,000-word history of glass", "--plan-only")
         assert proc.returncode == 0, proc.stderr
-        assert re.fullmatch(r"(## .+ \([\d,]+ words\)\n){4}", proc.stdout)
+        assert re.fullmatch(r"# .+\n\n(## .+ \([\d,]+ words\)\n){4}", proc.stdout)
         as_json = json.loads(run(server, "Write a 20,000-word history of glass", "--plan-only",
                                  "--json").stdout)  # fmt: skip
         assert as_json["words"] == 20_000 and len(as_json["parts"]) == 4

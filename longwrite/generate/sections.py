@@ -1,25 +1,31 @@
 """Documents longer than one pass: plan once, then write section by section.
 
-LongWriter-Zero plans in its thinking, so one request in its own template (stopped at
-`<answer>`) gives the plan; `generate.planning` settles the outline from it (or asks for one
-with our `prompts/outline_en.txt`, or splits evenly). Each section is then a raw
-continuation in the same template:
+LongWriter-Zero plans in its thinking, so one request in its own template (ended where the
+thinking ends) gives the plan; `generate.planning` settles the outline and the title from it
+(or asks for them). Each section is then a raw continuation in the same template:
 
-    template(request) <think>PLAN + OUTLINE</think> <answer>\\n  <- shared, byte-identical
-    ## Earlier heading\\n\\n[…]\\n\\n ...                     <- headings of earlier sections
+    template(request) <think>PLAN + OUTLINE</think> <answer>\n  <- shared, byte-identical
+    # Title\n\n## Earlier heading\n\n[…]\n\n ...          <- headings of earlier sections
     [...] last TAIL_CHARS of the document                   <- bounded recent text
-    ## This section's heading\\n\\n                         <- where the model writes
+    ## This section's heading\n\n                         <- where the model writes
 
-What every section shares comes first and never changes, so a server's prefix cache computes
-it once; the rest is bounded (at most `MAX_HEADINGS` headings and `TAIL_CHARS` characters), so
-a prompt's size does not grow with the document and the cost is linear in its length. A
-section stops at the next planned heading (a stop string) or its budget; its length control
-is the one-pass machinery (`rounds.write_document`: budget, continuation when short), and
-its loop guard has read the sections before it, so a section that restates them is cut and
-sampled again as a loop would be. The
-sink sees one document: the plan's thinking once, headings and sections in order, one `Done`.
-The raw hook sees the same document as a one-pass transcript (`<think>plan</think> <answer>`
-then the sections), so the run log keeps the plan and every section as they complete.
+(`--no-think`: the direct template, which opens the answer itself, and no plan.) What every
+section shares comes first and never changes, so a server's prefix cache computes it once; the
+rest is bounded (at most `MAX_HEADINGS` headings and `TAIL_CHARS` characters), so a prompt's
+size does not grow with the document and the cost is linear in its length.
+
+Each section's requests go through `section_stream.SectionEngine`: the model's restatement of
+the heading is dropped, a heading it writes for a later section ends the section, the section
+ends at the first paragraph end past its words, and a pass cut off by its budget is trimmed
+to its last complete paragraph. Its words are its share of the target, corrected by what the
+sections before it wrote (within half to one and a half times the share; the last section
+gets what is left), so the document lands near the target instead of every section's overshoot
+adding up. Its length control is the one-pass machinery (`rounds.write_document`: budget,
+continuation when short), and its loop guard has read the sections before it, so a section
+that restates them is cut and sampled again as a loop would be. The sink sees one document:
+the plan's thinking once, the title, headings and sections in order, one `Done`. The raw hook
+sees the same document as a one-pass transcript (`<think>plan</think> <answer>` then the
+sections), so the run log keeps the plan and every section as they complete.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from longwrite.generate.rounds import (
     write_document,
 )
 from longwrite.generate.section_choice import Before, choose_section
+from longwrite.generate.section_stream import SectionEngine
 from longwrite.io.counting import count_words
 from longwrite.length.budget import plan_budget, tokens_per_word
 from longwrite.prompt.request import Request
@@ -63,6 +70,7 @@ class Written:
     done: tuple[tuple[str, str], ...]
     partial: str | None
     document: str  # the document so far, as it was shown
+    titled: bool = True  # the title line is written (or there is none)
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,8 @@ class SectionResult:
     repetition: float  # the share of the section that repeats the document before it
     choice: dict[str, Any] | None = None  # with best-of: the candidates and the one chosen
     guard: list[dict[str, Any]] = field(default_factory=list)  # e.g. a restatement cut
+    ended: str | None = None  # "heading" (the next part's heading came) or "length" (its words)
+    aim: int = 0  # the words it was written to: `target` corrected by the sections before it
 
 
 @dataclass(frozen=True)
@@ -115,8 +125,20 @@ def plan_text(outline: Outline) -> str:
 
 
 def shared_prefix(request: Request, outline: Outline) -> str:
-    """What every section's prompt starts with, byte for byte."""
+    """What every section's prompt starts with, byte for byte. `--no-think`: the direct
+    template, which has opened the answer already (no plan to show)."""
+    if not request.think:
+        return f"{request.prompt}\n"
     return f"{request.prompt} <think>{plan_text(outline)}{PLAN_END}"
+
+
+def opening(request: Request, outline: Outline) -> str:
+    """What the logged transcript starts with, before the document."""
+    return f"<think>{plan_text(outline)}{PLAN_END}" if request.think else ""
+
+
+def title_line(outline: Outline) -> str:
+    return f"# {outline.title}\n\n" if outline.title else ""
 
 
 def recent(done: list[tuple[str, str]], tail_chars: int = TAIL_CHARS) -> str:
@@ -140,8 +162,8 @@ def recent(done: list[tuple[str, str]], tail_chars: int = TAIL_CHARS) -> str:
     return "".join(reversed(out))
 
 
-def section_prompt(prefix: str, done: list[tuple[str, str]], heading: str) -> str:
-    return f"{prefix}{recent(done)}{SECTION_LEVEL}{heading}\n\n"
+def section_prompt(prefix: str, done: list[tuple[str, str]], heading: str, title: str = "") -> str:
+    return f"{prefix}{title}{recent(done)}{SECTION_LEVEL}{heading}\n\n"
 
 
 class _OneStream:
@@ -175,20 +197,32 @@ class _OneStream:
 
 
 def _section_request(
-    request: Request, prompt: str, part: Part, stop: str | None, context: int | None,
-    count_tokens: Callable[[str], int | None],
+    request: Request, prompt: str, words: int, floor: int, stop: str | None,
+    context: int | None, count_tokens: Callable[[str], int | None],
 ) -> Request:  # fmt: skip
-    lo, hi = round(part.words * 0.9), math.ceil(part.words * 1.1)
+    """A section's request: `words` is its target, `floor` the words below which it is carried
+    on; the budget leaves room past the target, since the section stream ends the section at
+    the first paragraph end once it has its words."""
+    lo, hi = min(round(floor * 0.9), words), math.ceil(words * 1.1)
     budget = plan_budget(
-        prompt, language=request.language, target_hi=hi, think=False,
+        prompt, language=request.language, target_hi=math.ceil(words * 1.25), think=False,
         context=context, count_tokens=count_tokens,
     )  # fmt: skip
     stops = (*request.sampling.stop, stop) if stop else request.sampling.stop
     sampling = replace(request.sampling, max_tokens=budget.max_tokens, min_tokens=0, stop=stops)
     return replace(
-        request, prompt=prompt, think=False, target_words=part.words, target_range=(lo, hi),
+        request, prompt=prompt, think=False, target_words=words, target_range=(lo, hi),
         sampling=sampling,
     )  # fmt: skip
+
+
+def section_words(part: Part, planned_before: int, written_before: int, left: int | None) -> int:
+    """A section's target: its share, corrected by how far the sections before it strayed
+    (within half to one and a half times the share); the last one gets what is `left`."""
+    if left is not None:
+        return max(left, part.words // 2, 1)
+    wanted = part.words + planned_before - written_before
+    return min(max(wanted, part.words // 2, 1), part.words * 3 // 2)
 
 
 def _heading(stream: _OneStream, part: Part, on_raw: RawHook | None) -> None:
@@ -210,7 +244,7 @@ def _offset(on_cut: CutHook | None, at: int) -> CutHook | None:
 
 def read_written(raw: str, outline: Outline) -> Written:
     """Where a logged sectioned run stopped: its finished sections and the partial one."""
-    doc = raw.partition(PLAN_END)[2]
+    doc = raw.partition(PLAN_END)[2] if PLAN_END in raw else raw
     found: list[tuple[str, int, int]] = []  # (heading, where it starts, where its text does)
     at = 0
     for part in outline.parts:
@@ -221,18 +255,20 @@ def read_written(raw: str, outline: Outline) -> Written:
         found.append((part.heading, i, i + len(marker)))
         at = i + len(marker)
     done: list[tuple[str, str]] = []
-    shown: list[str] = []
+    head = doc[: found[0][1]] if found else doc  # the title, before the first section
+    shown: list[str] = [head.lstrip("\n")] if head.strip() else []
     for n, (heading, start, text_at) in enumerate(found):
         end = found[n + 1][1] if n + 1 < len(found) else len(doc)
         answer = _answer_of(doc[text_at:end])
-        shown += [doc[start:text_at] if n else doc[start:text_at].lstrip("\n"), answer]
+        marker = doc[start:text_at] if shown else doc[start:text_at].lstrip("\n")
+        shown += [marker, answer]
         done.append((heading, answer))
     partial = None
     if found:  # the last one found may not be finished: carried on from its raw text
         done.pop()
         partial = doc[found[-1][2] :]
         shown[-1] = _answer_of(partial)
-    return Written(tuple(done), partial, "".join(shown))
+    return Written(tuple(done), partial, "".join(shown), bool(head.strip()) or not outline.title)
 
 
 def _answer_of(raw: str) -> str:
@@ -263,13 +299,18 @@ def write_sections(
     each section is the best of that many candidates (`generate.section_choice`)."""
     started = time.monotonic()
     prefix = shared_prefix(request, outline)
+    title = title_line(outline)
     tpw, _ = tokens_per_word(request.language, engine.count_tokens)
     stream = _OneStream(sink)
     done: list[tuple[str, str]] = list(written.done) if written else []
     partial = written.partial if written else None
     if written is None:
         if on_raw is not None:
-            on_raw(f"<think>{plan_text(outline)}{PLAN_END}", plan_tokens)
+            on_raw(opening(request, outline), plan_tokens)
+        if title:
+            stream.add(title)
+            if on_raw is not None:
+                on_raw(title, 0)
     elif replay:
         stream.add(written.document)
     else:
@@ -286,10 +327,17 @@ def write_sections(
         before = Before(earlier)
         if partial is None:
             _heading(stream, part, on_raw)
+        written_before = sum(count_words(text) for _, text in done)
+        planned_before = sum(p.words for p in parts[:k])
+        left = outline.words - written_before if k == len(parts) - 1 else None
+        words = section_words(part, planned_before, written_before, left)
         stop = f"\n{SECTION_LEVEL}{parts[k + 1].heading}" if k + 1 < len(parts) else None
-        prompt = section_prompt(prefix, done, part.heading)
-        sec = _section_request(request, prompt, part, stop, engine.info.context,
+        prompt = section_prompt(prefix, done, part.heading, title)
+        floor = part.words if left is None else left  # the last one is carried to the end
+        sec = _section_request(request, prompt, words, floor, stop, engine.info.context,
                                engine.count_tokens)  # fmt: skip
+        kept = SectionEngine(engine, prompt, part.heading, [p.heading for p in parts[k + 1 :]],
+                             words)  # fmt: skip
         rule = Continuation(sec.target_range[0], max_rounds, tpw) if max_rounds else None
         choice = None
         if best > 1 and partial is None:
@@ -298,7 +346,7 @@ def write_sections(
         else:
             resume = Resume(partial, FINISH_CANCELLED) if partial is not None else None
             result = write_document(
-                engine, sec, stream, continuation=rule, on_raw=on_raw, guards=guards,
+                kept, sec, stream, continuation=rule, on_raw=on_raw, guards=guards,
                 resume=resume, earlier=earlier, on_cut=_offset(on_cut, len(earlier)),
             )  # fmt: skip
         partial = None
@@ -308,7 +356,7 @@ def write_sections(
             SectionResult(
                 part.heading, part.words, result.words, result.tokens, len(result.rounds),
                 result.finish_reason, len(prompt), before.share(result.answer), choice,
-                result.guard,
+                result.guard, kept.ended, words,
             )
         )  # fmt: skip
         finish = result.finish_reason
