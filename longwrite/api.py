@@ -27,6 +27,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from longwrite.engines import EngineOptions
@@ -72,6 +73,9 @@ def write(
     on_event: EventCallback | None = None,
     log: bool = False,
     guard: bool = True,
+    sections: int | None = None,
+    one_pass: bool = False,
+    plan: str | Path | None = None,
 ) -> Result:
     """Write one document for `prompt`; returns its `Result` (answer, thinking, words, ...).
 
@@ -80,13 +84,19 @@ def write(
     records the run in the run log (off by default). The loop guard is on, as on the command
     line: answer text reaches `on_event` once the guard is past it (a paragraph at a time);
     `guard=False` hands it on as soon as it is parsed. The thinking budget applies either way.
+    A target longer than one pass is planned and written in sections, as by the command
+    (`sections=N` forces N, `one_pass=True` never splits, `plan=FILE` writes to your plan).
     """
     from longwrite.engines import load_engine
     from longwrite.generate.job import budget_request, produce, resolve_request
     from longwrite.generate.record import recording, start_recording
+    from longwrite.generate.sectioned import produce_sectioned, sectioning, sections_for
 
     options = WriteOptions(
         guard=guard,
+        sections=sections,
+        one_pass=one_pass,
+        plan_file=Path(plan) if plan is not None else None,
         prompt=prompt,
         words=words,
         max_tokens=max_tokens,
@@ -105,14 +115,23 @@ def write(
     request = resolve_request(options)  # every mistake is reported before a model loads
     loaded = load_engine(options.engine) if isinstance(engine, str) else engine
     try:
-        request, _ = budget_request(options, request, loaded)
+        request, budget = budget_request(options, request, loaded)
+        n = sections_for(options, request, budget)
         recorder = start_recording(options, request, loaded, loaded.info.name)
+        sink = _Callback(on_event)
         with recording(recorder, interrupts=(_Stopped,)) as entry:
-            made = produce(
-                options, request, loaded, _Callback(on_event), on_raw=recorder.add,
-                on_candidate=recorder.add_candidate, on_cut=recorder.add_cut,
-            )  # fmt: skip
-            result = made.result
+            if n is None:
+                result = produce(
+                    options, request, loaded, sink, on_raw=recorder.add,
+                    on_candidate=recorder.add_candidate, on_cut=recorder.add_cut,
+                ).result  # fmt: skip
+            else:  # longer than one pass: exactly the command's sectioned path
+                recorder.note({"sectioned": sectioning(options, n)})
+                result = produce_sectioned(
+                    options, request, loaded, budget, n, sink, plan_sink=sink,
+                    on_raw=recorder.add, on_cut=recorder.add_cut,
+                    on_outline=lambda o, _: recorder.note({"outline": o.to_json()}),
+                ).result  # fmt: skip
             entry.done(result)
         return result
     finally:

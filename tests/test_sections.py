@@ -201,7 +201,31 @@ def test_plan_only_prints_the_outline_that_plan_file_reads_back(tmp_path):
         assert [s["target"] for s in data["sections"]] == [600, 400]
         assert data["plan"]["source"] == "file"
         new = server.model.prompts[asked:]
-        assert all(ANSWER in p for p in new)  # no planning request
+        # no planning request; the file names no title, so one line is asked for it
+        assert [p for p in new if ANSWER not in p] == [new[0]] and new[0].endswith("Title:")
+        assert data["answer"].startswith("# The Heat Beneath Our Feet\n\n## Sand\n\n")
+
+
+def test_a_plan_file_is_the_plan_the_model_reads(tmp_path):
+    """--plan FILE: its whole text is the thinking every section sees (notes, subsections,
+    instructions), its # heading the document's title, its ## headings the sections, counts
+    read as from a model's plan (约/左右 included)."""
+    plan = tmp_path / "plan.md"
+    plan.write_text(
+        "# 玻璃的历史\n\n写给中学生看，语气轻松。\n\n## 引言（800字左右）\n\n从一扇窗户说起。\n\n"
+        "### 小节：沙子\n\n## 古代的玻璃（约1200字）\n\n- 埃及和罗马\n- 吹制法\n",
+        encoding="utf-8",
+    )
+    with SectionServer() as server:
+        proc = run(server, "写一篇关于玻璃的文章", "--plan", str(plan), "--json")
+        assert proc.returncode == 0, proc.stderr
+        data = json.loads(proc.stdout)
+        assert [s["heading"] for s in data["sections"]] == ["引言", "古代的玻璃"]
+        assert [s["target"] for s in data["sections"]] == [800, 1200]
+        assert data["answer"].startswith("# 玻璃的历史\n\n## 引言\n\n")
+        sections = _sections_of(server)
+        assert all("写给中学生看，语气轻松。" in p and "- 吹制法" in p for p in sections)
+        assert not [p for p in server.model.prompts if ANSWER not in p]  # nothing asked
 
 
 def test_one_pass_keeps_the_single_pass_and_its_warning():

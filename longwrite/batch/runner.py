@@ -119,13 +119,8 @@ class _Tracked:
 
 def run_item(engine: Engine, item: BatchItem, base: WriteOptions) -> dict[str, Any] | None:
     """Write one line as the main job would; its output record, or None when cancelled."""
-    from longwrite.generate.job import (
-        budget_request,
-        produce,
-        produce_sectioned,
-        resolve_request,
-        sections_for,
-    )
+    from longwrite.generate.job import budget_request, produce, resolve_request
+    from longwrite.generate.sectioned import produce_sectioned, sections_for
 
     opts = item_options(item, base)
     request, budget = budget_request(opts, resolve_request(opts), engine)

@@ -108,7 +108,7 @@ def run_continue(c: ContinueOptions) -> int:
             check_writable(c.output)
         engine = load_local_engine(wopts.engine, backend)
         try:
-            if "outline" in record.options:  # a sectioned run: by section
+            if "outline" in record.options or "sectioned" in record.options:  # by section
                 from longwrite.cli.sectioned import continue_sectioned
 
                 return continue_sectioned(
@@ -167,6 +167,7 @@ def _check_can_continue(record: RunRecord, raw: str, c: ContinueOptions) -> None
 
 def _write_options(record: RunRecord, c: ContinueOptions) -> Any:
     """The run's engine and length settings, with the overrides."""
+    from longwrite.defaults import GUARD_RETRIES, THINK_TOKENS
     from longwrite.engines import EngineOptions
     from longwrite.generate.job import WriteOptions
 
@@ -177,7 +178,11 @@ def _write_options(record: RunRecord, c: ContinueOptions) -> Any:
                                "gpu_memory_utilization") if k in o}  # fmt: skip
     return WriteOptions(
         prompt=record.user_prompt,
+        max_tokens=c.max_tokens,
         max_rounds=o.get("max_rounds", 2),
+        guard=o.get("guard", True),
+        guard_retries=o.get("guard_retries", GUARD_RETRIES),
+        think_budget=o.get("think_budget", THINK_TOKENS),
         thinking=c.thinking or o.get("thinking", "hide"),
         output=c.output,
         log=c.log,

@@ -1,19 +1,24 @@
-"""The write command's sectioned path: when to split, the outline, and the one stream.
+"""The write command's sectioned path: the display and the run log around `generate.sectioned`.
 
-`cli.write` hands over once the engine is loaded and the budget known. Sections are used when
-the target does not fit one pass (said on stderr, with how many), when `--sections N` forces
-them, or with `--plan FILE`; `--one-pass` keeps today's single pass and its warning.
-`--plan-only` prints the outline (Markdown that `--plan FILE` reads back, or JSON) and stops.
+`cli.write` hands over once the engine is loaded and the budget known; how many sections, the
+outline and the sections themselves are `generate.sectioned`'s (shared with `batch` and the
+API). Here: the run log learns the run is sectioned before planning starts (so `continue` of
+a run stopped while planning plans again), then the outline once settled; `--plan-only`
+prints the outline (Markdown that `--plan FILE` reads back, or JSON) or writes it to `-o FILE`;
+`continue` carries a sectioned run on from the section and character where the log stops, or
+extends a finished one by more sections (`--words N`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from longwrite.errors import LongwriteError, say
+from longwrite.errors import EXIT_INTERRUPTED, say
 
 if TYPE_CHECKING:
     from longwrite.display.renderer import Renderer
@@ -29,63 +34,29 @@ if TYPE_CHECKING:
 
 def sections_wanted(opts: WriteOptions, request: Request, budget: Budget) -> int | None:
     """How many sections to write (None: one pass), said on stderr when chosen for the user."""
-    from longwrite.generate.sections import sections_needed
+    from longwrite.generate.sectioned import sections_for
 
-    hi = request.target_range[1] if request.target_range else None
-    if opts.plan_file is not None:
-        return 0  # the file decides
-    if opts.sections is not None or opts.plan_only:
-        if request.target_words is None:
-            raise LongwriteError("sections need a length target: give --words N")
-        return opts.sections or sections_needed(request.target_words, budget.max_words)
-    if budget.fits or hi is None or request.target_words is None:
-        return None
-    if opts.one_pass:
-        say(
-            f"longwrite: warning: a {hi:,}-word answer does not fit in one pass: the context "
-            f"({budget.context:,} tokens) leaves room for about {budget.max_words:,} words"
-        )
-        return None
-    n = sections_needed(request.target_words, budget.max_words)
-    say(
-        f"longwrite: a {request.target_words:,}-word document does not fit in one pass (about "
-        f"{budget.max_words:,} words): planning it, then writing it in sections (at least "
-        f"{n}; the plan sets how many)"
-    )
-    return n
+    return sections_for(opts, request, budget, tell=say)
 
 
-def get_outline(
-    opts: WriteOptions,
-    request: Request,
-    engine: Engine,
-    budget: Budget,
-    n: int,
-    renderer: Renderer | None,
-) -> tuple[Outline, int]:
-    """The user's outline (`--plan FILE`) or the model's plan: (outline, plan tokens)."""
-    from longwrite.generate.plan import Outline, user_outline
-    from longwrite.generate.planning import plan_outline
-    from longwrite.generate.sections import section_cap
-    from longwrite.io.files import read_user_text
+def plan_only(opts: WriteOptions, request: Request, engine: Engine, budget: Budget, n: int) -> None:
+    """`--plan-only`: the outline on stdout, or in `-o FILE`; the plan's thinking on stderr with
+    `--thinking show`."""
+    from longwrite.display.renderer import Renderer, RenderOptions
+    from longwrite.generate.sectioned import settle_outline
+    from longwrite.io.files import atomic_write_text
 
-    if opts.plan_file is not None:
-        parts = user_outline(read_user_text(str(opts.plan_file)), request.target_words)
-        if not parts:
-            raise LongwriteError(f"{opts.plan_file}: no Markdown headings (## Title) to write to")
-        return Outline(parts, "file"), 0
-    assert request.target_words is not None
-    return plan_outline(
-        engine, request, request.target_words, n, forced=opts.sections is not None,
-        cap=section_cap(budget.max_words), sink=renderer, think_tokens=opts.think_budget,
-    )  # fmt: skip
-
-
-def print_outline(opts: WriteOptions, outline: Outline) -> None:
+    shown = opts.thinking == "show"
+    with Renderer(RenderOptions(thinking="show", answer="none")) if shown else nullcontext() as r:
+        outline, _ = settle_outline(opts, request, engine, budget, n, plan_sink=r)
+    text = outline.markdown()
     if opts.as_json:
-        print(json.dumps(outline.to_json(), ensure_ascii=False))
+        text = json.dumps(outline.to_json(), ensure_ascii=False) + "\n"
+    if opts.output is not None:
+        atomic_write_text(opts.output, text)
+        say(f"longwrite: the outline ({len(outline.parts)} sections) is in {opts.output}")
     else:
-        print(outline.markdown(), end="")
+        print(text, end="")
 
 
 def write_sectioned(
@@ -97,26 +68,23 @@ def write_sectioned(
     renderer: Renderer,
     recorder: Recorder,
 ) -> Sectioned:
-    """Plan (or read the user's outline), then every section through `renderer`; the run
-    log gets the plan's transcript, the outline (for `continue`) and every section."""
-    from longwrite.generate.sections import write_sections
+    """Plan (or read the user's plan), then every section through `renderer`; the run log
+    gets the sectioning first, the plan's transcript, the outline (for `continue`) and every
+    section."""
+    from longwrite.generate.sectioned import produce_sectioned, sectioning
 
-    outline, plan_tokens = get_outline(opts, request, engine, budget, n, renderer)
-    if outline.source == "file" and request.target_words is None:
-        from dataclasses import replace
+    recorder.note({"sectioned": sectioning(opts, n)})
 
-        request = replace(request, target_words=outline.words)
-        renderer.options = replace(renderer.options, target_words=outline.words)
+    def on_outline(outline: Outline, settled: Request) -> None:
+        recorder.note({"outline": outline.to_json(), "target_words": settled.target_words})
+        renderer.options = replace(renderer.options, target_words=settled.target_words)
 
     def on_section(k: int, total: int) -> None:
         renderer.section = f"section {k}/{total}"
-        if k == 1:  # the plan's transcript is logged: now the outline it belongs to
-            recorder.note({"outline": outline.to_json()})
 
-    return write_sections(
-        engine, request, outline, renderer, max_rounds=opts.max_rounds, guards=opts.guards,
-        on_raw=recorder.add, on_cut=recorder.add_cut, on_section=on_section,
-        plan_tokens=plan_tokens, best=opts.best_of,
+    return produce_sectioned(
+        opts, request, engine, budget, n, renderer, plan_sink=renderer, on_raw=recorder.add,
+        on_cut=recorder.add_cut, on_section=on_section, on_outline=on_outline,
     )  # fmt: skip
 
 
@@ -134,21 +102,25 @@ def continue_sectioned(
     log: bool,
 ) -> int:
     """`longwrite continue` on a sectioned run: the same outline and plan, from the section
-    and the character where the log stops; the run log entry goes on."""
+    and the character where the log stops (a run stopped while planning plans again; with a
+    larger target a finished run gets more sections); the run log entry goes on."""
+    from longwrite.cli.write import Halting, rendering
     from longwrite.display.renderer import Renderer, RenderOptions
     from longwrite.engines.base import FINISH_CANCELLED
-    from longwrite.errors import EXIT_INTERRUPTED
-    from longwrite.generate.plan import Outline, Part
+    from longwrite.generate.plan import Outline
     from longwrite.generate.record import recording, run_options
     from longwrite.generate.sections import read_written, write_sections
     from longwrite.io.files import PartialFile
     from longwrite.runlog.recorder import Recorder, resume_run
 
-    logged = record.options["outline"]
-    parts = tuple(Part(p["heading"], p["words"]) for p in logged["parts"])
-    outline = Outline(parts, logged["source"], logged.get("thinking", ""))
-    written = read_written(raw, outline)
+    logged = record.options.get("outline")
+    outline = Outline.from_json(logged) if logged else None
+    written = read_written(raw, outline) if outline is not None else None
+    if outline is not None and written is not None and request.target_words:
+        outline, written = _extended(outline, written, request, engine, record)
     options = {**record.options, **run_options(wopts, request, engine, backend)}
+    if outline is not None:
+        options["outline"] = outline.to_json()
     render = RenderOptions(
         thinking=wopts.thinking,
         target_words=request.target_words,
@@ -159,17 +131,22 @@ def continue_sectioned(
         recorder = resume_run(store, record.id, options, request.target_words) if log else None
         recorder = recorder or Recorder(None, None)
         with recording(recorder) as entry:
-            with Renderer(render, sink=sink) as renderer:
+            renderer = Renderer(render, sink=sink)
+            engine = Halting(engine, lambda: renderer.output_error is not None)
+            with rendering(renderer, recorder, output):
 
                 def on_section(k: int, total: int) -> None:
                     renderer.section = f"section {k}/{total}"
 
-                made = write_sections(
-                    engine, request, outline, renderer, max_rounds=wopts.max_rounds,
-                    guards=wopts.guards, on_raw=recorder.add, on_cut=recorder.add_cut,
-                    on_section=on_section,
-                    written=written, replay=replay or output is not None,
-                )  # fmt: skip
+                if outline is None or written is None:  # stopped while planning: plan again
+                    made = _plan_again(record, wopts, request, engine, renderer, recorder)
+                else:
+                    made = write_sections(
+                        engine, request, outline, renderer, max_rounds=wopts.max_rounds,
+                        guards=wopts.guards, on_raw=recorder.add, on_cut=recorder.add_cut,
+                        on_section=on_section, written=written,
+                        replay=replay or output is not None, max_tokens=wopts.max_tokens,
+                    )  # fmt: skip
             entry.done(made.result)
         if target is not None and made.result.finish_reason != FINISH_CANCELLED:
             target.commit()
@@ -177,3 +154,61 @@ def continue_sectioned(
         say(f"interrupted: `longwrite continue {record.id}` carries on")
         return EXIT_INTERRUPTED
     return 0
+
+
+def _plan_again(
+    record: RunRecord,
+    wopts: WriteOptions,
+    request: Request,
+    engine: Engine,
+    renderer: Renderer,
+    recorder: Recorder,
+) -> Sectioned:
+    """A sectioned run stopped before its outline was settled: plan it again, as it began."""
+    from longwrite.generate.job import budget_request
+
+    how = record.options.get("sectioned") or {}
+    plan_file = how.get("plan_file")
+    wopts = replace(
+        wopts,
+        sections=how.get("sections") if how.get("forced") else None,
+        plan_file=Path(plan_file) if plan_file else None,
+        max_tokens=wopts.max_tokens or how.get("max_tokens"),
+    )
+    request, budget = budget_request(wopts, request, engine)
+    n = how.get("sections") or 0
+    say(f"longwrite: run {record.id} stopped while planning: planning it again")
+    return write_sectioned(wopts, request, engine, budget, n, renderer, recorder)
+
+
+def _extended(
+    outline: Outline, written: Any, request: Request, engine: Engine, record: RunRecord
+) -> tuple[Outline, Any]:
+    """A finished sectioned run asked for more words (`continue --words N`): the outline gets
+    more sections for the missing words (their titles asked of the model), and every section
+    written so far counts as finished."""
+    from longwrite.generate.planning import ask_more_parts
+    from longwrite.io.counting import count_words
+    from longwrite.runlog.store import DONE
+
+    so_far = count_words(written.document)
+    missing = (request.target_words or 0) - so_far
+    if record.status != DONE or missing <= outline.words // (2 * len(outline.parts)):
+        return outline, written
+    share = max(outline.words // len(outline.parts), 1)
+    k = max(1, math.ceil(missing / share))
+    more = ask_more_parts(engine, request, outline, k, missing)
+    done = (*written.done, (outline.parts[-1].heading, _last_text(written)))
+    say(
+        f"longwrite: extending run {record.id} by {len(more)} sections "
+        f"({missing:,} words) to reach {request.target_words:,}"
+    )
+    extended = replace(outline, parts=(*outline.parts, *more))
+    return extended, replace(written, done=done, partial=None)
+
+
+def _last_text(written: Any) -> str:
+    """The text of the last section of a finished run (read as unfinished by `read_written`)."""
+    from longwrite.generate.sections import answer_of
+
+    return answer_of(written.partial or "")

@@ -22,7 +22,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from longwrite.cli.sectioned import get_outline, print_outline, sections_wanted, write_sectioned
+from longwrite.cli.sectioned import plan_only, sections_wanted, write_sectioned
 from longwrite.engines.base import FINISH_CANCELLED, Chunk, Engine, Sampling
 from longwrite.errors import EXIT_INTERRUPTED, say
 from longwrite.generate.job import WriteOptions, budget_request, resolve_request
@@ -83,7 +83,7 @@ def run_write(opts: WriteOptions, *, export_to: Path | None = None) -> int:
         request, budget = budget_request(opts, request, engine)
         sections = sections_wanted(opts, request, budget)
         if opts.plan_only:
-            print_outline(opts, get_outline(opts, request, engine, budget, sections or 0, None)[0])
+            plan_only(opts, request, engine, budget, sections or 0)
             return 0
         return _generate(opts, request, engine, backend, (budget, sections), export_to)
     finally:

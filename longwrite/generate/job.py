@@ -36,7 +36,6 @@ if TYPE_CHECKING:
         Result,
         Resume,
     )
-    from longwrite.generate.sections import Sectioned
     from longwrite.length.budget import Budget
     from longwrite.length.targets import WordRange
 
@@ -91,14 +90,13 @@ def check_options(opts: WriteOptions, *, with_prompt: bool = True) -> None:
     )
     if opts.guard_retries < 0 or opts.think_budget < 0:
         raise LongwriteError("--guard-retries and --think-budget must be 0 or more")
-    if opts.sections is not None and opts.sections < 1:
-        raise LongwriteError("--sections must be 1 or more")
     if opts.one_pass and (opts.sections or opts.plan_file or opts.plan_only):
         raise LongwriteError("--one-pass cannot be combined with --sections, --plan or --plan-only")
 
 
 def resolve_request(opts: WriteOptions) -> Request:
     """The request with its target and steering, validated; loads no model."""
+    from longwrite.generate.sectioned import check_sections
     from longwrite.length.steer import steer
     from longwrite.length.targets import extract_target, paper_range
     from longwrite.prompt.templates import clean_prompt, detect_language
@@ -118,7 +116,7 @@ def resolve_request(opts: WriteOptions) -> Request:
     elif opts.range_model:
         rng = _predicted_range(prompt, opts.range_model)
         words = (rng.lo + rng.hi) // 2 if rng else None
-    return build_request(
+    request = build_request(
         prompt,
         words=words,
         target_range=(rng.lo, rng.hi) if rng else None,
@@ -130,6 +128,8 @@ def resolve_request(opts: WriteOptions) -> Request:
         seed=opts.seed,
         think=opts.think,
     )
+    check_sections(opts, request)  # before any model loads
+    return request
 
 
 def _predicted_range(prompt: str, server: str) -> WordRange | None:
@@ -257,36 +257,3 @@ def produce(
     sink.handle(AnswerDelta(result.answer))
     sink.handle(Done(result.finish_reason))
     return Produced(result, best, candidates)
-
-
-def sections_for(opts: WriteOptions, request: Request, budget: Budget) -> int | None:
-    """How many sections a request is written in without a display (`batch`, the API): the
-    count forced by `opts.sections`, else as many as the budget needs when the target does
-    not fit one pass (unless `opts.one_pass`), else None (one pass)."""
-    from longwrite.generate.sections import sections_needed
-
-    if request.target_words is None:
-        return None
-    if opts.sections is not None:
-        return opts.sections
-    if budget.fits or opts.one_pass:
-        return None
-    return sections_needed(request.target_words, budget.max_words)
-
-
-def produce_sectioned(
-    opts: WriteOptions, request: Request, engine: Engine, budget: Budget, n: int, sink: EventSink
-) -> Sectioned:
-    """Plan, then `n` sections (or the plan's own count when the budget chose it) into `sink`."""
-    from longwrite.generate.planning import plan_outline
-    from longwrite.generate.sections import section_cap, write_sections
-
-    assert request.target_words is not None
-    outline, plan_tokens = plan_outline(
-        engine, request, request.target_words, n, forced=opts.sections is not None,
-        cap=section_cap(budget.max_words), think_tokens=opts.think_budget,
-    )  # fmt: skip
-    return write_sections(
-        engine, request, outline, sink, max_rounds=opts.max_rounds, guards=opts.guards,
-        plan_tokens=plan_tokens, best=opts.best_of,
-    )  # fmt: skip

@@ -21,16 +21,9 @@ from dataclasses import dataclass, replace
 
 from longwrite.engines.base import FINISH_STOP, Engine
 from longwrite.errors import say
+from longwrite.generate.outline_lines import MAX_TITLE_WORDS, strip_numbering, title_words
 from longwrite.generate.parser import ThinkAnswerParser, ThinkDelta
-from longwrite.generate.plan import (
-    MAX_TITLE_WORDS,
-    Outline,
-    even,
-    read_parts,
-    scale_parts,
-    strip_numbering,
-    title_words,
-)
+from longwrite.generate.plan import Outline, Part, even, read_parts, scale_parts
 from longwrite.generate.rounds import EventSink
 from longwrite.length.budget import THINK_TOKENS
 from longwrite.prompt.request import Request
@@ -199,6 +192,29 @@ def plan_outline(
     )  # fmt: skip
     title = title_from(request.user_prompt, thinking) or ask_title(engine, request)
     return replace(outline, title=title), tokens
+
+
+def ask_more_parts(
+    engine: Engine, request: Request, outline: Outline, k: int, words: int
+) -> tuple[Part, ...]:
+    """`k` more sections for a document being extended by `words` (their titles asked of the
+    model, given the outline so far; "Part N" where its reply has too few)."""
+    from longwrite.prompt.templates import load_template
+
+    template = load_template(f"outline_more_{request.language}")
+    so_far = "".join(f"## {p.heading}\n" for p in outline.parts)
+    text = template.replace("{sections}", str(k)).replace("{words}", f"{words:,}")
+    text = text.replace("{outline}", so_far).replace("{question}", request.user_prompt)
+    sampling = replace(
+        request.sampling, max_tokens=OUTLINE_TOKENS, min_tokens=0, n=1, stop=request.sampling.stop
+    )
+    reply = "".join(c.text or "" for c in engine.stream(text, sampling))
+    old = {p.heading.casefold() for p in outline.parts}
+    parts = [p for p in read_parts(reply).parts if p[0].casefold() not in old][:k]
+    name = "第{n}部分" if request.language == "zh" else "Part {n}"
+    n = len(outline.parts) + len(parts)
+    parts += [(name.format(n=n + i + 1), None, "") for i in range(k - len(parts))]
+    return scale_parts(parts, words)
 
 
 # -- the title -----------------------------------------------------------------------------------

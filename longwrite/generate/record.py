@@ -79,6 +79,9 @@ def run_options(opts: WriteOptions, request: Request, engine: Engine, backend: s
         "stop": list(s.stop),
         "max_rounds": opts.max_rounds,
         "best_of": opts.best_of,
+        "guard": opts.guard,
+        "guard_retries": opts.guard_retries,
+        "think_budget": opts.think_budget,
         "thinking": opts.thinking,
         "output": str(opts.output) if opts.output is not None else None,
     }

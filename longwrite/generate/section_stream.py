@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from longwrite.engines.base import FINISH_LENGTH, FINISH_STOP, Chunk, Engine, Sampling
-from longwrite.generate.plan import MAX_TITLE_WORDS, title_of, title_words
+from longwrite.generate.outline_lines import MAX_TITLE_WORDS, title_of, title_words
 from longwrite.io.counting import count_words
 
 _BREAK = re.compile(r"\n[^\S\n]*\n")

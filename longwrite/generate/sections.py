@@ -120,6 +120,8 @@ def sections_needed(target: int, max_words: int) -> int:
 def plan_text(outline: Outline) -> str:
     """The thinking every section sees: the plan, then the outline as it will be written
     (its word counts scaled to the target; the plan's own may differ, or it may have none)."""
+    if outline.source == "file":  # the user's plan is the outline, notes and all
+        return f"{outline.thinking}\n"
     plan = f"{outline.thinking}\n\n" if outline.thinking else ""
     return f"{plan}Outline:\n{outline.markdown()}"
 
@@ -198,7 +200,7 @@ class _OneStream:
 
 def _section_request(
     request: Request, prompt: str, words: int, floor: int, stop: str | None,
-    context: int | None, count_tokens: Callable[[str], int | None],
+    context: int | None, count_tokens: Callable[[str], int | None], cap: int | None = None,
 ) -> Request:  # fmt: skip
     """A section's request: `words` is its target, `floor` the words below which it is carried
     on; the budget leaves room past the target, since the section stream ends the section at
@@ -209,7 +211,8 @@ def _section_request(
         context=context, count_tokens=count_tokens,
     )  # fmt: skip
     stops = (*request.sampling.stop, stop) if stop else request.sampling.stop
-    sampling = replace(request.sampling, max_tokens=budget.max_tokens, min_tokens=0, stop=stops)
+    tokens = min(budget.max_tokens, cap) if cap else budget.max_tokens
+    sampling = replace(request.sampling, max_tokens=tokens, min_tokens=0, stop=stops)
     return replace(
         request, prompt=prompt, think=False, target_words=words, target_range=(lo, hi),
         sampling=sampling,
@@ -259,7 +262,7 @@ def read_written(raw: str, outline: Outline) -> Written:
     shown: list[str] = [head.lstrip("\n")] if head.strip() else []
     for n, (heading, start, text_at) in enumerate(found):
         end = found[n + 1][1] if n + 1 < len(found) else len(doc)
-        answer = _answer_of(doc[text_at:end])
+        answer = answer_of(doc[text_at:end])
         marker = doc[start:text_at] if shown else doc[start:text_at].lstrip("\n")
         shown += [marker, answer]
         done.append((heading, answer))
@@ -267,11 +270,12 @@ def read_written(raw: str, outline: Outline) -> Written:
     if found:  # the last one found may not be finished: carried on from its raw text
         done.pop()
         partial = doc[found[-1][2] :]
-        shown[-1] = _answer_of(partial)
+        shown[-1] = answer_of(partial)
     return Written(tuple(done), partial, "".join(shown), bool(head.strip()) or not outline.title)
 
 
-def _answer_of(raw: str) -> str:
+def answer_of(raw: str) -> str:
+    """The answer (document text) of a piece of raw transcript."""
     parser = ThinkAnswerParser()
     parser.feed(raw)
     parser.close(FINISH_STOP)
@@ -293,10 +297,12 @@ def write_sections(
     written: Written | None = None,
     replay: bool = False,
     best: int = 1,
+    max_tokens: int | None = None,
 ) -> Sectioned:
     """Write `outline`'s parts in order into `sink` as one document; with `written`, carry a
     logged run on (the document so far goes to `sink` only with `replay`). With `best` > 1
-    each section is the best of that many candidates (`generate.section_choice`)."""
+    each section is the best of that many candidates (`generate.section_choice`).
+    `max_tokens` caps each section's requests (`--max-tokens` with sections)."""
     started = time.monotonic()
     prefix = shared_prefix(request, outline)
     title = title_line(outline)
@@ -335,7 +341,7 @@ def write_sections(
         prompt = section_prompt(prefix, done, part.heading, title)
         floor = part.words if left is None else left  # the last one is carried to the end
         sec = _section_request(request, prompt, words, floor, stop, engine.info.context,
-                               engine.count_tokens)  # fmt: skip
+                               engine.count_tokens, max_tokens)  # fmt: skip
         kept = SectionEngine(engine, prompt, part.heading, [p.heading for p in parts[k + 1 :]],
                              words)  # fmt: skip
         rule = Continuation(sec.target_range[0], max_rounds, tpw) if max_rounds else None
