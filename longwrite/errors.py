@@ -7,8 +7,8 @@ flushed line on stderr, so it never mixes with a document piped on stdout.
 
 A line says what it must and no more: `say` drops the password of any URL in it
 (`redact.scrub`) and cuts it at `LINE_CHARS`, and a value quoted in a message (a judge's
-reply, a field of a file) is cut with `clip`: a 3 MB reply or a YAML alias bomb is never
-printed whole.
+reply, a field of a file) is cut with `clip` or shown with `quoted`: a 3 MB reply or a YAML
+alias bomb is never printed whole.
 """
 
 import sys
@@ -30,6 +30,16 @@ class LongwriteError(Exception):
 def clip(text: str, limit: int = QUOTE_CHARS) -> str:
     """`text` cut to `limit` characters (with "..." where it was cut)."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def quoted(value: object) -> str:
+    """`value` as a message quotes it: its repr, bounded without walking all of it (a YAML
+    alias bomb is millions of items) and clipped to `QUOTE_CHARS`."""
+    import reprlib
+
+    shown = reprlib.Repr()  # (Python 3.11 takes no settings in the constructor)
+    shown.maxlevel, shown.maxlist, shown.maxdict, shown.maxstring = 3, 6, 6, 120
+    return clip(shown.repr(value))
 
 
 def say(message: str) -> None:

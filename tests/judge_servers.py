@@ -1,8 +1,9 @@
 """A scripted judge on loopback, over the chat endpoint and the raw completions endpoint.
 
-`reply(prompt) -> text | int | bytes`: the judge's reply text to the prompt it was sent (the
-user's message on /v1/chat/completions, the raw prompt on /v1/completions), an HTTP status to
-fail with, or bytes to send as the body of a 200 that is not JSON. Replies on the chat
+`reply(prompt) -> text | int | bytes | dict`: the judge's reply text to the prompt it was
+sent (the user's message on /v1/chat/completions, the raw prompt on /v1/completions), an HTTP
+status to fail with, bytes to send as the body of a 200 that is not JSON, or a dict sent as
+the whole JSON body of a 200 (a reply of another shape: `{"choices": [5]}`). Replies on the chat
 endpoint are one JSON body, as vLLM sends without `stream`; on the completions endpoint they
 stream as server-sent events (`sse_server`).
 """
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 
 from sse_server import Script, ScriptedServer, _Handler, _HTTPServer, error_body, plan
 
-Reply = Callable[[str], "str | int | bytes"]
+Reply = Callable[[str], "str | int | bytes | dict"]
 
 
 class _JudgeHandler(_Handler):
@@ -43,6 +44,9 @@ class _JudgeHandler(_Handler):
             return
         if isinstance(text, bytes):  # a proxy's page, sent as 200 where JSON was due
             self._send_page(200, text)
+            return
+        if isinstance(text, dict):  # JSON, but not a completion
+            self._send_json(200, json.dumps(text).encode())
             return
         try:
             if path.endswith("/chat/completions"):

@@ -26,7 +26,7 @@ import struct
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -46,7 +46,13 @@ class Script:
     - `delay`: seconds between pieces; `hang`: seconds before the first byte of a completion.
     - `faults`: `status` and `hang` hit only the first `faults` completion requests (None:
       every one); `status_body` replaces the JSON error body (a proxy's HTML page, say).
-    - `junk_after`: send an event whose data is not JSON after this many pieces.
+    - `junk_after`: send an event whose data is `junk` after this many pieces (default: a
+      proxy's HTML page, not JSON; `tests/faults` gives JSON nested 100,000 deep, an event
+      without `choices`, `choices: [5]`...).
+    - `healthy`: the first `healthy` completion requests are answered well, the faults apply
+      to the later ones (a server that turns bad in the middle of a run).
+    - `/v1/models`: `models_body` is sent as its 200 reply instead of the list (HTML,
+      garbage, a shape that is not a list); `models_hang` seconds pass before it answers.
     - `then`: a sampler that gives other text when asked again (a client resampling after a
       cut): the k-th completion request (k >= 2) is answered with `then[k-2]` (the last one
       repeats), whatever prefix its prompt carries after the base prompt.
@@ -56,8 +62,8 @@ class Script:
       vLLM do; True groups tokens into one event each `stream_interval` as vLLM does (the
       first and the last event at once).
     - whole replies: `drop_after` pieces' worth of `delay` pass, then the connection breaks
-      part way into the reply; `junk_after` sends a body that is not JSON; `error_after`
-      answers HTTP 500 (the engine failed while generating).
+      part way into the reply; `junk_after` sends `junk` as the body (JSON unless it starts
+      with "<"); `error_after` answers HTTP 500 (the engine failed while generating).
     """
 
     text: str = ""
@@ -78,10 +84,18 @@ class Script:
     faults: int | None = None
     status_body: str | None = None
     junk_after: int | None = None
+    junk: str = "<html><body>502 Bad Gateway</body></html>"
+    healthy: int = 0
+    models_body: bytes | None = None
+    models_hang: float = 0.0
     usage: bool = True
     blank_every: int = 0
     stream_interval: bool = True
     then: tuple[str, ...] = ()
+
+    def without_faults(self) -> Script:
+        """The same server answering well (what `healthy` requests get)."""
+        return replace(self, drop_after=None, status=None, error_after=None, junk_after=None)
 
     def candidate(self, index: int) -> str:
         if index == 0 or index > len(self.others):
@@ -216,6 +230,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(404, error_body(404, f"no route {self.path}"))
             return
         script = self.owner.script
+        if script.models_hang and self.owner.stopping.wait(script.models_hang):
+            return
+        if script.models_body is not None:
+            page = script.models_body.lstrip().startswith(b"<")
+            (self._send_page if page else self._send_json)(200, script.models_body)
+            return
         data = []
         for name in script.models:
             entry: dict[str, Any] = {"id": name, "object": "model", "created": 0}
@@ -239,6 +259,9 @@ class _Handler(BaseHTTPRequestHandler):
             message = f"The model `{body.get('model')}` does not exist."
             self._send_json(404, error_body(404, message))
             return
+        if len(self.owner.completions) <= script.healthy:  # still well (this one is recorded)
+            self._answer(body, self._plan(body))
+            return
         faulty = self.owner.take_fault()
         if script.status is not None and faulty:
             if script.status_body is None:
@@ -247,17 +270,29 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_page(script.status, script.status_body.encode())
             return
         planned = self._plan(body)
+        hang = script.hang if faulty else 0.0
+        self._answer(body, planned, hang=hang, faults=True)
+
+    def _answer(
+        self,
+        body: dict[str, Any],
+        planned: list[Planned] | None,
+        *,
+        hang: float = 0.0,
+        faults: bool = False,
+    ) -> None:
+        """Answer a completion request with `planned`, with the script's faults or without."""
         if planned is None:
             self._send_json(400, error_body(400, "prompt is not the base prompt + a prefix"))
             return
         with self.owner.streaming():
-            if script.hang and faulty and self.owner.stopping.wait(script.hang):
+            if hang and self.owner.stopping.wait(hang):
                 return
             try:
                 if body.get("stream"):
-                    self._stream(body, planned)
+                    self._stream(body, planned, faults)
                 else:
-                    self._whole(body, planned)
+                    self._whole(body, planned, faults)
             except OSError:  # the client went away
                 self.owner.client_gone.set()
                 self.close_connection = True
@@ -294,11 +329,12 @@ class _Handler(BaseHTTPRequestHandler):
             "total_tokens": prompt_tokens + tokens,
         }
 
-    def _whole(self, body: dict[str, Any], planned: list[Planned]) -> None:
+    def _whole(self, body: dict[str, Any], planned: list[Planned], faults: bool = True) -> None:
         """The whole completion as one JSON reply, after the time its pieces take."""
-        script, owner = self.owner.script, self.owner
+        owner = self.owner
+        script = owner.script if faults else owner.script.without_faults()
         pieces = max(len(p.pieces) for p in planned)
-        drop = script.drop_after if owner.take_drop() else None
+        drop = script.drop_after if faults and owner.take_drop() else None
         waited = pieces if drop is None else min(drop, pieces)
         if script.delay and owner.stopping.wait(script.delay * waited):
             return
@@ -306,7 +342,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(500, error_body(500, "scripted engine crash"))
             return
         if script.junk_after is not None:
-            self._send_page(200, b"<html><body>502 Bad Gateway</body></html>")
+            page = script.junk.lstrip().startswith("<")
+            (self._send_page if page else self._send_json)(200, script.junk.encode())
             return
         choices = [
             {"index": i, "text": "".join(p.pieces), "logprobs": None, "finish_reason": p.finish}
@@ -331,15 +368,16 @@ class _Handler(BaseHTTPRequestHandler):
         owner.pieces_sent += pieces
         self._send_json(200, payload)
 
-    def _stream(self, body: dict[str, Any], planned: list[Planned]) -> None:
-        script, owner = self.owner.script, self.owner
+    def _stream(self, body: dict[str, Any], planned: list[Planned], faults: bool = True) -> None:
+        owner = self.owner
+        script = owner.script if faults else owner.script.without_faults()
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         head = {"id": "cmpl-test", "object": "text_completion", "created": 0}
         head["model"] = body["model"]
-        drop = script.drop_after if owner.take_drop() else None
+        drop = script.drop_after if faults and owner.take_drop() else None
         if drop == 0:
             self._drop(script.drop_style)
             return
@@ -359,7 +397,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._event({**head, "choices": [choice], "usage": usage})
             owner.pieces_sent += tokens
             if sent == script.junk_after:
-                self._chunk(b"data: <html><body>502 Bad Gateway</body></html>\n\n")
+                self._chunk(f"data: {script.junk}\n\n".encode())
                 self._event("[DONE]")
                 self._chunk(b"")
                 return

@@ -289,12 +289,14 @@ def test_eval_quality_command(tmp_path: Path) -> None:
     assert default_scores_path(results).exists()
     n = len(results.read_text().splitlines())
     # progress on stderr (a plain line off a terminal): every ask, the unscored one counted
-    assert out.stderr.splitlines()[-1] == f"judge: {n - 1}/{n} done, 1 unscored"
+    *progress, said = out.stderr.splitlines()
+    assert progress[-1] == f"judge: {n - 1}/{n} done, 1 unscored"
+    assert said.startswith(f"longwrite: error: 1 of {n} unscored: the judge gave no usable")
     with JudgeServer(Script()) as judge:
         args = ["quality", str(results), "--judge", judge.url, "--retries", "0"]
         table = runner.invoke(eval_app, args)
         assert len(judge.completions) == 1  # only d was asked again
-    assert table.stderr.splitlines()[-1] == "judge: 0/1 done, 1 unscored"  # what was asked
+    assert table.stderr.splitlines()[-2] == "judge: 0/1 done, 1 unscored"  # what was asked
     assert "70.83" in table.stdout and "75.00" in table.stdout and "unscored" in table.stdout
 
 

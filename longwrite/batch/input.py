@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from longwrite.errors import LongwriteError
+from longwrite.errors import LongwriteError, quoted
 from longwrite.generate.job import WriteOptions
 from longwrite.io.records import decode_object, read_lines
 
@@ -71,10 +71,10 @@ def prompt_id(prompt: str) -> str:
 
 def _number(value: Any, kind: type, name: str) -> int | float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"`{name}` must be a number, got {value!r}")
+        raise ValueError(f"`{name}` must be a number, got {quoted(value)}")
     if kind is int:
         if isinstance(value, float) and not value.is_integer():
-            raise ValueError(f"`{name}` must be a whole number, got {value!r}")
+            raise ValueError(f"`{name}` must be a whole number, got {quoted(value)}")
         return int(value)
     return float(value)
 
@@ -94,7 +94,7 @@ def item_fields(obj: dict[str, Any]) -> tuple[dict[str, Any], str | None, int | 
         raise ValueError("no `prompt` text")
     given = obj.get("id", obj.get("index"))
     if given is not None and (isinstance(given, bool) or not isinstance(given, str | int)):
-        raise ValueError(f"`id` must be a string or a whole number, got {given!r}")
+        raise ValueError(f"`id` must be a string or a whole number, got {quoted(given)}")
     if isinstance(given, str) and not given.strip():
         raise ValueError("`id` is empty")
     words = None

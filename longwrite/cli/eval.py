@@ -160,7 +160,8 @@ def quality_cmd(
     else:
         print_quality(report)
     if report.unscored:
-        raise typer.Exit(1)
+        errors = [v.error for v in verdicts.values() if v.scores is None and v.error]
+        _unscored(len(report.unscored), len(items), errors, scores_path)
 
 
 @eval_app.command("report", help="A Markdown report with tables and PNG plots beside it.")
@@ -223,7 +224,26 @@ def _summary_path(scores: Path) -> Path:
     return scores.with_suffix(".json")
 
 
-def _finish(summary: dict, scores: Path, as_json: bool, show: Callable[[dict], None]) -> None:
+def _unscored(count: int, total: int, errors: list[str], scores: Path) -> None:
+    """The one line that says why the command ends with 1: the judge left some unscored."""
+    from longwrite.errors import EXIT_FAILED, one_line, say
+
+    last = f"; the last: {one_line(errors[-1], 200)}" if errors else ""
+    say(
+        f"longwrite: error: {count} of {total} unscored: the judge gave no usable reply{last}. "
+        f"{scores} keeps every verdict: the same command asks again about these"
+    )
+    raise typer.Exit(EXIT_FAILED)
+
+
+def _finish(
+    summary: dict,
+    scores: Path,
+    as_json: bool,
+    show: Callable[[dict], None],
+    verdicts: dict,
+    total: int,
+) -> None:
     from longwrite.io.files import atomic_write_text
 
     atomic_write_text(_summary_path(scores), json.dumps(summary, ensure_ascii=False, indent=1))
@@ -232,7 +252,10 @@ def _finish(summary: dict, scores: Path, as_json: bool, show: Callable[[dict], N
     else:
         show(summary)
     if summary["unscored"]:
-        raise typer.Exit(1)
+        unscored = set(summary["unscored"])  # (arena: battles, each two verdicts)
+        ours = [v for k, v in verdicts.items() if k in unscored or k.rsplit("|", 1)[0] in unscored]
+        errors = [str(v["error"]) for v in ours if v.get("error")]
+        _unscored(len(unscored), total, errors, scores)
 
 
 @eval_app.command("writingbench", help="WritingBench: a critic scores each criterion 1-10.")
@@ -268,7 +291,8 @@ def writingbench_cmd(
                                     context_tokens=send.context, progress=_judging)  # fmt: skip
     finally:
         send.close()
-    _finish(wb.summarize(qs, answers, verdicts), scores, as_json, wb.print_summary)
+    summary = wb.summarize(qs, answers, verdicts)
+    _finish(summary, scores, as_json, wb.print_summary, verdicts, len(tasks))
 
 
 @eval_app.command("arena", help="Arena-Write: pairwise battles against baselines, Elo ratings.")
@@ -315,4 +339,4 @@ def arena_cmd(
     finally:
         send.close()
     summary = arena.summarize(pairs, verdicts, names, rounds=rounds, seed=seed)
-    _finish(summary, scores, as_json, arena.print_summary)
+    _finish(summary, scores, as_json, arena.print_summary, verdicts, len(pairs) // 2)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from longwrite.errors import LongwriteError
+from longwrite.errors import LongwriteError, quoted
 from longwrite.evaluate.judged import (
     answer_of,
     answer_only,
@@ -105,7 +105,7 @@ def parse_verdict(reply: str) -> str:
     winner = reply_object(reply, ("winner",))["winner"]
     found = _WINNERS.get(winner.strip().upper()) if isinstance(winner, str) else None
     if found is None:
-        raise ValueError(f"the winner is not A, B or tie: {winner!r}")
+        raise ValueError(f"the winner is not A, B or tie: {quoted(winner)}")
     return found
 
 

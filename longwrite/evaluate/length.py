@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from longwrite.defaults import WORST_SHOWN as DEFAULT_WORST
-from longwrite.errors import LongwriteError
+from longwrite.errors import LongwriteError, quoted
 from longwrite.io.counting import count_words
 from longwrite.io.records import read_objects
 
@@ -117,7 +117,7 @@ def _required(obj: dict[str, Any]) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"`{REQUIRED}` must be a positive whole number, got {value!r}")
+        raise ValueError(f"`{REQUIRED}` must be a positive whole number, got {quoted(value)}")
     return value
 
 

@@ -41,7 +41,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from longwrite.errors import LongwriteError, clip
+from longwrite.errors import LongwriteError, quoted
 from longwrite.evaluate.length import LengthResult, NoRequiredLength, parse_result
 from longwrite.scoring.judge import (
     DEFAULT_CONTEXT,
@@ -97,9 +97,9 @@ def _rating(value: Any, name: str) -> float:
         try:
             value = float(value.strip())
         except ValueError:
-            raise ValueError(f"{name} is not a number: {value!r}") from None
+            raise ValueError(f"{name} is not a number: {quoted(value)}") from None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} is not a number: {value!r}")
+        raise ValueError(f"{name} is not a number: {quoted(value)}")
     if not 1 <= value <= 5:
         raise ValueError(f"{name} is {value}, outside 1-5")
     return float(value)
@@ -254,9 +254,9 @@ class Verdict:
         sha, judge, error = obj.get("answer_sha"), obj.get("judge"), obj.get("error")
         attempts = obj.get("attempts") or 0
         if isinstance(attempts, bool) or not isinstance(attempts, int):
-            raise ValueError(f"`attempts` must be a whole number, not {clip(repr(attempts))}")
+            raise ValueError(f"`attempts` must be a whole number, not {quoted(attempts)}")
         if error is not None and not isinstance(error, str):
-            raise ValueError(f"`error` must be text, not {clip(repr(error))}")
+            raise ValueError(f"`error` must be text, not {quoted(error)}")
         return cls(
             obj["key"],
             scores,

@@ -28,7 +28,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from longwrite.errors import LongwriteError
+from longwrite.errors import LongwriteError, clip, quoted
 from longwrite.evaluate.judged import (
     answer_of,
     digest,
@@ -45,6 +45,7 @@ TEMPLATE = "writingbench_critic_en"
 FIELDS = ("query", "response", "criterion")
 BANDS = ("1-2", "3-4", "5-6", "7-8", "9-10")
 CRITIC_MAX_TOKENS = 1024
+REASON_CHARS = 2000  # of a critic's reason, kept in each verdict (a reply may run to megabytes)
 LEADERBOARD_SCALE = 10  # the leaderboard shows the 1-10 mean on 100 points
 
 
@@ -119,12 +120,12 @@ def parse_verdict(reply: str) -> dict[str, Any]:
     if isinstance(score, float) and score.is_integer():
         score = int(score)
     if isinstance(score, bool) or not isinstance(score, int):
-        raise ValueError(f"the score is not a whole number: {score!r}")
+        raise ValueError(f"the score is not a whole number: {quoted(score)}")
     if not 1 <= score <= 10:
         raise ValueError(f"the score is {score}, outside 1-10")
     if not isinstance(reason, str) or not reason.strip():
         raise ValueError("the verdict gives no reason")
-    return {"score": score, "reason": reason.strip()}
+    return {"score": score, "reason": clip(reason.strip(), REASON_CHARS)}
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,13 @@ from typing import Any, TextIO
 
 from longwrite.rl.config import TINY, ConfigError, world_size
 from longwrite.rl.pretrain_config import PretrainConfig
-from longwrite.rl.run_dir import check_unused, prepare_run_dir, save_final, tiny_model
+from longwrite.rl.run_dir import (
+    check_ours,
+    check_unused,
+    prepare_run_dir,
+    save_final,
+    tiny_model,
+)
 from longwrite.rl.schema import pass_through
 
 # Peak dense bf16 TFLOPS of the cards we know (spec sheets, without sparsity).
@@ -302,6 +308,8 @@ def run_pretrain(cfg: PretrainConfig, *, resume: bool = False, dry_run: bool = F
     check_sources(cfg)
     if not resume and not dry_run:
         check_unused(cfg)
+    elif not dry_run:
+        check_ours(cfg)
     args = None if dry_run else training_arguments(cfg)
     from accelerate import PartialState
 

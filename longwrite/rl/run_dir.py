@@ -7,6 +7,11 @@ renames any newer, half-written folder to `incomplete-checkpoint-N` (out of the 
 sight, so its next save at that step starts clean); `metrics.jsonl` is cut back to the resumed
 step, so every step appears once. `final/` is written beside the run and renamed into place.
 
+The folder is checked before anything is written (`check_ours`): it must be new, empty, or
+a run's (its `config.yaml` begins with `CONFIG_MARK`, or it holds a run's files). A folder
+of the user's, with a `config.yaml` of their own (the recipe itself, say) or other files, is
+refused in one line, before its `config.yaml` could be replaced.
+
 Under `accelerate launch` every process runs this code: the main process alone changes the
 folder (incomplete checkpoints set aside, `config.yaml`, `metrics.jsonl` taken and cut back)
 while the others wait at a barrier; only then do they look for the checkpoint to resume, so
@@ -29,6 +34,9 @@ CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
            "pytorch_model.bin.index.json", "adapter_model.safetensors")  # fmt: skip
 FINAL = "final"
+CONFIG = "config.yaml"
+CONFIG_MARK = "# longwrite rl: the resolved recipe of the run in this folder (written by the run)"
+RUN_FILES = ("metrics.jsonl", FINAL, "tiny-model")  # what only a run puts in its folder
 
 
 def checkpoint_step(path: Path) -> int | None:
@@ -70,8 +78,42 @@ def resume_checkpoint(run_dir: Path, *, set_aside: bool = True) -> Path | None:
     return None
 
 
+def check_ours(cfg: RunConfig) -> None:
+    """The run folder is new, empty or a run's; a folder of the user's is refused before
+    anything is written in it (its `config.yaml` would be replaced)."""
+    run = cfg.run_dir
+    if not run.exists():
+        return
+    if not run.is_dir():
+        raise ConfigError(f"{cfg.source}: output_dir {run} is a file, not a folder")
+    names = sorted(p.name for p in run.iterdir())
+    if not names:
+        return
+    config = run / CONFIG
+    try:
+        with config.open(encoding="utf-8", errors="replace") as f:
+            marked = f.readline().rstrip("\n") == CONFIG_MARK
+    except OSError:
+        marked = False
+    run_made = [n for n in names if n in RUN_FILES or CHECKPOINT.fullmatch(n)
+                or n.startswith("incomplete-checkpoint-")]  # fmt: skip
+    if config.exists() and not marked and "metrics.jsonl" not in names:  # (an older run's has)
+        raise ConfigError(
+            f"{cfg.source}: output_dir {run} holds a {CONFIG} that no longwrite run wrote "
+            "(a run keeps its resolved recipe there): choose another output_dir"
+        )
+    if not marked and not run_made:
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        raise ConfigError(
+            f"{cfg.source}: output_dir {run} already holds files of its own ({shown}): "
+            "choose a new or empty folder"
+        )
+
+
 def check_unused(cfg: RunConfig) -> None:
-    """A run without `--resume` must not land on an earlier run's checkpoints or model."""
+    """A run without `--resume` must not land on an earlier run's checkpoints or model, nor
+    in a folder of the user's."""
+    check_ours(cfg)
     run = cfg.run_dir
     checkpoints = find_checkpoints(run)
     if checkpoints or (run / FINAL).exists():
@@ -102,7 +144,8 @@ def prepare_run_dir(
 
             from longwrite.io.files import atomic_write_text
 
-            atomic_write_text(run / "config.yaml", yaml.safe_dump(cfg.to_json(), sort_keys=False))
+            recipe = yaml.safe_dump(cfg.to_json(), sort_keys=False)
+            atomic_write_text(run / CONFIG, f"{CONFIG_MARK}\n{recipe}")
             step = checkpoint_step(checkpoint) if checkpoint else None
             trim_metrics(metrics.path, step or 0)
         except BaseException:

@@ -35,7 +35,7 @@ from pydantic import (
     field_validator,
 )
 
-from longwrite.errors import LongwriteError
+from longwrite.errors import LongwriteError, quoted
 from longwrite.scoring.judge import DEFAULT_CONTEXT as JUDGE_CONTEXT
 
 TINY = "tiny"
@@ -291,7 +291,7 @@ def fault_line(
     first = min(faults, key=lambda f: f["type"] not in ("extra_forbidden", "invalid_key"))
     kind, loc, value = first["type"], first["loc"], first["input"]
     key = ".".join(map(str, loc))
-    shown = "null" if value is None else repr(value)
+    shown = "null" if value is None else quoted(value)
     if kind in ("extra_forbidden", "invalid_key"):
         message = f"unknown key '{key}'{suggest(key, known_keys(root))}"
     elif kind == "missing":

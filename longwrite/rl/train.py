@@ -31,7 +31,13 @@ from typing import TYPE_CHECKING, Any, TextIO
 from longwrite.rl.config import TINY, ConfigError, RunConfig, world_size
 from longwrite.rl.metrics import run_callbacks
 from longwrite.rl.rewards import ROLLOUT_STOP
-from longwrite.rl.run_dir import check_unused, prepare_run_dir, save_final, tiny_model
+from longwrite.rl.run_dir import (
+    check_ours,
+    check_unused,
+    prepare_run_dir,
+    save_final,
+    tiny_model,
+)
 from longwrite.rl.schema import pass_through
 
 if TYPE_CHECKING:
@@ -184,6 +190,8 @@ def prepare_run(cfg: RunConfig, resume: bool) -> tuple[list[Any], int]:
             )
     if not resume:  # (with --resume the folder is read only after the main process is done)
         check_unused(cfg)
+    else:
+        check_ours(cfg)
     return rows, dropped
 
 

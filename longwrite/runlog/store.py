@@ -462,7 +462,7 @@ def _damage(conn: sqlite3.Connection) -> str | None:
         rows = conn.execute("PRAGMA quick_check(1)").fetchall()
     except sqlite3.DatabaseError as e:
         return str(e)
-    found = rows[0][0] if rows else "no answer"
+    found = " ".join(str(rows[0][0]).split()) if rows else "no answer"  # on one line
     return None if found == "ok" else f"quick_check: {found}"
 
 

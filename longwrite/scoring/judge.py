@@ -10,7 +10,8 @@ raises ValueError. This module owns how it is asked:
   failure that is not the judge's (a callback that cannot write, a bug) stops the others and
   is raised in the caller: no verdict is dropped unseen.
 - Retries with backoff: any exception from a request (ours, or the client's: a reply that is
-  not JSON, a protocol error) and any reply `parse` rejects is a failed attempt; attempt k+1
+  not JSON, a protocol error) and any reply `parse` rejects is a failed attempt (why it
+  failed is kept on one short line: a reply of 3 MB is never copied into a verdict); attempt k+1
   waits `backoff * 2**(k-1)` seconds. After the last one the answer is unscored
   (`Judged.value is None`, with the last error), never 0: the judge's failure must not read
   as a bad answer.
@@ -41,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from longwrite.defaults import JUDGE_CONTEXT
-from longwrite.errors import LongwriteError, one_line
+from longwrite.errors import LINE_CHARS, LongwriteError, one_line
 from longwrite.io.counting import count_words
 
 T = TypeVar("T")
@@ -94,7 +95,7 @@ def fit_answer(answer: str, budget: int) -> tuple[str, bool]:
 def failure(exc: Exception) -> str:
     """Why a judge request failed, on one line: our own errors say it already."""
     if isinstance(exc, LongwriteError):
-        return str(exc)
+        return one_line(exc, LINE_CHARS)
     return f"the judge request failed: {type(exc).__name__}: {one_line(str(exc))}"
 
 
@@ -165,8 +166,8 @@ class JudgeClient:
                 continue
             try:
                 return Judged(parse(reply if isinstance(reply, str) else ""), attempt, None, cut)
-            except ValueError as e:
-                error = f"malformed reply: {e}"
+            except ValueError as e:  # its message may quote the reply: kept short
+                error = f"malformed reply: {one_line(e)}"
         return Judged(None, self.attempts, error, cut)
 
     def ask_all(
