@@ -14,7 +14,7 @@ import re
 from urllib.parse import urlsplit, urlunsplit
 
 # scheme://userinfo@ : the userinfo part (no space, slash or @ inside) is what goes
-_USERINFO = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/@?#]+@")
+USERINFO = r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/@?#]+@"
 
 
 def scrub(text: str) -> str:
@@ -23,7 +23,7 @@ def scrub(text: str) -> str:
     >>> scrub("cannot reach http://alice:s3cret@gpu1:8000/v1: refused")
     'cannot reach http://gpu1:8000/v1: refused'
     """
-    return _USERINFO.sub(r"\1", text) if "@" in text else text
+    return re.sub(USERINFO, r"\1", text) if "@" in text else text  # (re caches the pattern)
 
 
 def public_url(url: str | None) -> str | None:

@@ -8,6 +8,7 @@ not ours is changed.
 
 from __future__ import annotations
 
+import doctest
 import errno
 import json
 import os
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+import longwrite.io.records
+import longwrite.redact
 from longwrite.batch.input import read_items
 from longwrite.errors import LongwriteError
 from longwrite.evaluate.judged import reply_object
@@ -23,7 +26,7 @@ from longwrite.evaluate.length import load_results
 from longwrite.evaluate.quality import load_items, match_verdicts, parse_judgement
 from longwrite.evaluate.writingbench import parse_verdict
 from longwrite.generate.job import WriteOptions
-from longwrite.io.files import check_apart
+from longwrite.io.files import atomic_write_text, check_apart
 from longwrite.io.jsonl import AppendLog, WriteFailed, read_records
 from longwrite.io.records import MAX_DEPTH, LineError, decode_object, read_lines
 
@@ -190,6 +193,15 @@ def test_a_lock_file_hard_linked_to_another_file_is_refused(tmp_path: Path) -> N
     assert precious.read_text() == "years of work\n"
 
 
+def test_a_link_planted_at_the_temporary_name_is_not_followed(tmp_path: Path) -> None:
+    precious = tmp_path / "thesis.md"
+    precious.write_text("years of work\n")
+    (tmp_path / f".report.md.{os.getpid()}.tmp").symlink_to(precious)  # a name one can guess
+    atomic_write_text(tmp_path / "report.md", "the report\n")
+    assert (tmp_path / "report.md").read_text() == "the report\n"
+    assert precious.read_text() == "years of work\n"
+
+
 # ---------------------------------------------------------------- 2: a write that fails
 
 
@@ -224,3 +236,8 @@ def test_an_output_that_is_an_input_is_refused(tmp_path: Path) -> None:
         with pytest.raises(LongwriteError, match="is also what this command reads"):
             check_apart([out], [given])
     check_apart([tmp_path / "out.jsonl"], [given, None])
+
+
+def test_doctests() -> None:
+    for module in (longwrite.io.records, longwrite.redact):
+        assert doctest.testmod(module).failed == 0
