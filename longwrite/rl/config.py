@@ -140,6 +140,19 @@ def config_from_mapping(raw: dict[str, Any], source: str) -> RunConfig:
     return cfg
 
 
+def _is_url(text: str) -> bool:
+    """Whether `text` (`http://host:port` or `host:port`) names a host and a port HTTP can use
+    (`http://[::1` does not: it was a traceback where the port is read)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text if "://" in text else f"http://{text}")
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def check_values(cfg: RunConfig) -> None:
     """Ranges and combinations that the types alone do not catch."""
     src, r, t, w = cfg.source, cfg.rollout, cfg.train, cfg.rewards.writing
@@ -157,6 +170,8 @@ def check_values(cfg: RunConfig) -> None:
         fail("rollout.top_p", "must be in (0, 1]")
     if r.engine == "vllm-server" and not r.vllm_server:
         fail("rollout.vllm_server", "is required with rollout.engine: vllm-server")
+    if r.vllm_server and not _is_url(r.vllm_server):
+        fail("rollout.vllm_server", "must be a URL like http://HOST:PORT")
     for key in ("max_steps", "per_device_train_batch_size", "gradient_accumulation_steps"):
         if getattr(t, key) < 1:
             fail(f"train.{key}", "must be at least 1")

@@ -133,6 +133,20 @@ def test_an_absurd_batch_line_is_one_malformed_line(tmp_path) -> None:
     assert all("at most 2,000,000 words" in p.message for p in problems)
 
 
+def test_a_rollout_server_url_the_http_library_cannot_read_is_a_recipe_error(tmp_path) -> None:
+    from longwrite.rl.config import load_config
+
+    data = tmp_path / "prompts.jsonl"
+    data.write_text(json.dumps({"prompt": "Write a 20-word slogan."}) + "\n")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        f"model: tiny\ndata: {data}\noutput_dir: {tmp_path / 'run'}\nrollout:\n"
+        '  engine: vllm-server\n  vllm_server: "http://[::1"\n'
+    )
+    with pytest.raises(LongwriteError, match=r"rollout.vllm_server must be a URL"):
+        load_config(recipe, processes=1)
+
+
 # ---------------------------------------------------------------- 19: what a line quotes
 
 
