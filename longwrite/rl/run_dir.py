@@ -20,7 +20,6 @@ no process reads a folder that another is renaming.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
@@ -46,12 +45,14 @@ def checkpoint_step(path: Path) -> int | None:
 
 def is_complete_checkpoint(path: Path) -> bool:
     """Whether the Trainer finished writing `path` (its state, written last, names its step)."""
+    from longwrite.io.records import LineError, decode_object
+
     step = checkpoint_step(path)
     try:
-        state = json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        state = decode_object((path / "trainer_state.json").read_bytes())
+    except (OSError, LineError):  # not there, or half written: not complete
         return False
-    if step is None or not isinstance(state, dict) or state.get("global_step") != step:
+    if step is None or state.get("global_step") != step:
         return False
     deepspeed = any(p.is_dir() and p.name.startswith("global_step") for p in path.iterdir())
     return deepspeed or any((path / name).is_file() for name in WEIGHTS)
