@@ -34,7 +34,16 @@ ANSWER = "</think> <answer>\n"  # where a section prompt's plan ends and its doc
 
 
 def plan_of(prompt: str) -> str:
+    if ANSWER not in prompt:  # --no-think: the direct template, no plan
+        return ""
     return prompt.split(ANSWER, 1)[0].rsplit("<think>", 1)[1]
+
+
+def body_of(prompt: str) -> str:
+    """The document in a section prompt (after the plan, or the direct template's <answer>)."""
+    if ANSWER in prompt:
+        return prompt.split(ANSWER, 1)[1]
+    return prompt.split("<answer>\n", 1)[1]
 
 
 def _last_section(body: str) -> tuple[str, str]:
@@ -74,6 +83,7 @@ class Model:
     restate: str = ""  # "" | "##" | "###" | "**": how a section restates its own heading
     later: str = "##"  # "##" | "###" | "**": the form of the next heading a section writes
     title: str = "The Heat Beneath Our Feet"  # the reply to the title prompt
+    plan_gate: threading.Event | None = None  # the plan's reply waits for it (a kill meanwhile)
     prompts: list[str] = field(default_factory=list)
     rejected: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -104,7 +114,7 @@ class Model:
     def section_text(
         self, prompt: str, min_tokens: int, index: int = 0, penalised: bool = False
     ) -> str:
-        body = prompt.split(ANSWER, 1)[1]
+        body = body_of(prompt)
         heading, written = _last_section(body)
         nxt = self._next_heading(prompt, heading)
         head = {"##": f"## {nxt}", "###": f"### 2. {nxt}", "**": f"**{nxt}**"}[self.later]
@@ -154,9 +164,15 @@ class Model:
     def reply(self, prompt: str, body: dict[str, Any], index: int = 0) -> str:
         if prompt.rstrip().endswith(("Outline:", "大纲：")):
             return self.outline_text(prompt)
+        if prompt.rstrip().endswith(("Further sections:", "接下来的部分：")):
+            m = re.search(r"exactly (\d+) further|正好 (\d+) 个部分", prompt)
+            k = int(m.group(1) or m.group(2)) if m else 1
+            return "".join(f"## Further topic {i} (1,000 words)\n" for i in range(1, k + 1))
         if prompt.rstrip().endswith(("Title:", "标题：")):
             return f" {self.title}\n"
-        if prompt.rstrip().endswith("<|assistant|>:"):
+        if prompt.rstrip().endswith(("<|assistant|>:", "<|助手|>:")):
+            if self.plan_gate is not None:
+                self.plan_gate.wait(60)
             return self.plan_text(prompt)
         penalised = float(body.get("repetition_penalty") or 1.0) > 1.0
         return self.section_text(prompt, int(body.get("min_tokens") or 0), index, penalised)

@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 
 
 def dry_run(opts: WriteOptions, request: Request) -> None:
-    from longwrite.length.budget import with_budget
+    from longwrite.generate.sectioned import sections_for
+    from longwrite.length.budget import THINK_TOKENS, with_budget
 
     hi = request.target_range[1] if request.target_range else None
     request, budget = with_budget(
@@ -51,12 +52,26 @@ def dry_run(opts: WriteOptions, request: Request) -> None:
         "model": opts.engine.model,
         "budget": budget.to_json(),
     }
+    n = sections_for(opts, request, budget)
+    if n is not None:  # the prompt shown is the plan request's
+        think = opts.think_budget or THINK_TOKENS
+        info["sectioned"] = {
+            "sections": n or None,  # None: the plan file decides
+            "plan_file": str(opts.plan_file) if opts.plan_file is not None else None,
+            "think_budget": think,
+            "plan_request": None if opts.plan_file or not request.think else {
+                "max_tokens": think, "stop": list(request.sampling.stop)},
+        }  # fmt: skip
     if opts.as_json:
         print(json.dumps(info, ensure_ascii=False, indent=2))
         return
     print(request.prompt)
     shown = ("language", "target_words", "target_range", "max_tokens", "temperature", "top_p")
     say("dry run, nothing generated: " + ", ".join(f"{k}={info[k]}" for k in shown))
+    if n is not None:
+        how = f"the sections of {opts.plan_file}" if opts.plan_file else f"at least {n} sections"
+        say(f"dry run: written in {how}; the prompt above is the plan request "
+            f"(max_tokens={info['sectioned']['think_budget']})")  # fmt: skip
 
 
 def run_write(opts: WriteOptions, *, export_to: Path | None = None) -> int:

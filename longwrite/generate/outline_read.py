@@ -21,6 +21,7 @@ structure: 1. The whole essay") means the plan wants none: no outline.
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -76,7 +77,7 @@ def part(line: str, lines: list[str], start: int, end: int) -> tuple[str, int | 
     """One part: its title and count from `line`, its notes `lines[start:end]`; a count on
     the first line of the notes ("Length: ~2,000 words") when the line gives none."""
     title, words = title_of(line)
-    notes = "\n".join(lines[start:end]).strip()
+    notes = textwrap.dedent("\n".join(lines[start:end])).strip("\n")
     first = notes.split("\n", 1)[0]
     if words is None and first and title_words(first) <= 8:
         words = count_of(first)

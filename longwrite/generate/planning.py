@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from longwrite.engines.base import FINISH_STOP, Engine
 from longwrite.errors import say
 from longwrite.generate.outline_lines import MAX_TITLE_WORDS, strip_numbering, title_words
+from longwrite.generate.outline_read import find_outline
 from longwrite.generate.parser import ThinkAnswerParser, ThinkDelta
 from longwrite.generate.plan import Outline, Part, even, read_parts, scale_parts
 from longwrite.generate.rounds import EventSink
@@ -108,6 +109,20 @@ def implausible(
     return None
 
 
+def expand(
+    parts: list[tuple[str, int | None, str]], target: int, cap: int
+) -> list[tuple[str, int | None, str]]:
+    """Parts planned longer than one pass written as the sub-parts the plan lists under them
+    ("Part I: Horses and Envoys (~24,000 words)" -> its four chapters), where it lists some."""
+    if len(parts) < 2:
+        return parts
+    out: list[tuple[str, int | None, str]] = []
+    for (title, words, notes), planned in zip(parts, scale_parts(parts, target), strict=True):
+        sub = find_outline(notes) if planned.words > cap else []
+        out += sub if len(sub) >= 2 else [(title, words, notes)]
+    return out
+
+
 @dataclass(frozen=True)
 class Choice:
     """The outline chosen, and the line that says how."""
@@ -149,6 +164,8 @@ def _choose(
         return implausible(parts, target, n, None if forced else cap)
 
     read = read_parts(thinking).parts
+    if not forced:
+        read = expand(read, target, cap)
     reason = why_not(read) if thinking else "there is no plan (--no-think)"
     if reason is None:
         outline = Outline(scale_parts(read, target), "plan", thinking)
@@ -158,10 +175,9 @@ def _choose(
     second = why_not(asked_parts) if asked else "its reply held none"
     if second is None and asked is not None:
         outline = replace(asked, thinking=thinking)
-        said = (
-            f"longwrite: outline: the plan's was not usable ({reason}); "
-            f"{len(asked.parts)} sections from an outline asked of the model"
-        )
+        why = f"the plan's was not usable ({reason}); " if thinking else ""
+        n_asked = len(asked.parts)
+        said = f"longwrite: outline: {why}{n_asked} sections from an outline asked of the model"
         return Choice(outline, said)
     outline = Outline(even(target, n, language), "even", thinking)
     said = (
