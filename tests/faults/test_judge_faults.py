@@ -20,6 +20,7 @@ from faults import JUDGE_MODES, PAGE, judge_reply
 from faults.common import errors
 from longwrite.cli.app import main
 
+pytestmark = pytest.mark.slow  # 19 judge runs, up to a few seconds each (a 3 MB reply, 100k braces)
 GOOD_AT_FIRST = 2  # asks the judge answers well before it turns bad
 QUALITY = json.dumps({d: 4 for d in ("relevance", "accuracy", "coherence", "clarity",
                                      "breadth_and_depth", "reading_experience")})  # fmt: skip
