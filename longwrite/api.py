@@ -76,6 +76,7 @@ def write(
     sections: int | None = None,
     one_pass: bool = False,
     plan: str | Path | None = None,
+    parallel: int = 1,
 ) -> Result:
     """Write one document for `prompt`; returns its `Result` (answer, thinking, words, ...).
 
@@ -85,7 +86,8 @@ def write(
     line: answer text reaches `on_event` once the guard is past it (a paragraph at a time);
     `guard=False` hands it on as soon as it is parsed. The thinking budget applies either way.
     A target longer than one pass is planned and written in sections, as by the command
-    (`sections=N` forces N, `one_pass=True` never splits, `plan=FILE` writes to your plan).
+    (`sections=N` forces N, `one_pass=True` never splits, `plan=FILE` writes to your plan,
+    `parallel=N` writes N sections at once).
     """
     from longwrite.engines import load_engine
     from longwrite.generate.job import budget_request, produce, resolve_request
@@ -97,6 +99,7 @@ def write(
         sections=sections,
         one_pass=one_pass,
         plan_file=Path(plan) if plan is not None else None,
+        parallel=parallel,
         prompt=prompt,
         words=words,
         max_tokens=max_tokens,

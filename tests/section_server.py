@@ -84,6 +84,10 @@ class Model:
     later: str = "##"  # "##" | "###" | "**": the form of the next heading a section writes
     title: str = "The Heat Beneath Our Feet"  # the reply to the title prompt
     plan_gate: threading.Event | None = None  # the plan's reply waits for it (a kill meanwhile)
+    echo: dict[str, str] = field(default_factory=dict)  # heading -> heading it writes again
+    seam: bool = False  # a section opens with the last paragraph of the one before it
+    fail: bool = False  # every completion is HTTP 500 (a broken server among several)
+    jitter: float = 0.0  # up to this many seconds before a section's reply (random order)
     prompts: list[str] = field(default_factory=list)
     rejected: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -132,7 +136,18 @@ class Model:
             return again + "\n\n".join(paras) + tail
         if index:
             heading = f"{heading}#{index}"
-        fresh = self._paragraphs(heading, int(self._planned(prompt, heading) * self.share), 0)
+        if self.jitter and not written.strip():
+            time.sleep(random.Random(heading).uniform(0, self.jitter))
+        source = heading
+        if heading in self.echo and not (self.heeds_penalty and penalised):
+            source = self.echo[heading]  # the same paragraphs as another section
+        fresh = self._paragraphs(source, int(self._planned(prompt, heading) * self.share), 0)
+        previous = self._previous_heading(prompt, heading)
+        if self.seam and previous:  # the previous ending, again
+            ending = self._paragraphs(
+                previous, int(self._planned(prompt, previous) * self.share), 0
+            )
+            fresh = ending.rsplit("\n\n", 1)[-1] + "\n\n" + fresh
         if fresh.startswith(written) and len(written) < len(fresh):  # cut off: carry on
             return again + fresh[len(written) :] + tail
         want = max(int(self._planned(prompt, heading) * self.share) - len(written.split()),
@@ -153,6 +168,12 @@ class Model:
         if m:
             return int(m.group(1).replace(",", ""))
         return 1000  # an outline we did not write: the client's budget decides
+
+    def _previous_heading(self, prompt: str, heading: str) -> str | None:
+        outline = plan_of(prompt).rsplit("Outline:", 1)[-1]
+        titles = re.findall(r"^## (.+?) \([\d,]+ words\)$", outline, re.M)
+        i = titles.index(heading) if heading in titles else 0
+        return titles[i - 1] if i > 0 else None
 
     def _next_heading(self, prompt: str, heading: str) -> str | None:
         """The heading after `heading` in the outline the thinking ends with."""
@@ -209,6 +230,10 @@ class _Handler(BaseHTTPRequestHandler):
         prompt, max_tokens = body["prompt"], int(body.get("max_tokens") or 16)
         with model.lock:
             model.prompts.append(prompt)
+        if model.fail:
+            error = {"message": "the engine is overloaded", "type": "InternalError", "code": 500}
+            self._json(500, {"error": error})
+            return
         if -(-len(prompt) // 4) + max_tokens > model.context:
             model.rejected += 1
             message = f"This model's maximum context length is {model.context} tokens."
@@ -256,12 +281,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
+class _Quiet(ThreadingHTTPServer):
+    """A client that stops reading (a section ended early, a killed run) is not an error."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class SectionServer:
     """`with SectionServer(Model(...)) as s:` then point `--server s.url` at it."""
 
     def __init__(self, model: Model | None = None) -> None:
         self.model = model or Model()
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._http = _Quiet(("127.0.0.1", 0), _Handler)
         self._http.daemon_threads = True
         self._http.model = self.model  # type: ignore[attr-defined]
         self.url = f"http://127.0.0.1:{self._http.server_address[1]}/v1"

@@ -2,7 +2,8 @@
 
 A line holds a `prompt` and optionally an `id` (or WritingBench's `query` and `index`), a
 target (`words`, else `length` as in LongBench-Write) and sampling overrides (`temperature`,
-`top_p`, `max_tokens`, `seed`, `best_of`); any other field is carried through to the
+`top_p`, `max_tokens`, `seed`, `best_of`, `parallel`: sections written at once when the line
+is longer than one pass); any other field is carried through to the
 output untouched.
 
 Ids: a line without `id` gets `p` + the first 12 hex digits of the SHA-256 of its prompt
@@ -41,6 +42,7 @@ OVERRIDES = {
     "max_tokens": int,
     "seed": int,
     "best_of": int,
+    "parallel": int,
 }
 
 

@@ -104,9 +104,10 @@ def write_cmd(
     model: opt.Model = None,
     engine: opt.EngineName = "auto",
     server: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(help="OpenAI-compatible server URL (env LONGWRITE_SERVER); the API key "
-                     "comes from env LONGWRITE_API_KEY.", rich_help_panel=opt.ENGINE),
+                     "comes from env LONGWRITE_API_KEY. Repeatable: several servers share "
+                     "the sections of --parallel.", rich_help_panel=opt.ENGINE, metavar="URL"),
     ] = None,
     tp: opt.Tp = None,
     max_model_len: opt.MaxModelLen = MODEL_CONTEXT,
@@ -153,6 +154,7 @@ def write_cmd(
     one_pass: opt.OnePass = False,
     plan_only: opt.PlanOnly = False,
     plan: opt.PlanFile = None,
+    parallel: opt.Parallel = 1,
 ) -> None:  # fmt: skip
     from longwrite.cli.write import run_write
     from longwrite.engines import EngineOptions
@@ -184,10 +186,12 @@ def write_cmd(
         one_pass=one_pass,
         plan_only=plan_only,
         plan_file=plan,
+        parallel=parallel,
         engine=EngineOptions(
             engine=engine,
             model=model,
-            server=server,
+            server=server[0] if server else None,
+            servers=tuple(server[1:]) if server else (),
             device=device,
             dtype=dtype,
             tp=tp,

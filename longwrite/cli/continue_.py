@@ -183,6 +183,7 @@ def _write_options(record: RunRecord, c: ContinueOptions) -> Any:
         guard=o.get("guard", True),
         guard_retries=o.get("guard_retries", GUARD_RETRIES),
         think_budget=o.get("think_budget", THINK_TOKENS),
+        parallel=o.get("parallel", 1),
         thinking=c.thinking or o.get("thinking", "hide"),
         output=c.output,
         log=c.log,

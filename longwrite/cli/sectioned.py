@@ -82,9 +82,14 @@ def write_sectioned(
     def on_section(k: int, total: int) -> None:
         renderer.section = f"section {k}/{total}"
 
+    def on_progress(text: str) -> None:
+        renderer.section = text
+
     return produce_sectioned(
         opts, request, engine, budget, n, renderer, plan_sink=renderer, on_raw=recorder.add,
         on_cut=recorder.add_cut, on_section=on_section, on_outline=on_outline,
+        on_section_raw=recorder.add_section, on_section_done=recorder.section_done,
+        on_progress=on_progress,
     )  # fmt: skip
 
 
@@ -140,6 +145,11 @@ def continue_sectioned(
 
                 if outline is None or written is None:  # stopped while planning: plan again
                     made = _plan_again(record, wopts, request, engine, renderer, recorder)
+                elif wopts.parallel > 1:
+                    made = _carry_on_parallel(
+                        store, record, written, wopts, request, outline, engine, renderer,
+                        recorder, replay=replay or output is not None,
+                    )  # fmt: skip
                 else:
                     made = write_sections(
                         engine, request, outline, renderer, max_rounds=wopts.max_rounds,
@@ -154,6 +164,41 @@ def continue_sectioned(
         say(f"interrupted: `longwrite continue {record.id}` carries on")
         return EXIT_INTERRUPTED
     return 0
+
+
+def _carry_on_parallel(
+    store: Store,
+    record: RunRecord,
+    written: Any,
+    wopts: WriteOptions,
+    request: Request,
+    outline: Outline,
+    engine: Engine,
+    renderer: Renderer,
+    recorder: Recorder,
+    *,
+    replay: bool,
+) -> Sectioned:
+    """A `--parallel` run carried on: the sections shown stay, the sections finished out of
+    order are kept, each unfinished one goes on from its logged text."""
+    from longwrite.generate.parallel import Logged, write_parallel
+    from longwrite.generate.sections import answer_of
+
+    shown = list(written.done)
+    if written.partial is not None:  # the document holds whole sections only
+        shown.append((outline.parts[len(shown)].heading, answer_of(written.partial)))
+
+    def on_progress(text: str) -> None:
+        renderer.section = text
+
+    return write_parallel(
+        engine, request, outline, renderer, parallel=wopts.parallel,
+        max_rounds=wopts.max_rounds, guards=wopts.guards, on_raw=recorder.add,
+        on_cut=recorder.add_cut, on_section_raw=recorder.add_section,
+        on_section_done=recorder.section_done, on_progress=on_progress,
+        logged=Logged(shown, store.sections(record.id)), replay=replay,
+        max_tokens=wopts.max_tokens,
+    )  # fmt: skip
 
 
 def _plan_again(

@@ -26,6 +26,7 @@ class EngineOptions:
     engine: str = "auto"
     model: str | None = None  # None: the server's model, or DEFAULT_MODEL for local engines
     server: str | None = None  # None: LONGWRITE_SERVER
+    servers: tuple[str, ...] = ()  # more servers that share the work (--server given again)
     device: str = "auto"
     dtype: str = "auto"
     tp: int | None = None
@@ -58,6 +59,11 @@ def load_engine(options: EngineOptions) -> Engine:
     if backend == "openai":
         from longwrite.engines.openai import from_env
 
+        if options.servers:  # several servers share the streams
+            from longwrite.engines.fanout import FanoutEngine
+
+            urls = [options.server, *options.servers]
+            return FanoutEngine([from_env(url, options.model) for url in urls])
         return from_env(options.server, options.model)
     model = options.model or DEFAULT_MODEL
     if backend == "vllm":

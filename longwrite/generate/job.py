@@ -67,6 +67,7 @@ class WriteOptions:
     one_pass: bool = False  # never split, even when the target does not fit one pass
     plan_only: bool = False  # print the outline and stop
     plan_file: Path | None = None  # the user's outline: skip planning
+    parallel: int = 1  # sections written at once (1: one after another)
 
     @property
     def guards(self) -> Guards:
@@ -90,6 +91,10 @@ def check_options(opts: WriteOptions, *, with_prompt: bool = True) -> None:
     )
     if opts.guard_retries < 0 or opts.think_budget < 0:
         raise LongwriteError("--guard-retries and --think-budget must be 0 or more")
+    if opts.parallel < 1:
+        raise LongwriteError("--parallel must be 1 or more")
+    if opts.parallel > 1 and opts.best_of > 1:
+        raise LongwriteError("--parallel and --best-of cannot be combined (yet): choose one")
     if opts.one_pass and (opts.sections or opts.plan_file or opts.plan_only):
         raise LongwriteError("--one-pass cannot be combined with --sections, --plan or --plan-only")
 

@@ -82,6 +82,7 @@ def run_options(opts: WriteOptions, request: Request, engine: Engine, backend: s
         "guard": opts.guard,
         "guard_retries": opts.guard_retries,
         "think_budget": opts.think_budget,
+        "parallel": opts.parallel,
         "thinking": opts.thinking,
         "output": str(opts.output) if opts.output is not None else None,
     }

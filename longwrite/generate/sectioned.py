@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from longwrite.errors import LongwriteError
+from longwrite.errors import LongwriteError, say
 
 if TYPE_CHECKING:
     from longwrite.engines.base import Engine
@@ -94,6 +94,17 @@ def sections_for(
     return n
 
 
+def parallel_for(opts: WriteOptions, engine: Engine, *, tell: Tell | None = None) -> int:
+    """Sections written at once on `engine`: `opts.parallel`, but one at a time on the
+    transformers engine (one model in this process writes one stream at a time)."""
+    if opts.parallel > 1 and engine.info.name == "transformers":
+        if tell is not None:
+            tell("longwrite: note: the transformers engine writes one section at a time "
+                 "(--parallel needs a server or vLLM)")  # fmt: skip
+        return 1
+    return opts.parallel
+
+
 def sectioning(opts: WriteOptions, n: int) -> dict[str, object]:
     """What the run log keeps of a sectioned run before it is planned: what `continue`
     needs to plan it again."""
@@ -102,6 +113,7 @@ def sectioning(opts: WriteOptions, n: int) -> dict[str, object]:
         "forced": opts.sections is not None,
         "plan_file": str(opts.plan_file) if opts.plan_file is not None else None,
         "max_tokens": opts.max_tokens,
+        "parallel": opts.parallel,
     }
 
 
@@ -144,6 +156,9 @@ def produce_sectioned(
     on_cut: CutHook | None = None,
     on_section: Callable[[int, int], None] | None = None,
     on_outline: Callable[[Outline, Request], None] | None = None,
+    on_section_raw: Callable[[int, str, int], None] | None = None,
+    on_section_done: Callable[[int, str], None] | None = None,
+    on_progress: Callable[[str], None] | None = None,
 ) -> Sectioned:
     """Plan (or read the plan file), then every section into `sink` as one document.
     `on_outline` learns the outline (and the request, whose target a plan file may set) before
@@ -155,6 +170,15 @@ def produce_sectioned(
         request = replace(request, target_words=outline.words)
     if on_outline is not None:
         on_outline(outline, request)
+    if parallel_for(opts, engine, tell=say) > 1:
+        from longwrite.generate.parallel import write_parallel
+
+        return write_parallel(
+            engine, request, outline, sink, parallel=opts.parallel, max_rounds=opts.max_rounds,
+            guards=opts.guards, on_raw=on_raw, on_cut=on_cut, on_section_raw=on_section_raw,
+            on_section_done=on_section_done, on_progress=on_progress, plan_tokens=plan_tokens,
+            max_tokens=opts.max_tokens,
+        )  # fmt: skip
     return write_sections(
         engine, request, outline, sink, max_rounds=opts.max_rounds, guards=opts.guards,
         on_raw=on_raw, on_cut=on_cut, on_section=on_section, plan_tokens=plan_tokens,

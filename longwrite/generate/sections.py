@@ -89,6 +89,8 @@ class SectionResult:
     guard: list[dict[str, Any]] = field(default_factory=list)  # e.g. a restatement cut
     ended: str | None = None  # "heading" (the next part's heading came) or "length" (its words)
     aim: int = 0  # the words it was written to: `target` corrected by the sections before it
+    seam: int = 0  # --parallel: characters trimmed that restated the end of the section before
+    resampled: bool = False  # --parallel: sampled again for restating the document before it
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,7 @@ def section_prompt(prefix: str, done: list[tuple[str, str]], heading: str, title
     return f"{prefix}{title}{recent(done)}{SECTION_LEVEL}{heading}\n\n"
 
 
-class _OneStream:
+class OneStream:
     """The sections' events as one document: no `Done` between sections, no thinking; the
     answer text as shown is kept (the document exactly as the user sees it)."""
 
@@ -198,7 +200,7 @@ class _OneStream:
         return "".join(self.shown)
 
 
-def _section_request(
+def section_request(
     request: Request, prompt: str, words: int, floor: int, stop: str | None,
     context: int | None, count_tokens: Callable[[str], int | None], cap: int | None = None,
 ) -> Request:  # fmt: skip
@@ -228,7 +230,7 @@ def section_words(part: Part, planned_before: int, written_before: int, left: in
     return min(max(wanted, part.words // 2, 1), part.words * 3 // 2)
 
 
-def _heading(stream: _OneStream, part: Part, on_raw: RawHook | None) -> None:
+def write_heading(stream: OneStream, part: Part, on_raw: RawHook | None) -> None:
     """The section's heading, after a paragraph break (only the line breaks missing)."""
     shown = stream.text
     sep = "\n\n"[: max(2 - (len(shown) - len(shown.rstrip("\n"))), 0)] if shown else ""
@@ -307,7 +309,7 @@ def write_sections(
     prefix = shared_prefix(request, outline)
     title = title_line(outline)
     tpw, _ = tokens_per_word(request.language, engine.count_tokens)
-    stream = _OneStream(sink)
+    stream = OneStream(sink)
     done: list[tuple[str, str]] = list(written.done) if written else []
     partial = written.partial if written else None
     if written is None:
@@ -332,7 +334,7 @@ def write_sections(
         earlier = stream.text  # what a restating section would repeat
         before = Before(earlier)
         if partial is None:
-            _heading(stream, part, on_raw)
+            write_heading(stream, part, on_raw)
         written_before = sum(count_words(text) for _, text in done)
         planned_before = sum(p.words for p in parts[:k])
         left = outline.words - written_before if k == len(parts) - 1 else None
@@ -340,7 +342,7 @@ def write_sections(
         stop = f"\n{SECTION_LEVEL}{parts[k + 1].heading}" if k + 1 < len(parts) else None
         prompt = section_prompt(prefix, done, part.heading, title)
         floor = part.words if left is None else left  # the last one is carried to the end
-        sec = _section_request(request, prompt, words, floor, stop, engine.info.context,
+        sec = section_request(request, prompt, words, floor, stop, engine.info.context,
                                engine.count_tokens, max_tokens)  # fmt: skip
         kept = SectionEngine(engine, prompt, part.heading, [p.heading for p in parts[k + 1 :]],
                              words)  # fmt: skip

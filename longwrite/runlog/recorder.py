@@ -52,6 +52,7 @@ class Recorder:
         self._pending = 0  # characters waiting, the candidates' included
         self._tokens = 0  # tokens not yet written
         self._candidates: dict[int, tuple[list[str], int]] = {}  # best-of: index -> waiting
+        self._sections: dict[int, tuple[list[str], int]] = {}  # --parallel: k -> waiting
         self._since: float | None = None  # when the oldest pending piece came
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -92,6 +93,26 @@ class Recorder:
             self._candidates[index] = (parts, waiting + tokens)
             self._pending += len(text)
             self._due()
+
+    def add_section(self, k: int, text: str, tokens: int = 0) -> None:
+        """Take a piece of section `k` written in parallel (same batching)."""
+        if self.store is None:
+            return
+        with self._lock:
+            parts, waiting = self._sections.get(k, ([], 0))
+            parts.append(text)
+            self._sections[k] = (parts, waiting + tokens)
+            self._pending += len(text)
+            self._due()
+
+    def section_done(self, k: int, finish: str) -> None:
+        """Section `k` ended (`finish`): what waits of it is written, then its end."""
+        if self.store is None or self.run_id is None:
+            return
+        with self._lock:
+            self._flush()
+            if self.store is not None:
+                self._guard(self.store.append_section, self.run_id, k, "", 0, finish)
 
     def add_cut(self, at_char: int, text: str) -> None:
         """Keep text the loop guard cut from the answer at `at_char` (written at once)."""
@@ -146,6 +167,10 @@ class Recorder:
     def _flush(self) -> None:
         if self.store is None or self.run_id is None:
             return
+        sections, self._sections = self._sections, {}
+        for k, (parts, tokens) in sorted(sections.items()):
+            if self.store is not None:
+                self._guard(self.store.append_section, self.run_id, k, "".join(parts), tokens)
         candidates, self._candidates = self._candidates, {}
         for index, (parts, tokens) in sorted(candidates.items()):
             if self.store is not None:

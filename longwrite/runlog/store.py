@@ -88,6 +88,16 @@ CREATE TABLE IF NOT EXISTS candidate_chunks (
     tokens INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS candidate_chunks_run ON candidate_chunks (run_id, n);
+CREATE TABLE IF NOT EXISTS section_chunks (
+    n INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    k INTEGER NOT NULL,
+    at REAL NOT NULL,
+    text TEXT NOT NULL,
+    tokens INTEGER NOT NULL,
+    finish TEXT
+);
+CREATE INDEX IF NOT EXISTS section_chunks_run ON section_chunks (run_id, n);
 CREATE TABLE IF NOT EXISTS cuts (
     n INTEGER PRIMARY KEY,
     run_id TEXT NOT NULL,
@@ -294,6 +304,28 @@ class Store:
             (run_id, index, time.time(), text, tokens),
         )
 
+    def append_section(
+        self, run_id: str, k: int, text: str, tokens: int, finish: str | None = None
+    ) -> None:
+        """Append a piece of section `k`'s raw text, written in parallel with others
+        (`finish` on the last piece: how the section ended)."""
+        self.conn.execute(
+            "INSERT INTO section_chunks (run_id, k, at, text, tokens, finish) VALUES (?,?,?,?,?,?)",
+            (run_id, k, time.time(), text, tokens, finish),
+        )
+
+    def sections(self, run_id: str) -> dict[int, tuple[str, int, str | None]]:
+        """Sections written in parallel, as logged: k -> (raw text, tokens, finish or None)."""
+        rows = self.conn.execute(
+            "SELECT k, text, tokens, finish FROM section_chunks WHERE run_id=? ORDER BY n",
+            (run_id,),
+        )
+        out: dict[int, tuple[str, int, str | None]] = {}
+        for k, text, tokens, finish in rows:
+            old_text, old_tokens, old_finish = out.get(k, ("", 0, None))
+            out[k] = (old_text + text, old_tokens + tokens, finish or old_finish)
+        return out
+
     def append_cut(self, run_id: str, at_char: int, text: str) -> None:
         """Keep text the loop guard cut from a run's answer at `at_char` (never lost)."""
         self.conn.execute(
@@ -359,6 +391,7 @@ class Store:
             self.conn.execute("DELETE FROM chunks WHERE run_id=?", (run_id,))
             self.conn.execute("DELETE FROM candidate_chunks WHERE run_id=?", (run_id,))
             self.conn.execute("DELETE FROM cuts WHERE run_id=?", (run_id,))
+            self.conn.execute("DELETE FROM section_chunks WHERE run_id=?", (run_id,))
             self.conn.execute("DELETE FROM runs WHERE id=?", (run_id,))
 
     def reap(self, words_of: Callable[[str], int]) -> int:
