@@ -85,7 +85,7 @@ lint: $(STAMP)
 # Every performance goal; each script's last line is `NAME: ratio=R goal...`.
 # bench/targets.py reads ../shared/data/longbench_write.jsonl unless given --data PATH.
 bench: $(STAMP)
-	for b in render engine_overhead rewards batch batch_client rl_step targets startup runlog guard arena sections sections_length; do \
+	for b in render engine_overhead rewards batch batch_client rl_step targets startup runlog guard arena sections sections_length parallel; do \
 		$(BIN)/python bench/$$b.py | tail -n 1; done
 
 clean:
