@@ -116,7 +116,12 @@ class Model:
         return "".join(f"## Topic {k} ({target // n} words)\n" for k in range(1, n + 1))
 
     def section_text(
-        self, prompt: str, min_tokens: int, index: int = 0, penalised: bool = False
+        self,
+        prompt: str,
+        min_tokens: int,
+        index: int = 0,
+        penalised: bool = False,
+        seed: int | None = None,
     ) -> str:
         body = body_of(prompt)
         heading, written = _last_section(body)
@@ -141,6 +146,9 @@ class Model:
         source = heading
         if heading in self.echo and not (self.heeds_penalty and penalised):
             source = self.echo[heading]  # the same paragraphs as another section
+        revision = re.search(r"Revision of part \d+.*", plan_of(prompt))
+        if revision:  # `revise`: other paragraphs for each instruction and seed
+            source = f"{source}/{revision.group(0)}/{seed}"
         fresh = self._paragraphs(source, int(self._planned(prompt, heading) * self.share), 0)
         previous = self._previous_heading(prompt, heading)
         if self.seam and previous:  # the previous ending, again
@@ -196,7 +204,8 @@ class Model:
                 self.plan_gate.wait(60)
             return self.plan_text(prompt)
         penalised = float(body.get("repetition_penalty") or 1.0) > 1.0
-        return self.section_text(prompt, int(body.get("min_tokens") or 0), index, penalised)
+        min_tokens = int(body.get("min_tokens") or 0)
+        return self.section_text(prompt, min_tokens, index, penalised, body.get("seed"))
 
 
 def _cut(text: str, stops: list[str]) -> tuple[str, bool]:

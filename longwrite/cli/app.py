@@ -36,6 +36,7 @@ SUBCOMMANDS = (
     "rl",
     "logs",
     "continue",
+    "revise",
     "doctor",
     "export",
 )
@@ -253,6 +254,7 @@ def _register_subapps() -> None:
     from longwrite.cli.eval import eval_app
     from longwrite.cli.export import export_command
     from longwrite.cli.logs import logs_app
+    from longwrite.cli.revise import revise_command
     from longwrite.cli.rl import rl_app
     from longwrite.serve import serve_command
 
@@ -289,6 +291,11 @@ def _register_subapps() -> None:
         "continue",
         help="Carry a logged run on from exactly where it stopped (default: the newest).",
     )(continue_command)
+    app.command(
+        "revise",
+        help="Write one section of a logged run again (an instruction, or a fresh sample); "
+        "every version kept, `--undo` goes back.",
+    )(revise_command)
     app.command(
         "export",
         help="A run's document or a Markdown file as DOCX, EPUB, HTML (one file), ODT, PDF "

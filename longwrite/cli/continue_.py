@@ -101,8 +101,8 @@ def run_continue(c: ContinueOptions) -> int:
                 f"longwrite: note: run {record.id} stopped while sampling its candidates: "
                 f"carrying on candidate {chosen[0] + 1}, the longest"
             )
-        wopts = _write_options(record, c)
-        request = _request(record, c)
+        wopts = run_write_options(record, c)
+        request = logged_request(record, c)
         backend = resolve_engine_name(wopts.engine.engine, server=wopts.engine.server)
         if c.output is not None:
             check_writable(c.output)
@@ -165,7 +165,7 @@ def _check_can_continue(record: RunRecord, raw: str, c: ContinueOptions) -> None
         )
 
 
-def _write_options(record: RunRecord, c: ContinueOptions) -> Any:
+def run_write_options(record: RunRecord, c: ContinueOptions) -> Any:
     """The run's engine and length settings, with the overrides."""
     from longwrite.defaults import GUARD_RETRIES, THINK_TOKENS
     from longwrite.engines import EngineOptions
@@ -193,7 +193,7 @@ def _write_options(record: RunRecord, c: ContinueOptions) -> Any:
     )
 
 
-def _request(record: RunRecord, c: ContinueOptions) -> Request:
+def logged_request(record: RunRecord, c: ContinueOptions) -> Request:
     from longwrite.generate.record import request_from
     from longwrite.length.targets import paper_range
 

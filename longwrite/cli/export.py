@@ -94,7 +94,7 @@ def read_source(source: str) -> Source:
 
 def read_run(ref: str) -> Source:
     """A logged run's answer, as `logs show` prints it."""
-    from longwrite.cli.logs import need_log
+    from longwrite.cli.logs import need_log, with_versions
     from longwrite.generate.parser import split_think_answer
     from longwrite.io.counting import count_words
     from longwrite.runlog.store import DONE
@@ -103,8 +103,10 @@ def read_run(ref: str) -> Source:
     try:
         record = store.resolve(ref)
         raw = store.raw(record.id)
+        revised = store.versions(record.id)
     finally:
         store.close()
+    raw = with_versions(raw, revised)  # sections written again (`revise`): their latest
     if record.kind == "batch":
         raise LongwriteError(
             f"run {record.id} is a batch run: its documents are in {record.output} "

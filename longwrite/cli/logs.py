@@ -107,6 +107,15 @@ def logs_show(
         bool,
         typer.Option("--cut", help="Print the text the loop guard cut from the run, not the run."),
     ] = False,
+    versions_of: Annotated[
+        str | None,
+        typer.Option(
+            "--versions",
+            metavar="K",
+            help="List the versions of section K (`longwrite revise`): its number or the "
+            "start of its heading.",
+        ),
+    ] = None,
 ) -> None:
     """Print a run's document (raw when piped, rendered on a terminal)."""
     from longwrite.generate.parser import split_think_answer
@@ -117,8 +126,13 @@ def logs_show(
         raw = store.raw(record.id)
         candidates = store.candidates(record.id)
         cuts = store.cuts(record.id)
+        revised = store.versions(record.id)
     finally:
         store.close()
+    if versions_of is not None:
+        show_versions(raw, revised, versions_of, as_json)
+        return
+    raw = with_versions(raw, revised)
     if cut:
         show_cuts(record.id, cuts, as_json)
         return
@@ -143,6 +157,50 @@ def logs_show(
         say(f"run {record.id} is a batch run: its results are in {record.output}")
         return
     render(raw, record.finish_reason, thinking)
+
+
+def with_versions(raw: str, revised: list) -> str:
+    """The run's raw text with each revised section's latest finished version in place; one
+    line on stderr when a revision was left unfinished."""
+    if not revised:
+        return raw
+    from longwrite.generate.parser import split_think_answer
+    from longwrite.generate.revise import Version, current_document
+
+    versions = [Version(*row) for row in revised]
+    unfinished = sorted({v.k + 1 for v in versions if v.status not in ("done", "undone")})
+    if unfinished:
+        say(f"note: an unfinished revision of section {unfinished[0]} is not shown "
+            f"(`--versions {unfinished[0]}` lists it)")  # fmt: skip
+    answer = split_think_answer(raw)[1]
+    doc = current_document(answer, versions).text()
+    at = raw.rfind(answer) if answer else -1
+    return raw[:at] + doc if at >= 0 else doc
+
+
+def show_versions(raw: str, revised: list, ref: str, as_json: bool) -> None:
+    """Every version of one section, the original first, each with how it ended."""
+    from longwrite.generate.parser import split_think_answer
+    from longwrite.generate.revise import Version, find_section, split_sections
+
+    doc = split_sections(split_think_answer(raw)[1])
+    k = find_section(doc, ref)
+    heading, original = doc.sections[k]
+    rows = [{"version": 1, "status": "original", "instruction": "", "text": original}]
+    for n, v in enumerate((Version(*r) for r in revised if r[1] == k), start=2):
+        rows.append({"version": n, "status": v.status, "instruction": v.instruction,
+                     "text": v.text})  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps({"section": k + 1, "heading": heading, "versions": rows},
+                              ensure_ascii=False, indent=2))  # fmt: skip
+        return
+    current = max(r["version"] for r in rows if r["status"] in ("original", "done"))
+    for r in rows:
+        mark = " (current)" if r["version"] == current else ""
+        told = f": {r['instruction']}" if r["instruction"] else ""
+        say(f"-- section {k + 1} ({heading}), version {r['version']}, {r['status']}{mark}{told} --")
+        sys.stdout.write(r["text"].rstrip("\n") + "\n\n")
+    sys.stdout.flush()
 
 
 def show_cuts(run_id: str, cuts: list[tuple[int, str]], as_json: bool) -> None:

@@ -247,3 +247,29 @@ def _off(error: BaseException) -> Recorder:
         "the document still streams"
     )
     return Recorder(None, None)
+
+
+class VersionRecorder(Recorder):
+    """A `revise` run's new version of a section, appended as it streams (same batching)."""
+
+    def __init__(self, store: Store | None, run_id: str | None, version: int) -> None:
+        super().__init__(store, run_id)
+        self.version = version
+
+    def _flush(self) -> None:
+        if self.store is None or self.run_id is None:
+            return
+        if self._parts:
+            text, self._parts, self._tokens = "".join(self._parts), [], 0
+            self._guard(self.store.append_version, self.version, text)
+        self._pending, self._since = 0, None
+
+    def end(self, status: str) -> None:
+        """Write what waits, then how the version ended; the log is left open."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._lock:
+            self._flush()
+            if self.store is not None:
+                self._guard(self.store.finish_version, self.version, status)

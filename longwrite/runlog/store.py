@@ -98,6 +98,16 @@ CREATE TABLE IF NOT EXISTS section_chunks (
     finish TEXT
 );
 CREATE INDEX IF NOT EXISTS section_chunks_run ON section_chunks (run_id, n);
+CREATE TABLE IF NOT EXISTS versions (
+    n INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    k INTEGER NOT NULL,
+    at REAL NOT NULL,
+    instruction TEXT NOT NULL,
+    text TEXT NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS versions_run ON versions (run_id, n);
 CREATE TABLE IF NOT EXISTS cuts (
     n INTEGER PRIMARY KEY,
     run_id TEXT NOT NULL,
@@ -326,6 +336,45 @@ class Store:
             out[k] = (old_text + text, old_tokens + tokens, finish or old_finish)
         return out
 
+    def start_version(self, run_id: str, k: int, instruction: str) -> int:
+        """A new version of section `k` (`revise`), being written; its number."""
+        cur = self.conn.execute(
+            "INSERT INTO versions (run_id, k, at, instruction, text, status) VALUES (?,?,?,?,?,?)",
+            (run_id, k, time.time(), instruction, "", "writing"),
+        )
+        return int(cur.lastrowid or 0)
+
+    def append_version(self, version: int, text: str) -> None:
+        """Text of a version being written, appended as it streams."""
+        self.conn.execute("UPDATE versions SET text = text || ? WHERE n=?", (text, version))
+
+    def finish_version(self, version: int, status: str) -> None:
+        """How a version's writing ended: "done", or "interrupted"/"failed" (never current)."""
+        self.conn.execute("UPDATE versions SET status=? WHERE n=?", (status, version))
+
+    def versions(self, run_id: str) -> list[tuple[int, int, str, str, str]]:
+        """Every version of the run's sections, oldest first: (n, k, text, instruction,
+        status)."""
+        rows = self.conn.execute(
+            "SELECT n, k, text, instruction, status FROM versions WHERE run_id=? ORDER BY n",
+            (run_id,),
+        )
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
+    def undo_version(self, run_id: str, k: int) -> int | None:
+        """Section `k`'s latest finished version set aside ("undone"); its number, or None."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            row = self.conn.execute(
+                "SELECT n FROM versions WHERE run_id=? AND k=? AND status='done' "
+                "ORDER BY n DESC LIMIT 1",
+                (run_id, k),
+            ).fetchone()
+            if row is None:
+                return None
+            self.conn.execute("UPDATE versions SET status='undone' WHERE n=?", (row[0],))
+            return int(row[0])
+
     def append_cut(self, run_id: str, at_char: int, text: str) -> None:
         """Keep text the loop guard cut from a run's answer at `at_char` (never lost)."""
         self.conn.execute(
@@ -392,6 +441,7 @@ class Store:
             self.conn.execute("DELETE FROM candidate_chunks WHERE run_id=?", (run_id,))
             self.conn.execute("DELETE FROM cuts WHERE run_id=?", (run_id,))
             self.conn.execute("DELETE FROM section_chunks WHERE run_id=?", (run_id,))
+            self.conn.execute("DELETE FROM versions WHERE run_id=?", (run_id,))
             self.conn.execute("DELETE FROM runs WHERE id=?", (run_id,))
 
     def reap(self, words_of: Callable[[str], int]) -> int:
