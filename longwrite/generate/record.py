@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from longwrite.engines import configured_server
 from longwrite.engines.base import FINISH_CANCELLED, FINISH_LENGTH, Engine, Sampling
@@ -27,6 +26,7 @@ from longwrite.generate.parser import split_think_answer
 from longwrite.generate.rounds import Result
 from longwrite.io.counting import count_words
 from longwrite.prompt.request import Request
+from longwrite.redact import public_url
 from longwrite.runlog.recorder import Recorder, start_run
 from longwrite.runlog.store import CUT_OFF, DONE, FAILED, INTERRUPTED
 
@@ -42,16 +42,6 @@ def status_of(finish_reason: str) -> str:
     if finish_reason == FINISH_LENGTH:
         return CUT_OFF
     return DONE
-
-
-def public_url(url: str | None) -> str | None:
-    """`url` without a user:password part (a key never goes into the log)."""
-    if not url:
-        return None
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def run_options(opts: WriteOptions, request: Request, engine: Engine, backend: str) -> dict:

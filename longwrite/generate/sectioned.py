@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from longwrite.prompt.request import Request
 
 Tell = Callable[[str], None]
+MAX_SECTIONS = 2_000  # a section per thousand words of the longest target allowed
 
 
 def read_plan_file(opts: WriteOptions, target: int | None) -> UserPlan:
@@ -52,6 +53,8 @@ def check_sections(opts: WriteOptions, request: Request) -> None:
     """Every sectioned option checked before a model loads."""
     if opts.sections is not None and opts.sections < 2:
         raise LongwriteError("--sections must be 2 or more (one section is one pass)")
+    if opts.sections is not None and opts.sections > MAX_SECTIONS:
+        raise LongwriteError(f"--sections must be at most {MAX_SECTIONS:,}")
     if opts.plan_file is not None:
         read_plan_file(opts, request.target_words)
         return
