@@ -109,7 +109,7 @@ def continue_sectioned(
     """`longwrite continue` on a sectioned run: the same outline and plan, from the section
     and the character where the log stops (a run stopped while planning plans again; with a
     larger target a finished run gets more sections); the run log entry goes on."""
-    from longwrite.cli.write import Halting, rendering
+    from longwrite.cli.output import Halting, rendering
     from longwrite.display.renderer import Renderer, RenderOptions
     from longwrite.engines.base import FINISH_CANCELLED
     from longwrite.generate.plan import Outline

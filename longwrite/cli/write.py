@@ -18,20 +18,18 @@ reported before a model loads:
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from longwrite.cli.output import Halting, rendering
 from longwrite.cli.sectioned import plan_only, sections_wanted, write_sectioned
-from longwrite.engines.base import FINISH_CANCELLED, Chunk, Engine, Sampling
+from longwrite.engines.base import FINISH_CANCELLED, Engine
 from longwrite.errors import EXIT_INTERRUPTED, say
 from longwrite.generate.job import WriteOptions, budget_request, resolve_request
-from longwrite.io.files import OutputFailed
 from longwrite.prompt.request import Request
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-
     from longwrite.display.renderer import Renderer
     from longwrite.generate.rounds import Result
     from longwrite.length.budget import Budget
@@ -169,60 +167,6 @@ def _export(markdown: Path, out: Path, *, sectioned: bool) -> None:
             f"{e}; the document is in {markdown} (`longwrite export {markdown} -o {out}` "
             "tries again)"
         ) from None
-
-
-class Halting:
-    """An engine whose streams stop, as Ctrl-C stops them, once `stop()` says so: the
-    document's output failed (a full disk), so more text would only go to the run log."""
-
-    def __init__(self, engine: Engine, stop: Callable[[], bool]) -> None:
-        self.engine = engine
-        self._stop = stop
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.engine, name)
-
-    def stream(self, prompt: str, sampling: Sampling) -> Iterator[Chunk]:
-        inner = self.engine.stream(prompt, sampling)
-        try:
-            for chunk in inner:
-                if self._stop():
-                    raise KeyboardInterrupt  # generation ends "cancelled", the text logged
-                yield chunk
-        finally:
-            close = getattr(inner, "close", None)
-            if close is not None:
-                close()
-
-
-def kept_in_log(
-    error: OutputFailed, recorder: Recorder, words: int, output: Path | None
-) -> OutputFailed:
-    """`error` with where the generated text is and how to get it."""
-    run_id = recorder.run_id if recorder.active else None
-    if run_id is None:
-        where = "the run log is off (or could not write either): what fitted is all there is"
-    elif output is not None:
-        where = (
-            f"the {words:,} words generated are in the run log: `longwrite continue {run_id} "
-            f"-o {output}` finishes the document once there is room"
-        )
-    else:
-        where = (
-            f"the {words:,} words generated are in the run log: `longwrite logs show "
-            f"{run_id} > FILE` writes them once there is room"
-        )
-    return OutputFailed(f"{error}; {where}", stdout=error.stdout, full=error.full)
-
-
-@contextmanager
-def rendering(renderer: Renderer, recorder: Recorder, output: Path | None) -> Iterator[None]:
-    """`with renderer:`, where an output the disk refused is said with where the text is."""
-    try:
-        with renderer:
-            yield
-    except OutputFailed as e:
-        raise kept_in_log(e, recorder, renderer.words, output) from None
 
 
 def _produce(

@@ -14,20 +14,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from longwrite.engines import EngineOptions
-from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, ENV_API_KEY, Engine
+from longwrite.engines.base import ENV_API_KEY, Engine
 from longwrite.errors import LongwriteError, say
-from longwrite.length.budget import THINK_TOKENS
+from longwrite.generate.options import WriteOptions
 from longwrite.prompt.request import Request, build_request, check_settings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from longwrite.generate.best_of import Candidate, Progress, Scorer
-    from longwrite.generate.guards import Guards
     from longwrite.generate.rounds import (
         Continuation,
         CutHook,
@@ -38,42 +35,6 @@ if TYPE_CHECKING:
     )
     from longwrite.length.budget import Budget
     from longwrite.length.targets import WordRange
-
-
-@dataclass(frozen=True)
-class WriteOptions:
-    """The main command's options, as the user gave them."""
-
-    prompt: str
-    words: int | None = None
-    max_tokens: int | None = None
-    temperature: float = DEFAULT_TEMPERATURE
-    top_p: float = DEFAULT_TOP_P
-    seed: int | None = None
-    think: bool = True
-    output: Path | None = None
-    thinking: str = "hide"
-    as_json: bool = False
-    dry_run: bool = False
-    best_of: int = 1
-    max_rounds: int = 2
-    range_model: str | None = None
-    engine: EngineOptions = EngineOptions()
-    log: bool = False  # record the run in the run log (the command: on unless --no-log)
-    guard: bool = True  # the loop guard (`--no-guard` turns it off)
-    guard_retries: int = 2
-    think_budget: int = THINK_TOKENS  # the budget's thinking allowance too; 0: no cap
-    sections: int | None = None  # write in N sections (None: only when one pass cannot hold it)
-    one_pass: bool = False  # never split, even when the target does not fit one pass
-    plan_only: bool = False  # print the outline and stop
-    plan_file: Path | None = None  # the user's outline: skip planning
-    parallel: int = 1  # sections written at once (1: one after another)
-
-    @property
-    def guards(self) -> Guards:
-        from longwrite.generate.guards import Guards
-
-        return Guards(self.guard, self.guard_retries, self.think_budget)
 
 
 def check_options(opts: WriteOptions, *, with_prompt: bool = True) -> None:

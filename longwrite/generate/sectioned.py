@@ -19,7 +19,7 @@ from longwrite.errors import LongwriteError, say
 
 if TYPE_CHECKING:
     from longwrite.engines.base import Engine
-    from longwrite.generate.job import WriteOptions
+    from longwrite.generate.options import WriteOptions
     from longwrite.generate.plan import Outline, UserPlan
     from longwrite.generate.rounds import CutHook, EventSink, RawHook
     from longwrite.generate.sections import Sectioned

@@ -35,7 +35,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import sqlite3
 import time
 from collections.abc import Callable
@@ -44,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from longwrite.errors import LongwriteError, say
+from longwrite.runlog.owners import my_owner, owner_alive
+from longwrite.runlog.parts import PARTS_SCHEMA, SCHEMA_VERSION, RunParts
 
 DB_NAME = "logs.db"
 BUSY_TIMEOUT_S = 10.0
@@ -88,34 +89,6 @@ CREATE TABLE IF NOT EXISTS candidate_chunks (
     tokens INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS candidate_chunks_run ON candidate_chunks (run_id, n);
-CREATE TABLE IF NOT EXISTS section_chunks (
-    n INTEGER PRIMARY KEY,
-    run_id TEXT NOT NULL,
-    k INTEGER NOT NULL,
-    at REAL NOT NULL,
-    text TEXT NOT NULL,
-    tokens INTEGER NOT NULL,
-    finish TEXT
-);
-CREATE INDEX IF NOT EXISTS section_chunks_run ON section_chunks (run_id, n);
-CREATE TABLE IF NOT EXISTS versions (
-    n INTEGER PRIMARY KEY,
-    run_id TEXT NOT NULL,
-    k INTEGER NOT NULL,
-    at REAL NOT NULL,
-    instruction TEXT NOT NULL,
-    text TEXT NOT NULL,
-    status TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS versions_run ON versions (run_id, n);
-CREATE TABLE IF NOT EXISTS cuts (
-    n INTEGER PRIMARY KEY,
-    run_id TEXT NOT NULL,
-    at REAL NOT NULL,
-    at_char INTEGER NOT NULL,
-    text TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS cuts_run ON cuts (run_id, n);
 """
 
 
@@ -151,43 +124,6 @@ def new_id(now: float | None = None) -> str:
         n, r = divmod(n, 32)
         head = ALPHABET[r] + head
     return head + "".join(secrets.choice(ALPHABET) for _ in range(2))
-
-
-def _start_ticks(pid: int) -> tuple[str, str] | None:
-    """(state, start time in clock ticks since boot) of `pid` from /proc, where readable."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
-    return fields[0], fields[19]
-
-
-def my_owner() -> str:
-    ticks = _start_ticks(os.getpid())
-    return f"{socket.gethostname()}:{os.getpid()}:{ticks[1] if ticks else ''}"
-
-
-def owner_alive(owner: str | None) -> bool:
-    """Whether the process that owns a running run still runs (True when we cannot tell)."""
-    if not owner:
-        return False
-    host, _, rest = owner.partition(":")
-    pid_text, _, start = rest.partition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return True  # another machine's run: not ours to judge
-    pid = int(pid_text)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    ticks = _start_ticks(pid)
-    if ticks is None:
-        return True
-    state, started = ticks
-    return state not in ("Z", "X") and (not start or started == start)
 
 
 @dataclass(frozen=True)
@@ -237,7 +173,7 @@ def _record(row: tuple) -> RunRecord:
     return RunRecord(*head, options=_options(options))
 
 
-class Store:
+class Store(RunParts):
     """The open log. Every method is one short statement or transaction."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
@@ -313,81 +249,6 @@ class Store:
             "INSERT INTO candidate_chunks (run_id, idx, at, text, tokens) VALUES (?,?,?,?,?)",
             (run_id, index, time.time(), text, tokens),
         )
-
-    def append_section(
-        self, run_id: str, k: int, text: str, tokens: int, finish: str | None = None
-    ) -> None:
-        """Append a piece of section `k`'s raw text, written in parallel with others
-        (`finish` on the last piece: how the section ended)."""
-        self.conn.execute(
-            "INSERT INTO section_chunks (run_id, k, at, text, tokens, finish) VALUES (?,?,?,?,?,?)",
-            (run_id, k, time.time(), text, tokens, finish),
-        )
-
-    def sections(self, run_id: str) -> dict[int, tuple[str, int, str | None]]:
-        """Sections written in parallel, as logged: k -> (raw text, tokens, finish or None)."""
-        rows = self.conn.execute(
-            "SELECT k, text, tokens, finish FROM section_chunks WHERE run_id=? ORDER BY n",
-            (run_id,),
-        )
-        out: dict[int, tuple[str, int, str | None]] = {}
-        for k, text, tokens, finish in rows:
-            old_text, old_tokens, old_finish = out.get(k, ("", 0, None))
-            out[k] = (old_text + text, old_tokens + tokens, finish or old_finish)
-        return out
-
-    def start_version(self, run_id: str, k: int, instruction: str) -> int:
-        """A new version of section `k` (`revise`), being written; its number."""
-        cur = self.conn.execute(
-            "INSERT INTO versions (run_id, k, at, instruction, text, status) VALUES (?,?,?,?,?,?)",
-            (run_id, k, time.time(), instruction, "", "writing"),
-        )
-        return int(cur.lastrowid or 0)
-
-    def append_version(self, version: int, text: str) -> None:
-        """Text of a version being written, appended as it streams."""
-        self.conn.execute("UPDATE versions SET text = text || ? WHERE n=?", (text, version))
-
-    def finish_version(self, version: int, status: str) -> None:
-        """How a version's writing ended: "done", or "interrupted"/"failed" (never current)."""
-        self.conn.execute("UPDATE versions SET status=? WHERE n=?", (status, version))
-
-    def versions(self, run_id: str) -> list[tuple[int, int, str, str, str]]:
-        """Every version of the run's sections, oldest first: (n, k, text, instruction,
-        status)."""
-        rows = self.conn.execute(
-            "SELECT n, k, text, instruction, status FROM versions WHERE run_id=? ORDER BY n",
-            (run_id,),
-        )
-        return [tuple(r) for r in rows]  # type: ignore[misc]
-
-    def undo_version(self, run_id: str, k: int) -> int | None:
-        """Section `k`'s latest finished version set aside ("undone"); its number, or None."""
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
-            row = self.conn.execute(
-                "SELECT n FROM versions WHERE run_id=? AND k=? AND status='done' "
-                "ORDER BY n DESC LIMIT 1",
-                (run_id, k),
-            ).fetchone()
-            if row is None:
-                return None
-            self.conn.execute("UPDATE versions SET status='undone' WHERE n=?", (row[0],))
-            return int(row[0])
-
-    def append_cut(self, run_id: str, at_char: int, text: str) -> None:
-        """Keep text the loop guard cut from a run's answer at `at_char` (never lost)."""
-        self.conn.execute(
-            "INSERT INTO cuts (run_id, at, at_char, text) VALUES (?,?,?,?)",
-            (run_id, time.time(), at_char, text),
-        )
-
-    def cuts(self, run_id: str) -> list[tuple[int, str]]:
-        """The text the loop guard cut from a run, in order: (answer offset, text)."""
-        rows = self.conn.execute(
-            "SELECT at_char, text FROM cuts WHERE run_id=? ORDER BY n", (run_id,)
-        )
-        return [(at, text) for at, text in rows]
 
     def claim(self, run_id: str, options: dict[str, Any], target: int | None) -> None:
         """Mark a run running again under this process (`continue`), with its new options.
@@ -558,13 +419,13 @@ def _connect(path: Path) -> sqlite3.Connection:
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+        if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
-                for statement in SCHEMA.split(";"):
+                for statement in (SCHEMA + PARTS_SCHEMA).split(";"):
                     if statement.strip():
                         conn.execute(statement)
-                conn.execute("PRAGMA user_version=1")
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         conn.execute("SELECT count(*) FROM runs").fetchone()
     except BaseException:
         conn.close()
