@@ -13,6 +13,7 @@ def _session_log_home(tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LONGWRITE_HOME", str(tmp_path_factory.mktemp("longwrite-session") / "home"))
         mp.delenv("LONGWRITE_NO_LOG", raising=False)
+        _no_user_config(mp, tmp_path_factory.mktemp("longwrite-session-config"))
         yield
 
 
@@ -23,7 +24,20 @@ def _log_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     home = tmp_path_factory.mktemp("longwrite-home") / "home"
     monkeypatch.setenv("LONGWRITE_HOME", str(home))
     monkeypatch.delenv("LONGWRITE_NO_LOG", raising=False)
+    _no_user_config(monkeypatch, home.parent / "config")
     return home
+
+
+def _no_user_config(mp: pytest.MonkeyPatch, folder: Path) -> None:
+    """No test reads the user's config file or settings from the environment: the config
+    folder is the test's own (empty), and every LONGWRITE_<KEY> of a setting is unset (the
+    server and its key are set by the tests that need them)."""
+    import os
+
+    mp.setenv("XDG_CONFIG_HOME", str(folder))
+    kept = {"LONGWRITE_HOME", "LONGWRITE_NO_LOG", "LONGWRITE_SERVER", "LONGWRITE_API_KEY"}
+    for name in [n for n in os.environ if n.startswith("LONGWRITE_") and n not in kept]:
+        mp.delenv(name)
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ import re
 
 import typer.main
 
-from longwrite.cli.app import app
+from longwrite.cli import options as opt
+from longwrite.cli.app import app, command
 
 RICH_TAG = re.compile(r"(?<!\\)\[[a-z#/@][^\[\]]*\]")  # what rich.markup takes for a tag
 
@@ -25,11 +26,89 @@ def test_no_help_text_is_eaten_by_rich_markup():
     root = typer.main.get_command(app)
     eaten = []
     seen = 0
-    for path, command in walk(root):
-        texts = [("(command)", command.help or "")]
-        texts += [(p.name, getattr(p, "help", None) or "") for p in command.params]
+    for path, cmd in walk(root):
+        texts = [("(command)", cmd.help or "")]
+        texts += [(p.name, getattr(p, "help", None) or "") for p in cmd.params]
         for name, text in texts:
             seen += 1
             eaten += [f"{' '.join(path)} {name}: {m}" for m in RICH_TAG.findall(text)]
     assert seen > 100  # every command and option was looked at
     assert eaten == []
+
+
+TYPE_LABEL = re.compile(r"<(bool|int|float|str|path|text|integer)>|list\[")
+
+
+def rendered(path: tuple[str, ...]) -> str:
+    """`longwrite PATH --help` as a user sees it (in process, 200 columns)."""
+    import contextlib
+    import io
+    import os
+
+    from longwrite.cli.app import command
+
+    out = io.StringIO()
+    os.environ["COLUMNS"] = "200"
+    try:
+        with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+            command().main(args=[*path, "--help"], prog_name="longwrite", standalone_mode=False)
+    finally:
+        del os.environ["COLUMNS"]
+    return out.getvalue()
+
+
+def test_no_option_shows_a_type_where_a_value_goes():
+    """A switch shows no value (`--no-think`, not `--no-think <bool>`), an option a word for
+    its value (`--words N`, `--server URL|NAME`), never a Python type."""
+    root = command()
+    shown = []
+    for path, cmd in walk(root):
+        text = rendered(path)
+        assert "--help" in text, path
+        rows = [line for line in text.splitlines() if re.match(r"[│|]\s+-", line)]
+        assert rows or not [p for p in cmd.params if p.param_type_name == "option"], path
+        shown += [f"{' '.join(path)}: {row.strip()}" for row in rows if TYPE_LABEL.search(row)]
+    assert shown == []
+
+
+def test_every_switch_has_no_metavar_and_every_repeatable_option_says_so():
+    flags = repeatable = 0
+    for path, cmd in walk(command()):
+        for p in cmd.params:
+            if getattr(p, "is_flag", False):
+                flags += 1
+                assert p.metavar == "", (path, p.name)
+            if getattr(p, "multiple", False):
+                repeatable += 1
+                assert "repeat" in (p.help or "").lower(), (path, p.name)
+    assert flags > 20 and repeatable >= 3
+
+
+def test_a_shared_option_is_one_declaration():
+    """`longwrite` and `batch` show the same help, default and variable for each option they
+    share, and every variable an option reads is a key of the config file."""
+    from longwrite.config.keys import KEYS
+
+    root = command()
+    write, batch = root.commands["write"], root.commands["batch"]
+    mine = {p.name: p for p in write.params}
+    own = ("output", "export_format")  # each command's own -o and --format
+    shared = [p for p in batch.params if p.name in mine and p.name not in own]
+    assert len(shared) >= 20
+    for p in shared:
+        q = mine[p.name]
+        assert (p.help, p.default, p.envvar, p.opts) == (q.help, q.default, q.envvar, q.opts)
+    envs = {k.env for k in KEYS.values()}
+    for _, cmd in walk(root):
+        for p in cmd.params:
+            if isinstance(p.envvar, str) and p.envvar.startswith("LONGWRITE_"):
+                assert p.envvar in envs, p.name
+
+
+def test_a_default_given_twice_differently_is_refused():
+    import pytest
+
+    def command_with(temperature: opt.Temperature = 0.9) -> None: ...
+
+    with pytest.raises(TypeError, match="temperature = 0.9 in the signature"):
+        opt.declared(command_with)

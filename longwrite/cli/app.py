@@ -22,8 +22,6 @@ import typer
 from longwrite import __version__
 from longwrite.cli import options as opt
 from longwrite.cli import terminate
-from longwrite.defaults import GUARD_RETRIES, MAX_WORDS, THINK_TOKENS
-from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MODEL_CONTEXT
 from longwrite.errors import EXIT_FAILED, EXIT_INTERRUPTED, LongwriteError, say
 
 SUBCOMMANDS = (
@@ -39,6 +37,8 @@ SUBCOMMANDS = (
     "revise",
     "doctor",
     "export",
+    "config",
+    "completion",
 )
 
 app = typer.Typer(
@@ -87,44 +87,34 @@ def _read_prompt(prompt: str | None) -> str:
     "write",
     help="Write a document for PROMPT (the default command: `longwrite PROMPT` is the same).",
 )
+@opt.declared
 def write_cmd(
     prompt: Annotated[
         str | None, typer.Argument(help="What to write; absent or '-': read stdin.")
     ] = None,
-    words: Annotated[
-        int | None,
-        typer.Option(
-            "--words", "-w", help="Target length in words (default: what the prompt asks "
-            f"for); at most {MAX_WORDS:,}.",
-            rich_help_panel=opt.LENGTH,
-        ),
-    ] = None,
-    best_of: opt.BestOf = 1,
-    max_rounds: opt.MaxRounds = 2,
-    range_model: opt.RangeModel = None,
-    model: opt.Model = None,
-    engine: opt.EngineName = "auto",
-    server: Annotated[
-        list[str] | None,
-        typer.Option(help="OpenAI-compatible server URL (env LONGWRITE_SERVER); the API key "
-                     "comes from env LONGWRITE_API_KEY. Repeatable: several servers share "
-                     "the sections of --parallel.", rich_help_panel=opt.ENGINE, metavar="URL"),
-    ] = None,
-    tp: opt.Tp = None,
-    max_model_len: opt.MaxModelLen = MODEL_CONTEXT,
-    gpu_memory_utilization: opt.GpuMemoryUtilization = 0.9,
-    device: opt.Device = "auto",
-    dtype: opt.Dtype = "auto",
-    max_tokens: opt.MaxTokens = None,
-    temperature: opt.Temperature = DEFAULT_TEMPERATURE,
-    top_p: opt.TopP = DEFAULT_TOP_P,
-    seed: opt.Seed = None,
-    no_think: opt.NoThink = False,
+    *,
+    words: opt.Words,
+    best_of: opt.BestOf,
+    max_rounds: opt.MaxRounds,
+    range_model: opt.RangeModel,
+    model: opt.Model,
+    engine: opt.EngineName,
+    server: opt.Servers,
+    tp: opt.Tp,
+    max_model_len: opt.MaxModelLen,
+    gpu_memory_utilization: opt.GpuMemoryUtilization,
+    device: opt.Device,
+    dtype: opt.Dtype,
+    max_tokens: opt.MaxTokens,
+    temperature: opt.Temperature,
+    top_p: opt.TopP,
+    seed: opt.Seed,
+    think: opt.Think,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Write the document to FILE (atomically); "
                      "FILE.docx, .epub, .html, .odt or .pdf also keeps FILE.md beside it.",
-                     rich_help_panel=opt.OUTPUT),
+                     rich_help_panel=opt.OUTPUT, metavar="FILE"),
     ] = None,
     export_format: Annotated[
         Literal["docx", "epub", "html", "odt", "pdf", "md"] | None,
@@ -132,11 +122,7 @@ def write_cmd(
                      "complete, keeping the Markdown beside it (see `longwrite export --help`).",
                      rich_help_panel=opt.OUTPUT, show_default=False),
     ] = None,
-    thinking: Annotated[
-        Literal["hide", "show", "keep"],
-        typer.Option(help="The model's planning: hide it, show it dim on stderr, or keep it "
-                     "in the output.", rich_help_panel=opt.OUTPUT),
-    ] = "hide",
+    thinking: opt.Thinking,
     as_json: Annotated[
         bool,
         typer.Option("--json", help="Print one JSON object instead of the document.",
@@ -147,23 +133,25 @@ def write_cmd(
         typer.Option("--dry-run", help="Show what would be sent; load no model.",
                      rich_help_panel=opt.OUTPUT),
     ] = False,
-    no_log: opt.NoLog = False,
-    guard_retries: opt.GuardRetries = GUARD_RETRIES,
-    no_guard: opt.NoGuard = False,
-    think_budget: opt.ThinkBudget = THINK_TOKENS,
-    sections: opt.Sections = None,
-    one_pass: opt.OnePass = False,
-    plan_only: opt.PlanOnly = False,
-    plan: opt.PlanFile = None,
-    parallel: opt.Parallel = 1,
+    no_log: opt.NoLog,
+    guard_retries: opt.GuardRetries,
+    guard: opt.Guard,
+    think_budget: opt.ThinkBudget,
+    sections: opt.Sections,
+    one_pass: opt.OnePass,
+    plan_only: opt.PlanOnly,
+    plan: opt.PlanFile,
+    parallel: opt.Parallel,
 ) -> None:  # fmt: skip
     from longwrite.cli.write import run_write
+    from longwrite.config.servers import use, use_one
     from longwrite.engines import EngineOptions
     from longwrite.export.formats import export_target
     from longwrite.generate.job import WriteOptions
     from longwrite.runlog.store import log_wanted
 
     output, export_to = export_target(output, export_format)
+    server, range_model = use(server or []), use_one(range_model)  # named ones: their URLs
     options = WriteOptions(
         prompt=_read_prompt(prompt),
         words=words,
@@ -171,7 +159,7 @@ def write_cmd(
         temperature=temperature,
         top_p=top_p,
         seed=seed,
-        think=not no_think,
+        think=think,
         output=output,
         thinking=thinking,
         as_json=as_json,
@@ -180,7 +168,7 @@ def write_cmd(
         max_rounds=max_rounds,
         range_model=range_model,
         log=log_wanted(no_log),
-        guard=not no_guard,
+        guard=guard,
         guard_retries=guard_retries,
         think_budget=think_budget,
         sections=sections,
@@ -249,6 +237,8 @@ def _read_text(name: str) -> str:
 
 def _register_subapps() -> None:
     from longwrite.cli.batch import batch_command, merge_command
+    from longwrite.cli.completion import completion_command
+    from longwrite.cli.config import config_app
     from longwrite.cli.continue_ import continue_command
     from longwrite.cli.doctor import doctor_command
     from longwrite.cli.eval import eval_app
@@ -296,6 +286,17 @@ def _register_subapps() -> None:
         help="Write one section of a logged run again (an instruction, or a fresh sample); "
         "every version kept, `--undo` goes back.",
     )(revise_command)
+    app.add_typer(
+        config_app,
+        name="config",
+        help="Your defaults: show each setting and where it comes from; `config path`, "
+        "`edit`, `set KEY VALUE`, `unset KEY`.",
+    )
+    app.command(
+        "completion",
+        help='Print the shell completion script: eval "$(longwrite completion bash)" in '
+        "~/.bashrc (zsh, fish: README).",
+    )(completion_command)
     app.command(
         "export",
         help="A run's document or a Markdown file as DOCX, EPUB, HTML (one file), ODT, PDF "
@@ -323,12 +324,46 @@ def _drop_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
+def command() -> typer.main.TyperGroup:
+    """The click command tree of the app, its help made readable (`cli/readable.py`)."""
+    from longwrite.cli.readable import readable
+
+    return readable(typer.main.get_command(app))
+
+
+def _settings(root: typer.main.TyperGroup, args: list[str]) -> dict | None:
+    """The config file's values as click's `default_map` for the command about to run (help
+    notes where a default comes from); None when that command reads no key. A damaged file
+    stops only the commands that read it: `config` and `doctor` are how it is mended."""
+    from longwrite.cli import completion
+
+    if completion.completing():  # the shell asks what may follow: answered, then exit
+        completion.enable()
+        completion.route_words(route)
+        return None
+    sub = root.commands.get(args[0]) if args else None
+    if sub is None:
+        return None
+    from longwrite.config.load import load
+    from longwrite.config.precedence import default_map, from_env, keyed_params, note_sources
+
+    if next(keyed_params(sub), None) is None:
+        return None
+    cfg = load()
+    note_sources(sub, cfg.values, from_env())
+    values = default_map(sub, cfg.values)
+    return {args[0]: values} if values else None
+
+
 def main(argv: list[str] | None = None) -> None:
     args = route(list(sys.argv[1:] if argv is None else argv))
     try:
-        command = typer.main.get_command(app)
+        root = command()
+        defaults = _settings(root, args)
         with terminate.as_interrupt(args[0] if args else None):
-            code = command.main(args=args, prog_name="longwrite", standalone_mode=False)
+            code = root.main(
+                args=args, prog_name="longwrite", standalone_mode=False, default_map=defaults
+            )
     except typer.TyperException as e:  # bad usage: unknown option, invalid value, ...
         message = e.format_message() if hasattr(e, "format_message") else str(e)
         say(f"longwrite: error: {message} (see longwrite --help)")

@@ -19,8 +19,6 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from longwrite.cli import options as opt
-from longwrite.defaults import GUARD_RETRIES, THINK_TOKENS
-from longwrite.engines.base import DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MODEL_CONTEXT
 from longwrite.errors import EXIT_FAILED, EXIT_INTERRUPTED, LongwriteError, say
 
 if TYPE_CHECKING:  # the batch machinery loads when the command runs, not for `--help`
@@ -29,36 +27,33 @@ if TYPE_CHECKING:  # the batch machinery loads when the command runs, not for `-
     from longwrite.export.formats import Format
     from longwrite.generate.job import WriteOptions
 
-from longwrite.batch import DEFAULT_CONCURRENCY
 
-
+@opt.declared
 def batch_command(
     input: Annotated[Path, typer.Argument(help="JSON Lines: `prompt`, optional `id`, `words` "
                      "or `length`, and overrides: temperature, top_p, max_tokens, seed, "
-                     "best_of.", show_default=False)],
+                     "best_of.", show_default=False, metavar="IN.jsonl")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Results, one JSON line per "
                       "prompt, appended as each finishes; re-running skips the ids there.",
-                      show_default=False)],
-    concurrency: Annotated[int, typer.Option(help="Prompts in flight per server (a local "
-                           "engine: in all; transformers: prompts per batch).",
-                           min=1)] = DEFAULT_CONCURRENCY,
-    best_of: opt.BestOf = 1,
-    max_rounds: opt.MaxRounds = 2,
-    range_model: opt.RangeModel = None,
-    model: opt.Model = None,
-    engine: opt.EngineName = "auto",
-    server: Annotated[list[str] | None, typer.Option(help="OpenAI-compatible server URL; give "
-                      "it several times to spread the prompts (default: env LONGWRITE_SERVER).",
-                      rich_help_panel=opt.ENGINE)] = None,
-    servers_file: Annotated[Path | None, typer.Option(help="A file of server URLs, one per "
-                            "line.", rich_help_panel=opt.ENGINE)] = None,
+                      show_default=False, metavar="OUT.jsonl")],
+    *,
+    concurrency: opt.Concurrency,
+    best_of: opt.BestOf,
+    max_rounds: opt.MaxRounds,
+    range_model: opt.RangeModel,
+    model: opt.Model,
+    engine: opt.EngineName,
+    server: opt.Servers,
+    servers_file: Annotated[Path | None, typer.Option(help="A file of servers, one per line: "
+                            "URLs, or names of the config file's servers.", metavar="FILE",
+                            rich_help_panel=opt.ENGINE)] = None,
     stream: Annotated[bool, typer.Option("--stream", help="Stream each prompt from the "
                       "server (a dropped connection resumes from the text so far) instead of "
                       "one whole reply per prompt (far less CPU here; a drop asks again).",
                       rich_help_panel=opt.ENGINE)] = False,
-    shard: Annotated[str | None, typer.Option(help="K/N: run only shard K of N (lines split "
+    shard: Annotated[str | None, typer.Option(help="Run only shard K of N (lines split "
                      "by a hash of their id); join the OUT files with `longwrite batch merge`.",
-                     show_default=False)] = None,
+                     show_default=False, metavar="K/N")] = None,
     export_format: Annotated[Literal["docx", "epub", "html", "odt", "pdf", "md"] | None,
                              typer.Option("--format", help="Also export each document of OUT "
                              "as a file of this format, named by its id, once the batch has "
@@ -66,24 +61,25 @@ def batch_command(
                              show_default=False)] = None,
     export_dir: Annotated[Path | None, typer.Option(help="The folder for --format (default: "
                           "OUT's name and the format beside OUT: results-docx/).",
-                          rich_help_panel=opt.OUTPUT, show_default=False)] = None,
-    tp: opt.Tp = None,
-    max_model_len: opt.MaxModelLen = MODEL_CONTEXT,
-    gpu_memory_utilization: opt.GpuMemoryUtilization = 0.9,
-    device: opt.Device = "auto",
-    dtype: opt.Dtype = "auto",
-    max_tokens: opt.MaxTokens = None,
-    temperature: opt.Temperature = DEFAULT_TEMPERATURE,
-    top_p: opt.TopP = DEFAULT_TOP_P,
-    seed: opt.Seed = None,
-    no_think: opt.NoThink = False,
-    no_log: opt.NoLog = False,
-    guard_retries: opt.GuardRetries = GUARD_RETRIES,
-    no_guard: opt.NoGuard = False,
-    think_budget: opt.ThinkBudget = THINK_TOKENS,
+                          rich_help_panel=opt.OUTPUT, show_default=False, metavar="DIR")] = None,
+    tp: opt.Tp,
+    max_model_len: opt.MaxModelLen,
+    gpu_memory_utilization: opt.GpuMemoryUtilization,
+    device: opt.Device,
+    dtype: opt.Dtype,
+    max_tokens: opt.MaxTokens,
+    temperature: opt.Temperature,
+    top_p: opt.TopP,
+    seed: opt.Seed,
+    think: opt.Think,
+    no_log: opt.NoLog,
+    guard_retries: opt.GuardRetries,
+    guard: opt.Guard,
+    think_budget: opt.ThinkBudget,
 ) -> None:  # fmt: skip
     """Write a document for every line of a JSON Lines file; resumable."""
     from longwrite.batch.pool import server_urls
+    from longwrite.config.servers import use, use_one
     from longwrite.engines import EngineOptions
     from longwrite.generate.job import WriteOptions
     from longwrite.runlog.store import log_wanted
@@ -94,11 +90,11 @@ def batch_command(
         temperature=temperature,
         top_p=top_p,
         seed=seed,
-        think=not no_think,
+        think=think,
         best_of=best_of,
         max_rounds=max_rounds,
-        range_model=range_model,
-        guard=not no_guard,
+        range_model=use_one(range_model),
+        guard=guard,
         guard_retries=guard_retries,
         think_budget=think_budget,
         engine=EngineOptions(
@@ -112,7 +108,7 @@ def batch_command(
         ),
     )
     exports = _export_plan(output, export_format, export_dir)
-    urls = server_urls(server, servers_file)
+    urls = use(server_urls(server, servers_file))  # named servers: their URLs
     with _logged(input, output, base, urls, log_wanted(no_log)) as done:
         code = done(
             run_batch_command(input, output, base, urls, concurrency, stream=stream, shard=shard)

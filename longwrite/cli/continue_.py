@@ -48,11 +48,12 @@ class ContinueOptions:
     log: bool = True
 
 
+@opt.declared
 def continue_command(
-    run: Annotated[str, typer.Argument(help="Run id, a unique prefix, or `last`.")] = "last",
-    server: Annotated[str | None, typer.Option(help="Another OpenAI-compatible server URL "
-                      "(default: the run's).", rich_help_panel=opt.ENGINE)] = None,
-    model: opt.Model = None,
+    run: opt.RunId,
+    *,
+    server: opt.RunServer,
+    model: opt.RunModel,
     words: Annotated[int | None, typer.Option("--words", "-w", help="A new target length in "
                      "words (to extend a finished run).", rich_help_panel=opt.LENGTH)] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Most new tokens (default: what is "
@@ -64,11 +65,13 @@ def continue_command(
     thinking: Annotated[Literal["hide", "show", "keep"] | None, typer.Option(help="The "
                         "planning: hide, show or keep (default: the run's).",
                         rich_help_panel=opt.OUTPUT)] = None,
-    no_log: opt.NoLog = False,
+    no_log: opt.NoLog,
 ) -> None:  # fmt: skip
     """Carry a logged run on from exactly where it stopped."""
+    from longwrite.config.servers import use_one
     from longwrite.runlog.store import log_wanted
 
+    server = use_one(server)
     options = ContinueOptions(
         run=run, server=server, model=model, words=words, max_tokens=max_tokens,
         output=output, all=all_, thinking=thinking, log=log_wanted(no_log),

@@ -8,6 +8,7 @@ names a package to import (`--check torch` also asks torch for its build and dev
 from __future__ import annotations
 
 import json
+import os
 from typing import Annotated
 
 import typer
@@ -29,7 +30,8 @@ def doctor_command(
     ] = None,
 ) -> None:
     from longwrite import __version__
-    from longwrite.doctor.checks import PROBLEM, run_checks
+    from longwrite.doctor.checks import OK, PROBLEM, run_checks
+    from longwrite.doctor.config_file import config_check, configured_server
     from longwrite.doctor.gather import MODULES, gather
     from longwrite.doctor.matrix import load
 
@@ -41,7 +43,14 @@ def doctor_command(
     if "all" in names:
         names = tuple(MODULES)
     matrix = load()
-    checks = run_checks(gather(names), matrix)
+    machine = gather(names)
+    config = config_check()
+    server = configured_server() if machine.server is None and config.status == OK else None
+    if server is not None:  # the server the config file names, with the key it names
+        machine.server = server.url
+        key = os.environ.get(server.key_env or "", "").strip()
+        machine.api_key = machine.api_key or key or None
+    checks = [*run_checks(machine, matrix), config]
     problems = [c for c in checks if c.status == PROBLEM]
     if as_json:
         report = {

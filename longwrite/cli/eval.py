@@ -14,6 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
+from longwrite.cli.completion import server_names
+from longwrite.cli.declare import declared, option, setting
 from longwrite.cli.terminate import resumable
 from longwrite.defaults import JUDGE_CONTEXT as DEFAULT_CONTEXT
 from longwrite.defaults import WORST_SHOWN as DEFAULT_WORST
@@ -38,6 +40,55 @@ def _judging(asks: int) -> Any:
     from longwrite.display.batch_progress import BatchProgress
 
     return BatchProgress(asks, label="judge", rate=False, failed_word="unscored")
+
+
+# The judge's options, shared by `eval quality`, `writingbench` and `arena`; the URL, the
+# model and the requests at once are settings (judge.url, judge.model, judge.concurrency).
+JudgeUrl = setting(
+    "judge.url", str | None, None, metavar="URL|NAME", autocompletion=server_names,
+    help="OpenAI-compatible URL of the judge, or a named server (API key: LONGWRITE_API_KEY, "
+    "or the variable api_key_env names). Required, here or in the config file.",
+)  # fmt: skip
+JudgeModel = setting(
+    "judge.model", str | None, None, metavar="NAME",
+    help="The judge's model (default: the first the server serves).",
+)  # fmt: skip
+Concurrency = setting(
+    "judge.concurrency", int, 4, metavar="N", min=1, help="Judge requests at once."
+)
+Chat = Annotated[
+    bool,
+    typer.Option(
+        "--chat/--completions",
+        help="Ask over /v1/chat/completions (the judge's chat template) or raw completions.",
+    ),
+]
+Scores = option(
+    Path | None, None, "--output", "-o", metavar="FILE",
+    help="Verdicts, appended as they come (default: beside RESULTS).",
+)  # fmt: skip
+Retries = option(int, 2, metavar="N", min=0, help="Retries of a bad reply or failed request.")
+Timeout = option(float, 300.0, metavar="SECONDS", help="Seconds to wait for a judge reply.")
+Context = option(
+    int, DEFAULT_CONTEXT, metavar="TOKENS", min=1,
+    help="The judge's context in tokens when its server does not report one (longer answers "
+    "are cut to fit).",
+)  # fmt: skip
+AsJson = option(bool, False, "--json", help="Print one JSON object instead of tables.")
+
+
+def _judge_url(url: str | None, flag: str) -> str:
+    """The judge's URL (a named server's), required from the flag, the environment or the
+    config file."""
+    from longwrite.config.servers import use_one
+
+    found = use_one(url)
+    if found is None:
+        raise LongwriteError(
+            f"{flag} URL is required: give it, or set judge.url in the config file "
+            "(`longwrite config set judge.url URL`) or LONGWRITE_JUDGE_URL"
+        )
+    return found
 
 
 @eval_app.command("length", help="LongBench-Write length score S_l of a JSON Lines results file.")
@@ -80,52 +131,30 @@ def length_cmd(
     "quality",
     help="LongBench-Write quality score S_q from an LLM judge (and the overall score).",
 )
+@declared
 def quality_cmd(
     results: Annotated[
         Path,
         typer.Argument(help="JSON Lines: `prompt`, `answer`; optional `type`, `id`, `length`."),
     ],
-    judge: Annotated[
-        str,
-        typer.Option(
-            "--judge",
-            help="OpenAI-compatible URL of the judge (API key: env LONGWRITE_API_KEY).",
-        ),
-    ],
-    judge_model: Annotated[
-        str | None, typer.Option(help="The judge's model (default: the first the server serves).")
-    ] = None,
+    *,
+    judge: JudgeUrl,
+    judge_model: JudgeModel,
     output: Annotated[
         Path | None,
         typer.Option(
             "--output",
             "-o",
+            metavar="FILE",
             help="Scores file, appended as verdicts come (default: RESULTS.quality.jsonl).",
         ),
     ] = None,
-    concurrency: Annotated[int, typer.Option(min=1, help="Judge requests at once.")] = 4,
-    retries: Annotated[
-        int, typer.Option(min=0, help="Retries of a malformed reply or failed request.")
-    ] = 2,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for a judge reply.")] = 300.0,
-    judge_context: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            help="The judge's context in tokens when its server does not report one (longer "
-            "answers are cut to fit).",
-        ),
-    ] = DEFAULT_CONTEXT,
-    chat: Annotated[
-        bool,
-        typer.Option(
-            "--chat/--completions",
-            help="Ask over /v1/chat/completions (the judge's chat template) or raw completions.",
-        ),
-    ] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object instead of tables.")
-    ] = False,
+    concurrency: Concurrency,
+    retries: Retries,
+    timeout: Timeout,
+    judge_context: Context,
+    chat: Chat = False,
+    as_json: AsJson,
 ) -> None:
     from longwrite.evaluate.quality import (
         default_scores_path,
@@ -139,6 +168,7 @@ def quality_cmd(
     check_writable(scores_path)
     check_apart([scores_path], [results])
     items = load_items(results)
+    judge = _judge_url(judge, "--judge")
     complete, engine = server_judge(judge, judge_model, timeout, judge_context, chat=chat)
     try:
         with resumable(scores_path):
@@ -196,27 +226,6 @@ def report_cmd(
 
 # `eval writingbench` and `eval arena`: the paper's own benchmarks, judged over a chat
 # endpoint by default (the critic's and the judge's own chat templates).
-JudgeUrl = Annotated[str, typer.Option(help="OpenAI-compatible URL (key: env LONGWRITE_API_KEY).")]
-JudgeModel = Annotated[
-    str | None, typer.Option(help="The judge's model (default: the first the server serves).")
-]
-Chat = Annotated[
-    bool,
-    typer.Option(
-        "--chat/--completions",
-        help="Ask over /v1/chat/completions (the model's chat template) or raw completions.",
-    ),
-]
-Scores = Annotated[
-    Path | None, typer.Option("--output", "-o", help="Verdicts, appended as they come.")
-]
-Concurrency = Annotated[int, typer.Option(min=1, help="Judge requests at once.")]
-Retries = Annotated[int, typer.Option(min=0, help="Retries of a bad reply or failed request.")]
-Timeout = Annotated[float, typer.Option(help="Seconds to wait for a judge reply.")]
-Context = Annotated[
-    int, typer.Option(min=1, help="The judge's context in tokens when its server does not say.")
-]
-AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 
 
 def _summary_path(scores: Path) -> Path:
@@ -259,19 +268,22 @@ def _finish(
 
 
 @eval_app.command("writingbench", help="WritingBench: a critic scores each criterion 1-10.")
+@declared
 def writingbench_cmd(
     results: Annotated[Path, typer.Argument(help="JSON Lines: `index`, `response`/`answer`.")],
-    queries: Annotated[Path, typer.Option(help="WritingBench's queries (JSON Lines).")],
+    queries: Annotated[Path, typer.Option(help="WritingBench's queries (JSON Lines).",
+                                          metavar="FILE")],
+    *,
     critic: JudgeUrl,
-    critic_model: JudgeModel = None,
+    critic_model: JudgeModel,
     chat: Chat = True,
-    output: Scores = None,
-    concurrency: Concurrency = 4,
-    retries: Retries = 2,
-    timeout: Timeout = 300.0,
-    judge_context: Context = DEFAULT_CONTEXT,
-    as_json: AsJson = False,
-) -> None:
+    output: Scores,
+    concurrency: Concurrency,
+    retries: Retries,
+    timeout: Timeout,
+    judge_context: Context,
+    as_json: AsJson,
+) -> None:  # fmt: skip
     from longwrite.evaluate import writingbench as wb
     from longwrite.scoring.judge import endpoint
 
@@ -282,6 +294,7 @@ def writingbench_cmd(
     tasks = wb.tasks_of(qs, answers)
     if not tasks:
         raise LongwriteError(f"no answer in {results} has the index of a query in {queries}")
+    critic = _judge_url(critic, "--critic")
     send = endpoint(critic, critic_model, chat=chat, timeout=timeout,
                     max_tokens=wb.CRITIC_MAX_TOKENS, default_context=judge_context)  # fmt: skip
     try:
@@ -296,21 +309,24 @@ def writingbench_cmd(
 
 
 @eval_app.command("arena", help="Arena-Write: pairwise battles against baselines, Elo ratings.")
+@declared
 def arena_cmd(
     results: Annotated[list[Path], typer.Argument(help="Candidates' answers by `idx`/`id`.")],
-    baselines: Annotated[Path, typer.Option(help="Arena-Write's prompts and baseline answers.")],
+    baselines: Annotated[Path, typer.Option(help="Arena-Write's prompts and baseline answers.",
+                                            metavar="FILE")],
+    *,
     judge: JudgeUrl,
-    judge_model: JudgeModel = None,
+    judge_model: JudgeModel,
     chat: Chat = True,
-    output: Scores = None,
+    output: Scores,
     rounds: Annotated[int, typer.Option(min=0, help="Bootstrap rounds for the 95% CI.")] = 1000,
     seed: Annotated[int, typer.Option(help="The bootstrap's seed.")] = 0,
-    concurrency: Concurrency = 4,
-    retries: Retries = 2,
-    timeout: Timeout = 300.0,
-    judge_context: Context = DEFAULT_CONTEXT,
-    as_json: AsJson = False,
-) -> None:
+    concurrency: Concurrency,
+    retries: Retries,
+    timeout: Timeout,
+    judge_context: Context,
+    as_json: AsJson,
+) -> None:  # fmt: skip
     from longwrite.evaluate import arena
     from longwrite.scoring.judge import endpoint
 
@@ -328,6 +344,7 @@ def arena_cmd(
     pairs = arena.pairs_of(prompts, candidates)
     if not pairs:
         raise LongwriteError(f"no answer in the results has the idx of a prompt in {baselines}")
+    judge = _judge_url(judge, "--judge")
     send = endpoint(judge, judge_model, chat=chat, timeout=timeout,
                     max_tokens=arena.JUDGE_MAX_TOKENS, default_context=judge_context)  # fmt: skip
     try:

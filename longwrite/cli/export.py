@@ -20,6 +20,8 @@ from typing import Annotated
 
 import typer
 
+from longwrite.cli.completion import run_ids
+from longwrite.cli.declare import declared, setting
 from longwrite.errors import LongwriteError, say
 
 MARKDOWN_SUFFIXES = (".md", ".markdown", ".txt")
@@ -34,19 +36,26 @@ class Source:
     sectioned: bool
 
 
+Author = setting("export.author", str | None, None, metavar="NAME",
+                 help="The author, in the file's metadata.")  # fmt: skip
+Lang = setting("export.lang", str | None, None, metavar="LANG",
+               help="The language, as en, zh-CN, de (default: zh-CN when the document is "
+               "mostly Chinese, else en).")  # fmt: skip
+
+
+@declared
 def export_command(
     source: Annotated[str, typer.Argument(help="A run id (any unique prefix, or `last`), or a "
-                      "Markdown file ('-': stdin).", show_default=False)],
+                      "Markdown file ('-': stdin).", show_default=False, metavar="ID|FILE",
+                      autocompletion=run_ids)],
     output: Annotated[Path, typer.Option("--output", "-o", help="The file to write; its "
                       "extension is the format: .docx .epub .html .odt .pdf .md.",
-                      show_default=False)],
+                      show_default=False, metavar="FILE")],
+    *,
     title: Annotated[str | None, typer.Option(help="The title (default: the document's "
                      "`#` heading, else the file's name).", show_default=False)] = None,
-    author: Annotated[str | None, typer.Option(help="The author, in the file's metadata.",
-                      show_default=False)] = None,
-    lang: Annotated[str | None, typer.Option(help="The language, as en, zh-CN, de (default: "
-                    "zh-CN when the document is mostly Chinese, else en).",
-                    show_default=False)] = None,
+    author: Author,
+    lang: Lang,
     toc: Annotated[bool | None, typer.Option("--toc/--no-toc", help="A table of contents "
                    "(default: for sectioned runs).", show_default=False)] = None,
 ) -> None:  # fmt: skip

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from longwrite.cli.completion import run_ids
+from longwrite.cli.options import RunId, declared
 from longwrite.errors import say
 
 if TYPE_CHECKING:
@@ -96,8 +98,9 @@ def list_line(r: RunRecord) -> str:
 
 
 @logs_app.command("show")
+@declared
 def logs_show(
-    run: Annotated[str, typer.Argument(help="Run id, a unique prefix, or `last`.")] = "last",
+    run: RunId,
     thinking: Annotated[
         Literal["hide", "show", "keep"],
         typer.Option(help="The planning: hide it, show it on stderr, or keep it in the output."),
@@ -239,7 +242,12 @@ def logs_path() -> None:
 
 @logs_app.command("rm")
 def logs_rm(
-    run: Annotated[str, typer.Argument(help="Run id, a unique prefix, or `last`.")],
+    run: Annotated[
+        str,
+        typer.Argument(
+            help="Run id, a unique prefix, or `last`.", metavar="ID", autocompletion=run_ids
+        ),
+    ],
 ) -> None:
     """Remove a run (and its text) from the log."""
     from longwrite.runlog.store import RUNNING, LogError, owner_alive

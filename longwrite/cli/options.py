@@ -1,156 +1,156 @@
-"""Command-line options shared by `longwrite` (write) and `longwrite batch`.
+"""The options that several commands share, each declared once (`cli/declare.py`).
 
-Both commands take the same engine, sampling and length-control options; declaring each once
-here keeps their names, help texts and panels identical. Defaults stay in the signatures.
+One declaration per option: its flags, help, panel, built-in default and, for a setting, its
+config key and `LONGWRITE_<KEY>` variable, so that `longwrite` (write), `batch`, `continue`,
+the evals and `export` show the same text and take the same defaults, and the config file
+(`config/`) knows every key there is. A command lists them after `*`, without defaults, and
+is decorated with `declared`; `run_ids` and `server_names` complete a run id and a server.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-import typer
+from longwrite.batch import DEFAULT_CONCURRENCY
+from longwrite.cli.completion import run_ids, server_names
+from longwrite.cli.declare import argument, declared, option, setting
+from longwrite.defaults import GUARD_RETRIES, MAX_WORDS, THINK_TOKENS
+from longwrite.engines.base import DEFAULT_MODEL, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MODEL_CONTEXT
 
-from longwrite.engines.base import DEFAULT_MODEL
+__all__ = ["declared"]
 
 LENGTH = "Length control"
 ENGINE = "Engine"
 SAMPLING = "Sampling"
 OUTPUT = "Output"
-
-BestOf = Annotated[
-    int,
-    typer.Option(help="Sample K candidates, keep the best by the rewards.", rich_help_panel=LENGTH),
-]
-MaxRounds = Annotated[
-    int,
-    typer.Option(
-        help="Continuation rounds when the answer ends short (0: none).", rich_help_panel=LENGTH
-    ),
-]
-RangeModel = Annotated[
-    str | None,
-    typer.Option(
-        help="OpenAI-compatible URL of an LLM that predicts the length a prompt needs when it "
-        "states none.",
-        rich_help_panel=LENGTH,
-    ),
-]
-Model = Annotated[
-    str | None,
-    typer.Option(
-        "--model",
-        "-m",
-        help=f"Model folder or Hugging Face id [{DEFAULT_MODEL}; with a server: the model it "
-        "serves].",
-        rich_help_panel=ENGINE,
-    ),
-]
-EngineName = Annotated[
-    Literal["auto", "vllm", "openai", "transformers"],
-    typer.Option(
-        help="Backend. auto: --server/LONGWRITE_SERVER if set, else vLLM on a GPU, else "
-        "transformers.",
-        rich_help_panel=ENGINE,
-    ),
-]
-Tp = Annotated[
-    int | None,
-    typer.Option(help="vLLM: tensor-parallel GPUs (default: all visible).", rich_help_panel=ENGINE),
-]
-MaxModelLen = Annotated[int, typer.Option(help="vLLM: context length.", rich_help_panel=ENGINE)]
-GpuMemoryUtilization = Annotated[
-    float, typer.Option(help="vLLM: share of GPU memory to use.", rich_help_panel=ENGINE)
-]
-Device = Annotated[
-    str, typer.Option(help="transformers: auto, cpu, cuda, mps.", rich_help_panel=ENGINE)
-]
-Dtype = Annotated[
-    str, typer.Option(help="auto, float32, bfloat16, float16.", rich_help_panel=ENGINE)
-]
-MaxTokens = Annotated[
-    int | None,
-    typer.Option(
-        help="Most tokens to generate (default: from the target; 15500 without one).",
-        rich_help_panel=SAMPLING,
-    ),
-]
-Temperature = Annotated[float, typer.Option(help="0 means greedy.", rich_help_panel=SAMPLING)]
-TopP = Annotated[float, typer.Option("--top-p", help="Nucleus sampling.", rich_help_panel=SAMPLING)]
-Seed = Annotated[
-    int | None,
-    typer.Option(help="Random seed (same seed, same text).", rich_help_panel=SAMPLING),
-]
-NoThink = Annotated[
-    bool,
-    typer.Option(
-        "--no-think", help="Ask for the document directly, without planning.",
-        rich_help_panel=SAMPLING,
-    ),
-]  # fmt: skip
-NoLog = Annotated[
-    bool,
-    typer.Option(
-        "--no-log", help="Keep this run out of the run log (or env LONGWRITE_NO_LOG=1).",
-        rich_help_panel=OUTPUT,
-    ),
-]  # fmt: skip
 GUARDS = "Guards"
-GuardRetries = Annotated[
-    int,
-    typer.Option(
-        help="Fresh samples after the text loops; then the text before the loop is kept.",
-        rich_help_panel=GUARDS,
-    ),
-]
-NoGuard = Annotated[
-    bool,
-    typer.Option(
-        "--no-guard", help="Let loops run (no loop detection while writing).",
-        rich_help_panel=GUARDS,
-    ),
-]  # fmt: skip
-ThinkBudget = Annotated[
-    int,
-    typer.Option(
-        help="Most thinking tokens; then the thinking is closed and the answer opened "
-        "(0: no cap). Also the length budget's thinking allowance.",
-        rich_help_panel=GUARDS,
-    ),
-]
 SECTIONS = "Sections"
-Sections = Annotated[
-    int | None,
-    typer.Option(
-        help="Write in N sections: plan once, then one pass per section (default: only "
-        "when the target does not fit one pass).",
-        rich_help_panel=SECTIONS,
-    ),
-]
-OnePass = Annotated[
-    bool,
-    typer.Option("--one-pass", help="Never split into sections.", rich_help_panel=SECTIONS),
-]
-PlanOnly = Annotated[
-    bool,
-    typer.Option(
-        "--plan-only", help="Print the sections' outline (Markdown; --json: structured) and stop.",
-        rich_help_panel=SECTIONS,
-    ),
-]  # fmt: skip
-PlanFile = Annotated[
-    Path | None,
-    typer.Option(
-        "--plan", help='Write to this plan: its text is the thinking, its ## headings (or '
-        'its list) the sections, optional "(N words)", a lone # heading the title.',
-        rich_help_panel=SECTIONS,
-    ),
-]  # fmt: skip
-Parallel = Annotated[
-    int,
-    typer.Option(
-        "--parallel", help="Write up to N sections at once (a server's concurrency, or several "
-        "--server). Each section then sees the plan and the outline, not the text before it.",
-        rich_help_panel=SECTIONS,
-    ),
-]  # fmt: skip
+
+Words = setting(
+    "words", int | None, None, "--words", "-w", metavar="N", panel=LENGTH,
+    help=f"Target length in words (default: what the prompt asks for); at most {MAX_WORDS:,}.",
+)  # fmt: skip
+BestOf = setting(
+    "best_of", int, 1, metavar="K", panel=LENGTH,
+    help="Sample K candidates, keep the best by the rewards.",
+)  # fmt: skip
+MaxRounds = setting(
+    "max_rounds", int, 2, metavar="N", panel=LENGTH,
+    help="Continuation rounds when the answer ends short (0: none).",
+)  # fmt: skip
+RangeModel = setting(
+    "range_model", str | None, None, metavar="URL", panel=LENGTH,
+    help="OpenAI-compatible URL (or a named server) of an LLM that predicts the length a "
+    "prompt needs when it states none.",
+)  # fmt: skip
+Model = setting(
+    "model", str | None, None, "--model", "-m", metavar="NAME", panel=ENGINE,
+    help=f"Model folder or Hugging Face id (default: {DEFAULT_MODEL}; with a server: the model "
+    "it serves).",
+)  # fmt: skip
+EngineName = setting(
+    "engine", Literal["auto", "vllm", "openai", "transformers"], "auto", panel=ENGINE,
+    help="Backend. auto: a server if one is given, else vLLM on a GPU, else transformers.",
+)  # fmt: skip
+Servers = setting(
+    "server", list[str] | None, None, "--server", metavar="URL|NAME", panel=ENGINE,
+    value_type=str | list[str], autocompletion=server_names,
+    help="OpenAI-compatible server: its URL, or the name of a \\[servers.NAME] of the config "
+    "file. Repeatable: batch spreads its prompts over the servers, --parallel its sections. "
+    "The API key comes from LONGWRITE_API_KEY, or the variable api_key_env names.",
+)  # fmt: skip
+Tp = setting(
+    "tp", int | None, None, metavar="N", panel=ENGINE,
+    help="vLLM: tensor-parallel GPUs (default: all visible).",
+)  # fmt: skip
+MaxModelLen = setting(
+    "max_model_len", int, MODEL_CONTEXT, metavar="TOKENS", panel=ENGINE,
+    help="vLLM: context length.",
+)  # fmt: skip
+GpuMemoryUtilization = setting(
+    "gpu_memory_utilization", float, 0.9, metavar="SHARE", panel=ENGINE,
+    help="vLLM: share of GPU memory to use.",
+)  # fmt: skip
+Device = setting(
+    "device", str, "auto", metavar="DEVICE", panel=ENGINE,
+    help="transformers: auto, cpu, cuda, mps.",
+)  # fmt: skip
+Dtype = setting(
+    "dtype", str, "auto", metavar="DTYPE", panel=ENGINE, help="auto, float32, bfloat16, float16."
+)
+MaxTokens = setting(
+    "max_tokens", int | None, None, metavar="N", panel=SAMPLING,
+    help="Most tokens to generate (default: from the target; 15500 without one).",
+)  # fmt: skip
+Temperature = setting(
+    "temperature", float, DEFAULT_TEMPERATURE, metavar="T", panel=SAMPLING,
+    help="0 means greedy.",
+)  # fmt: skip
+TopP = setting("top_p", float, DEFAULT_TOP_P, "--top-p", metavar="P", panel=SAMPLING,
+               help="Nucleus sampling.")  # fmt: skip
+Seed = setting(
+    "seed", int | None, None, metavar="N", panel=SAMPLING,
+    help="Random seed (same seed, same text).",
+)  # fmt: skip
+Think = setting(
+    "think", bool, True, "--think/--no-think", panel=SAMPLING,
+    help="Plan first, in the model's thinking; --no-think asks for the document directly.",
+)  # fmt: skip
+Thinking = setting(
+    "thinking", Literal["hide", "show", "keep"], "hide", panel=OUTPUT,
+    help="The model's planning: hide it, show it dim on stderr, or keep it in the output.",
+)  # fmt: skip
+NoLog = option(
+    bool, False, "--no-log", panel=OUTPUT,
+    help="Keep this run out of the run log (or env LONGWRITE_NO_LOG=1).",
+)  # fmt: skip
+Concurrency = setting(
+    "concurrency", int, DEFAULT_CONCURRENCY, metavar="N", min=1,
+    help="Prompts in flight per server (a local engine: in all; transformers: prompts per batch).",
+)  # fmt: skip
+GuardRetries = setting(
+    "guard_retries", int, GUARD_RETRIES, metavar="N", panel=GUARDS,
+    help="Fresh samples after the text loops; then the text before the loop is kept.",
+)  # fmt: skip
+Guard = setting(
+    "guard", bool, True, "--guard/--no-guard", panel=GUARDS,
+    help="Loop detection while writing; --no-guard lets loops run.",
+)  # fmt: skip
+ThinkBudget = setting(
+    "think_budget", int, THINK_TOKENS, metavar="TOKENS", panel=GUARDS,
+    help="Most thinking tokens; then the thinking is closed and the answer opened (0: no cap). "
+    "Also the length budget's thinking allowance.",
+)  # fmt: skip
+Sections = setting(
+    "sections", int | None, None, metavar="N", panel=SECTIONS,
+    help="Write in N sections: plan once, then one pass per section (default: only when the "
+    "target does not fit one pass).",
+)  # fmt: skip
+OnePass = option(bool, False, "--one-pass", panel=SECTIONS, help="Never split into sections.")
+PlanOnly = option(
+    bool, False, "--plan-only", panel=SECTIONS,
+    help="Print the sections' outline (Markdown; --json: structured) and stop.",
+)  # fmt: skip
+PlanFile = option(
+    Path | None, None, "--plan", metavar="FILE", panel=SECTIONS,
+    help='Write to this plan: its text is the thinking, its ## headings (or its list) the '
+    'sections, optional "(N words)", a lone # heading the title.',
+)  # fmt: skip
+Parallel = setting(
+    "parallel", int, 1, "--parallel", metavar="N", panel=SECTIONS,
+    help="Write up to N sections at once (a server's concurrency, or several --server). Each "
+    "section then sees the plan and the outline, not the text before it.",
+)  # fmt: skip
+RunServer = option(
+    str | None, None, "--server", metavar="URL|NAME", panel=ENGINE, autocompletion=server_names,
+    help="Another OpenAI-compatible server: a URL or a named one (default: the run's).",
+)  # fmt: skip
+RunModel = option(
+    str | None, None, "--model", "-m", metavar="NAME", panel=ENGINE,
+    help="Another model (default: the run's; with --server: the one it serves).",
+)  # fmt: skip
+RunId = argument(
+    str, "last", metavar="ID", autocompletion=run_ids,
+    help="Run id, a unique prefix, or `last`.",
+)  # fmt: skip

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from longwrite.cli import options as opt
+from longwrite.cli.completion import run_ids
 from longwrite.errors import EXIT_INTERRUPTED, LongwriteError, say
 
 if TYPE_CHECKING:
@@ -23,8 +24,10 @@ if TYPE_CHECKING:
     from longwrite.runlog.store import RunRecord, Store
 
 
+@opt.declared
 def revise_command(
-    run: Annotated[str, typer.Argument(help="Run id, a unique prefix, or `last`.")],
+    run: Annotated[str, typer.Argument(help="Run id, a unique prefix, or `last`.", metavar="ID",
+                                       autocompletion=run_ids)],
     instruction: Annotated[str | None, typer.Argument(help='What to change ("shorter", "more '
                            'concrete, with numbers"); none: a fresh sample.')] = None,
     section: Annotated[list[str] | None, typer.Option("--section", "-s", metavar="K", help="The "
@@ -37,15 +40,17 @@ def revise_command(
                      "length in words (default: the old version's).")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the whole "
                       "revised document to FILE (atomically).")] = None,
-    server: Annotated[str | None, typer.Option(help="Another OpenAI-compatible server URL "
-                      "(default: the run's).", rich_help_panel=opt.ENGINE)] = None,
-    model: opt.Model = None,
+    server: opt.RunServer = None,
+    model: opt.RunModel = None,
     seed: Annotated[int | None, typer.Option(help="Sampling seed of the new version.",
                     rich_help_panel=opt.SAMPLING)] = None,
     thinking: Annotated[Literal["hide", "show", "keep"] | None, typer.Option(help="Show the "
                         "model's thinking (default: the run's).")] = None,
 ) -> None:  # fmt: skip
     """Write one section of a logged run again (or several, or from one to the end)."""
+    from longwrite.config.servers import use_one
+
+    server = use_one(server)  # a named server: its URL
     code = run_revise(run, instruction or "", section or [], from_, undo, words, output,
                       server, model, seed, thinking)  # fmt: skip
     if code:
