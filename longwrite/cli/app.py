@@ -97,19 +97,9 @@ def write_cmd(
     best_of: opt.BestOf,
     max_rounds: opt.MaxRounds,
     range_model: opt.RangeModel,
-    model: opt.Model,
-    engine: opt.EngineName,
+    engine: opt.Engine,
     server: opt.Servers,
-    tp: opt.Tp,
-    max_model_len: opt.MaxModelLen,
-    gpu_memory_utilization: opt.GpuMemoryUtilization,
-    device: opt.Device,
-    dtype: opt.Dtype,
-    max_tokens: opt.MaxTokens,
-    temperature: opt.Temperature,
-    top_p: opt.TopP,
-    seed: opt.Seed,
-    think: opt.Think,
+    sampling: opt.Sampling,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Write the document to FILE (atomically); "
@@ -134,18 +124,17 @@ def write_cmd(
                      rich_help_panel=opt.OUTPUT),
     ] = False,
     no_log: opt.NoLog,
-    guard_retries: opt.GuardRetries,
-    guard: opt.Guard,
-    think_budget: opt.ThinkBudget,
+    guards: opt.Guards,
     sections: opt.Sections,
     one_pass: opt.OnePass,
     plan_only: opt.PlanOnly,
     plan: opt.PlanFile,
     parallel: opt.Parallel,
 ) -> None:  # fmt: skip
+    from dataclasses import replace
+
     from longwrite.cli.write import run_write
     from longwrite.config.servers import use, use_one
-    from longwrite.engines import EngineOptions
     from longwrite.export.formats import export_target
     from longwrite.generate.job import WriteOptions
     from longwrite.runlog.store import log_wanted
@@ -155,11 +144,7 @@ def write_cmd(
     options = WriteOptions(
         prompt=_read_prompt(prompt),
         words=words,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        seed=seed,
-        think=think,
+        **sampling,
         output=output,
         thinking=thinking,
         as_json=as_json,
@@ -168,25 +153,13 @@ def write_cmd(
         max_rounds=max_rounds,
         range_model=range_model,
         log=log_wanted(no_log),
-        guard=guard,
-        guard_retries=guard_retries,
-        think_budget=think_budget,
+        **guards,
         sections=sections,
         one_pass=one_pass,
         plan_only=plan_only,
         plan_file=plan,
         parallel=parallel,
-        engine=EngineOptions(
-            engine=engine,
-            model=model,
-            server=server[0] if server else None,
-            servers=tuple(server[1:]) if server else (),
-            device=device,
-            dtype=dtype,
-            tp=tp,
-            max_model_len=max_model_len,
-            gpu_memory_utilization=gpu_memory_utilization,
-        ),
+        engine=replace(engine, server=server[0] if server else None, servers=tuple(server[1:])),
     )
     code = run_write(options, export_to=export_to)
     if code:

@@ -41,8 +41,7 @@ def batch_command(
     best_of: opt.BestOf,
     max_rounds: opt.MaxRounds,
     range_model: opt.RangeModel,
-    model: opt.Model,
-    engine: opt.EngineName,
+    engine: opt.Engine,
     server: opt.Servers,
     servers_file: Annotated[Path | None, typer.Option(help="A file of servers, one per line: "
                             "URLs, or names of the config file's servers.", metavar="FILE",
@@ -62,50 +61,24 @@ def batch_command(
     export_dir: Annotated[Path | None, typer.Option(help="The folder for --format (default: "
                           "OUT's name and the format beside OUT: results-docx/).",
                           rich_help_panel=opt.OUTPUT, show_default=False, metavar="DIR")] = None,
-    tp: opt.Tp,
-    max_model_len: opt.MaxModelLen,
-    gpu_memory_utilization: opt.GpuMemoryUtilization,
-    device: opt.Device,
-    dtype: opt.Dtype,
-    max_tokens: opt.MaxTokens,
-    temperature: opt.Temperature,
-    top_p: opt.TopP,
-    seed: opt.Seed,
-    think: opt.Think,
+    sampling: opt.Sampling,
     no_log: opt.NoLog,
-    guard_retries: opt.GuardRetries,
-    guard: opt.Guard,
-    think_budget: opt.ThinkBudget,
+    guards: opt.Guards,
 ) -> None:  # fmt: skip
     """Write a document for every line of a JSON Lines file; resumable."""
     from longwrite.batch.pool import server_urls
     from longwrite.config.servers import use, use_one
-    from longwrite.engines import EngineOptions
     from longwrite.generate.job import WriteOptions
     from longwrite.runlog.store import log_wanted
 
     base = WriteOptions(
         prompt="",
-        max_tokens=max_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        seed=seed,
-        think=think,
+        **sampling,
         best_of=best_of,
         max_rounds=max_rounds,
         range_model=use_one(range_model),
-        guard=guard,
-        guard_retries=guard_retries,
-        think_budget=think_budget,
-        engine=EngineOptions(
-            engine=engine,
-            model=model,
-            device=device,
-            dtype=dtype,
-            tp=tp,
-            max_model_len=max_model_len,
-            gpu_memory_utilization=gpu_memory_utilization,
-        ),
+        **guards,
+        engine=engine,
     )
     exports = _export_plan(output, export_format, export_dir)
     urls = use(server_urls(server, servers_file))  # named servers: their URLs

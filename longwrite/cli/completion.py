@@ -19,6 +19,7 @@ import contextlib
 import io
 import os
 import re
+import shlex
 from collections.abc import Callable, MutableMapping
 from typing import Annotated, Any
 
@@ -115,10 +116,9 @@ def route_words(
     if not line:
         return
     try:
-        from typer._click.shell_completion import split_arg_string
-    except ImportError:  # typer before it carried its own click
-        from click.shell_completion import split_arg_string
-    words = split_arg_string(line)
+        words = shlex.split(line)
+    except ValueError:  # an open quote: a prompt being typed, not routed
+        return
     if shell == "bash":
         done = int(env.get("COMP_CWORD", len(words)))
     else:

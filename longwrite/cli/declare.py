@@ -14,13 +14,18 @@ the command's signature. A command lists its shared options after `*`, without d
     def write_cmd(prompt: ... = None, *, temperature: opt.Temperature, seed: opt.Seed): ...
 
 A different default written in the signature as well is refused at import (two places
-would drift; the same one is merely redundant).
+would drift; the same one is merely redundant). Options that always travel together are a
+`group` (a shared options object): the command takes one parameter, `engine: opt.Engine`,
+and receives what the group builds from its members (an `EngineOptions`), while typer, help
+and the config file see each member as the option it is.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -93,22 +98,65 @@ def default_of(annotation: Any) -> Any:
     return _NONE
 
 
+@dataclass(frozen=True)
+class Group:
+    """Several declared options that a command receives as one value: `build(**values)`."""
+
+    build: Callable[..., Any]
+    members: tuple[tuple[str, Any], ...]  # (parameter name, its declaration), in help order
+
+
+def group(build: Callable[..., Any], **members: Any) -> Any:
+    """A shared options object: the command lists one parameter, typer sees every member
+    (`@declared` expands it), and the command gets `build(**their values)`."""
+    return Annotated[Any, Group(build, tuple(members.items()))]
+
+
+def _group_of(annotation: Any) -> Group | None:
+    metadata = typing.get_args(annotation)[1:] if typing.get_origin(annotation) is Annotated else ()
+    return next((m for m in metadata if isinstance(m, Group)), None)
+
+
 def declared(func: Any) -> Any:
-    """Give `func`'s declared options their defaults, for typer to read."""
+    """Give `func`'s declared options their defaults and expand its option groups, for
+    typer to read."""
     hints = typing.get_type_hints(func, include_extras=True)
     signature = inspect.signature(func)
-    params = []
+    params, seen, groups = [], {}, {}
     for param in signature.parameters.values():
         annotation = hints.get(param.name, param.annotation)
-        default = default_of(annotation)
-        if default is not _NONE:
-            if param.default is not param.empty and param.default != default:
-                raise TypeError(
-                    f"{func.__name__}: {param.name} = {param.default!r} in the signature, but "
-                    f"{default!r} in its declaration: the declaration's is the default"
-                )
-            param = param.replace(default=default)
-        params.append(param.replace(annotation=annotation))
-    func.__signature__ = signature.replace(parameters=params)
-    func.__annotations__ = hints  # evaluated once: typer's get_type_hints need not again
-    return func
+        found = _group_of(annotation)
+        if found is not None:
+            groups[param.name] = found
+            for name, member in found.members:
+                kind = inspect.Parameter.KEYWORD_ONLY
+                params.append(inspect.Parameter(name, kind, default=default_of(member),
+                                                annotation=member))  # fmt: skip
+                seen[name] = member
+            continue
+        params.append(_with_default(func, param.replace(annotation=annotation)))
+        seen[param.name] = annotation
+    target = func
+    if groups:
+
+        @functools.wraps(func)
+        def target(**values: Any) -> Any:
+            for name, found in groups.items():
+                values[name] = found.build(**{m: values.pop(m) for m, _ in found.members})
+            return func(**values)
+
+    target.__signature__ = signature.replace(parameters=params)
+    target.__annotations__ = seen  # evaluated once: typer's get_type_hints need not again
+    return target
+
+
+def _with_default(func: Any, param: inspect.Parameter) -> inspect.Parameter:
+    default = default_of(param.annotation)
+    if default is _NONE:
+        return param
+    if param.default is not param.empty and param.default != default:
+        raise TypeError(
+            f"{func.__name__}: {param.name} = {param.default!r} in the signature, but "
+            f"{default!r} in its declaration: the declaration's is the default"
+        )
+    return param.replace(default=default)

@@ -4,7 +4,8 @@ One declaration per option: its flags, help, panel, built-in default and, for a 
 config key and `LONGWRITE_<KEY>` variable, so that `longwrite` (write), `batch`, `continue`,
 the evals and `export` show the same text and take the same defaults, and the config file
 (`config/`) knows every key there is. A command lists them after `*`, without defaults, and
-is decorated with `declared`; `run_ids` and `server_names` complete a run id and a server.
+is decorated with `declared`; `Engine`, `Sampling` and `Guards` are groups a command takes as
+one value. `run_ids` and `server_names` complete a run id and a server.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import Literal
 
 from longwrite.batch import DEFAULT_CONCURRENCY
 from longwrite.cli.completion import run_ids, server_names
-from longwrite.cli.declare import argument, declared, option, setting
+from longwrite.cli.declare import argument, declared, group, option, setting
 from longwrite.defaults import GUARD_RETRIES, MAX_WORDS, THINK_TOKENS
+from longwrite.engines import EngineOptions
 from longwrite.engines.base import DEFAULT_MODEL, DEFAULT_TEMPERATURE, DEFAULT_TOP_P, MODEL_CONTEXT
 
 __all__ = ["declared"]
@@ -142,6 +144,14 @@ Parallel = setting(
     help="Write up to N sections at once (a server's concurrency, or several --server). Each "
     "section then sees the plan and the outline, not the text before it.",
 )  # fmt: skip
+# Options that always travel together, each command taking them as one value.
+Engine = group(
+    EngineOptions, model=Model, engine=EngineName, tp=Tp, max_model_len=MaxModelLen,
+    gpu_memory_utilization=GpuMemoryUtilization, device=Device, dtype=Dtype,
+)  # fmt: skip
+Sampling = group(dict, max_tokens=MaxTokens, temperature=Temperature, top_p=TopP, seed=Seed,
+                 think=Think)  # fmt: skip
+Guards = group(dict, guard=Guard, guard_retries=GuardRetries, think_budget=ThinkBudget)
 RunServer = option(
     str | None, None, "--server", metavar="URL|NAME", panel=ENGINE, autocompletion=server_names,
     help="Another OpenAI-compatible server: a URL or a named one (default: the run's).",

@@ -41,10 +41,8 @@ def _word(param: Any) -> str | None:
 
 
 def _help_option(command: Any, names: list[str]) -> list[Any]:
-    """The command's own `--help`, which click makes on first use (and keeps, where it
-    caches it: a click that makes a new one each time draws switches without a label)."""
-    if not hasattr(command, "_help_option"):
-        return []
+    """The command's own `--help`, which click makes on first use and keeps (a click that
+    makes a new one each time also draws a switch without a label)."""
     option = command.get_help_option(command.context_class(command, help_option_names=names))
     return [option] if option is not None else []
 
