@@ -48,12 +48,15 @@ def rendered(path: tuple[str, ...]) -> str:
     from longwrite.cli.app import command
 
     out = io.StringIO()
+    before = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "200"
     try:
         with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
             command().main(args=[*path, "--help"], prog_name="longwrite", standalone_mode=False)
     finally:
-        del os.environ["COLUMNS"]
+        os.environ.pop("COLUMNS")
+        if before is not None:
+            os.environ["COLUMNS"] = before
     return out.getvalue()
 
 
