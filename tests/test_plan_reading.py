@@ -15,8 +15,10 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from longwrite.generate.plan import read_outline
+from longwrite.generate.plan import read_outline, user_outline
 from longwrite.generate.planning import implausible
 
 PLANS = Path(__file__).parent / "data" / "plans"
@@ -57,3 +59,20 @@ def test_implausible_outlines_say_why():
     assert implausible([("A", 9000, ""), ("B", 1000, "")], 10_000, 2, cap=6000) == (
         "a part of 9,000 words is longer than one pass holds (6,000)"
     )
+
+
+ALPHABET = ["\r", "\n", "\r\n", "a", "1. ", "## ", "# ", "- ", "  ", "\u2028", "\x0b",
+            "\x0c", "\x85", "**", "一、", "|", " ", "\t", "\x00", "(800 words)", "约3000字",
+            "```"]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(ALPHABET), max_size=80).map("".join))
+@settings(max_examples=300, deadline=None)
+def test_any_text_is_read_without_an_error(text):
+    """The tiny model's plans are noise (lone CRs, NULs, unicode line breaks): reading them
+    must give an outline or none, never an exception (a lone CR once did: markdown-it counts
+    it as a line break)."""
+    for part in read_outline(text):
+        assert part[0]
+    user_outline(text, 1000)
+    user_outline(text, None)

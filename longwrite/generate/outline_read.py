@@ -65,6 +65,12 @@ class Candidate:
         return 2 * sum(1 for _, w, _ in self.parts if w) >= len(self.parts)
 
 
+def normalized(text: str) -> str:
+    """`text` with the line ends markdown-it reads (CRLF and a lone CR are line breaks to
+    it), so that its token maps count the lines `text.split("\\n")` gives."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def _indent(line: str) -> int:
     return len(line) - len(line.lstrip())
 
@@ -257,7 +263,7 @@ def usable(c: Candidate) -> bool:
 
 def find_outline(text: str) -> Parts:
     """The parts of the outline in `text` (see the module docstring); [] when it has none."""
-    text = text.replace("\r\n", "\n")
+    text = normalized(text)
     lines = text.split("\n")
     tokens = markdown().parse(text)
     found = [

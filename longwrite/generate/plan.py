@@ -21,6 +21,7 @@ from longwrite.generate.outline_read import (
     line_runs,
     lists,
     markdown,
+    normalized,
     usable,
 )
 
@@ -135,7 +136,7 @@ def user_plan(text: str, target: int | None) -> UserPlan:
     more, a lone `# Title` above them being the document's title) or, failing those, its
     top-level list or numbered lines; each part keeps the text under it as its notes. Without
     a target the counts are kept as given (parts without one get the mean, or 1,000 words)."""
-    text = text.replace("\r\n", "\n")
+    text = normalized(text)
     tokens = markdown().parse(text)
     lines = text.split("\n")
     tops = [
@@ -154,6 +155,8 @@ def user_plan(text: str, target: int | None) -> UserPlan:
     if chosen is None:
         return UserPlan(title, (), text)
     parts = [(t, w, n) for t, w, n in chosen.parts if t]
+    if not parts:
+        return UserPlan(title, (), text)
     if target is None:
         known = [w for _, w, _ in parts if w]
         mean = sum(known) // len(known) if known else 1000
