@@ -544,3 +544,13 @@ def test_batch_format_exports_each_line_once(tmp_path, capsys):
         assert code == 0 and "exported 0 documents" in err and "3 already there" in err
         code, _, err = run_main([*argv[:-2], "--export-dir", str(tmp_path / "x")], capsys)
         assert code == 2 and "give --format too" in one_error_line(err)
+
+
+def test_a_title_line_holding_a_unicode_line_separator_is_taken_whole():
+    """markdown-it counts lines at \\n only; str.splitlines also breaks at U+2028, which once
+    left the rest of the title line in the body."""
+    from longwrite.export.metadata import prepare
+
+    doc = prepare("# Tides\u2028of the sea\n\nText.\u2028More.\n\n## A\n\nB", fallback_title="x")
+    assert doc.title == "Tides of the sea"
+    assert doc.body == "Text.\u2028More.\n\n## A\n\nB"

@@ -69,8 +69,8 @@ def prepare(
         i = level_one[0]
         found = _plain(tokens[i + 1].children or [])
         start, end = tokens[i].map or (0, 0)
-        lines = text.splitlines(keepends=True)
-        text = "".join(lines[:start] + lines[end:]).lstrip("\n")
+        lines = text.split("\n")  # as markdown-it counts them (not str.splitlines: U+2028...)
+        text = "\n".join(lines[:start] + lines[end:]).lstrip("\n")
         headings = [(j, level) for j, level in headings if j != i]
     shallowest = min((level for _, level in headings), default=1)
     return Prepared(
