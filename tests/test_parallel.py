@@ -128,3 +128,18 @@ def test_the_transformers_engine_writes_one_section_at_a_time(tiny_model_dir):
                "--max-rounds", "0")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "writes one section at a time" in proc.stderr
+
+
+def test_a_batch_line_writes_its_sections_at_once(tmp_path):
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text(json.dumps({"id": "a", "prompt": PROMPT, "parallel": 4}) + "\n")
+    with SectionServer(Model(jitter=0.3)) as server:
+        proc = run("batch", str(src), "-o", str(out), "--server", server.url)
+        streams = sum("\n\n## " in p and p.endswith("\n\n") for p in server.model.prompts)
+    assert proc.returncode == 0, proc.stderr
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert 27_000 <= count_words(record["answer"]) <= 33_000
+    assert streams == len(record["sections"]) >= 4
+    assert [s["heading"] for s in record["sections"]] == re.findall(
+        r"^## (.+)$", record["answer"], re.M
+    )

@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # the batch machinery loads when the command runs, not for `-
 def batch_command(
     input: Annotated[Path, typer.Argument(help="JSON Lines: `prompt`, optional `id`, `words` "
                      "or `length`, and overrides: temperature, top_p, max_tokens, seed, "
-                     "best_of.", show_default=False, metavar="IN.jsonl")],
+                     "best_of, parallel.", show_default=False, metavar="IN.jsonl")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Results, one JSON line per "
                       "prompt, appended as each finishes; re-running skips the ids there.",
                       show_default=False, metavar="OUT.jsonl")],
@@ -64,6 +64,7 @@ def batch_command(
     sampling: opt.Sampling,
     no_log: opt.NoLog,
     guards: opt.Guards,
+    parallel: opt.Parallel,
 ) -> None:  # fmt: skip
     """Write a document for every line of a JSON Lines file; resumable."""
     from longwrite.batch.pool import server_urls
@@ -78,6 +79,7 @@ def batch_command(
         max_rounds=max_rounds,
         range_model=use_one(range_model),
         **guards,
+        parallel=parallel,
         engine=engine,
     )
     exports = _export_plan(output, export_format, export_dir)
