@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -77,6 +77,8 @@ def write(
     one_pass: bool = False,
     plan: str | Path | None = None,
     parallel: int = 1,
+    source: str | Path | Sequence[str | Path] | None = None,
+    embed_server: str | None = None,
 ) -> Result:
     """Write one document for `prompt`; returns its `Result` (answer, thinking, words, ...).
 
@@ -87,7 +89,11 @@ def write(
     `guard=False` hands it on as soon as it is parsed. The thinking budget applies either way.
     A target longer than one pass is planned and written in sections, as by the command
     (`sections=N` forces N, `one_pass=True` never splits, `plan=FILE` writes to your plan,
-    `parallel=N` writes N sections at once).
+    `parallel=N` writes N sections at once). `source` (a folder, a file, an index name, or a
+    list of them) writes from your documents as `--source` does: indexed when needed, the
+    most relevant passages in the prompt, `[n]` citations checked and a References section
+    appended; `result.sources` says what was given and cited. `embed_server` adds dense
+    retrieval through an OpenAI-compatible `/v1/embeddings` server.
     """
     from longwrite.engines import load_engine
     from longwrite.generate.job import budget_request, produce, resolve_request
@@ -100,6 +106,8 @@ def write(
         one_pass=one_pass,
         plan_file=Path(plan) if plan is not None else None,
         parallel=parallel,
+        sources=_sources(source),
+        embed_server=embed_server,
         prompt=prompt,
         words=words,
         max_tokens=max_tokens,
@@ -140,6 +148,14 @@ def write(
     finally:
         if isinstance(engine, str):
             loaded.close()
+
+
+def _sources(source: str | Path | Sequence[str | Path] | None) -> tuple[str, ...]:
+    if source is None:
+        return ()
+    if isinstance(source, str | Path):
+        return (str(source),)
+    return tuple(str(s) for s in source)
 
 
 class _Stopped(Exception):

@@ -4,7 +4,8 @@ Shared by the write command, `batch`, and the Python API, so a batch line, a lib
 and `longwrite PROMPT` resolve and generate the same way:
 - `resolve_request`: every setting checked, then the target (`--words N`, else the length the
   prompt states, else with `--range-model` a range an LLM predicts) and the steering
-  sentence; the `Request` is built once. No model is loaded.
+  sentence; the `Request` is built once. No model is loaded. With `--source`, the sources
+  are indexed on the fly and the request's passages put in (`generate.grounded`).
 - `budget_request`: `max_tokens` from the target with the engine's tokenizer and context.
 - `produce`: one document streamed into a sink (with continuation rounds when it ends
   short), or the best of K candidates, whose events the sink receives once it is chosen.
@@ -13,7 +14,7 @@ and `longwrite PROMPT` resolve and generate the same way:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from longwrite.engines.base import ENV_API_KEY, Engine
@@ -58,6 +59,8 @@ def check_options(opts: WriteOptions, *, with_prompt: bool = True) -> None:
         raise LongwriteError("--parallel and --best-of cannot be combined (yet): choose one")
     if opts.one_pass and (opts.sections or opts.plan_file or opts.plan_only):
         raise LongwriteError("--one-pass cannot be combined with --sections, --plan or --plan-only")
+    if opts.embed_server and not opts.sources:
+        raise LongwriteError("--embed-server needs --source (it ranks the sources' passages)")
 
 
 def resolve_request(opts: WriteOptions) -> Request:
@@ -95,6 +98,10 @@ def resolve_request(opts: WriteOptions) -> Request:
         think=opts.think,
     )
     check_sections(opts, request)  # before any model loads
+    if opts.sources:  # indexed on the fly, passages chosen: before any model loads too
+        from longwrite.generate.grounded import ground
+
+        request = ground(opts, request)
     return request
 
 
@@ -127,8 +134,14 @@ def _predicted_range(prompt: str, server: str) -> WordRange | None:
 
 
 def budget_request(opts: WriteOptions, request: Request, engine: Engine) -> tuple[Request, Budget]:
-    """`request` with `max_tokens` budgeted with the engine's tokenizer and context."""
+    """`request` with `max_tokens` budgeted with the engine's tokenizer and context (and
+    with --source, its passages chosen again for them)."""
     from longwrite.length.budget import with_budget
+
+    if request.sources is not None:
+        from longwrite.generate.grounded import refit
+
+        request = refit(request, engine)
 
     hi = request.target_range[1] if request.target_range else None
     return with_budget(
@@ -195,7 +208,32 @@ def produce(
     progress to `progress`; the chosen one's events to `sink` once it is chosen).
 
     `on_raw` receives the raw text for the run log (`on_candidate` best-of's candidates as
-    they are sampled, `on_cut` the text a loop cut drops); `resume` carries a run on."""
+    they are sampled, `on_cut` the text a loop cut drops); `resume` carries a run on.
+    A grounded request (`--source`) streams through `grounded.CitingSink`: citations of
+    passages that do not exist removed, the References added."""
+    if request.sources is None:
+        return _produce(opts, request, engine, sink, progress=progress, on_raw=on_raw,
+                        resume=resume, on_candidate=on_candidate, on_cut=on_cut)  # fmt: skip
+    from longwrite.generate.grounded import CitingSink, finish
+
+    citing = CitingSink(sink, request.sources, request.language)
+    made = _produce(opts, request, engine, citing, progress=progress, on_raw=on_raw,
+                    resume=resume, on_candidate=on_candidate, on_cut=on_cut)  # fmt: skip
+    return replace(made, result=finish(made.result, citing))
+
+
+def _produce(
+    opts: WriteOptions,
+    request: Request,
+    engine: Engine,
+    sink: EventSink,
+    *,
+    progress: Progress | None,
+    on_raw: RawHook | None,
+    resume: Resume | None,
+    on_candidate: Callable[[int, str, int], None] | None,
+    on_cut: CutHook | None,
+) -> Produced:
     from longwrite.generate.best_of import best_of
     from longwrite.generate.parser import AnswerDelta, Done, ThinkDelta
     from longwrite.generate.rounds import write_document

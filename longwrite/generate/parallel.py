@@ -29,7 +29,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -161,13 +161,17 @@ def write_parallel(
     logged: Logged | None = None,
     replay: bool = False,
     max_tokens: int | None = None,
+    prompts: Sequence[str] | None = None,
 ) -> Sectioned:
-    """Write `outline`'s parts `parallel` at a time into `sink` as one document, in order."""
+    """Write `outline`'s parts `parallel` at a time into `sink` as one document, in order.
+    `prompts`: each section's request in the template, in place of `request.prompt` (as for
+    `write_sections`)."""
     from longwrite.generate.guards import NO_GUARDS
 
     guards = guards or NO_GUARDS
     started = time.monotonic()
     prefix, title = shared_prefix(request, outline), title_line(outline)
+    prefixes = [shared_prefix(replace(request, prompt=p), outline) for p in prompts or []]
     headings = [p.heading for p in outline.parts]
     tpw, _ = tokens_per_word(request.language, engine.count_tokens)
     stream = OneStream(sink)
@@ -201,7 +205,7 @@ def write_parallel(
 
     def work(k: int) -> None:
         part = outline.parts[k]
-        prompt = parallel_prompt(prefix, title, headings, k)
+        prompt = parallel_prompt(prefixes[k] if prefixes else prefix, title, headings, k)
         later = headings[k + 1 :]
         stop_at = f"\n{SECTION_LEVEL}{later[0]}" if later else None
         sec = section_request(request, prompt, part.words, part.words, stop_at,
@@ -272,8 +276,9 @@ def write_parallel(
                     text, seam = trim_seam(before, text)
                     share = Before(before).share(text)
                     if share > RESTATE and result.finish_reason != FINISH_CANCELLED:
+                        own = prefixes[k] if prefixes else prefix
                         text, again = _again(k, text, share, before, work_args=(
-                            engine, request, outline, prefix, title, headings, guards,
+                            engine, request, outline, own, title, headings, guards,
                             max_rounds, tpw, max_tokens))  # fmt: skip
                 write_heading(stream, outline.parts[k], None)
                 stream.add(text)

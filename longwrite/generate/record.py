@@ -3,7 +3,8 @@
 The log keeps the resolved settings (engine, model, server URL, sampling, target and range,
 budget), enough for `longwrite continue` to rebuild the same request: the exact prompt that
 was sent, the same sampling, the same engine. An API key is never among them (it only ever
-comes from the environment), and a URL's user:password part is dropped.
+comes from the environment), and a URL's user:password part is dropped. A run written from
+sources (`--source`) also keeps, once it is done, the passages it was given and cited.
 
 `recording` wraps one run: it opens the entry (or a quiet recorder when logging is off or
 the log is unusable), and whatever ends the run (a result, Ctrl-C, a server that failed)
@@ -112,6 +113,8 @@ class Recording:
 
     def done(self, result: Result) -> None:
         self.closed = True
+        if result.sources is not None:  # --source: the passages given and cited
+            self.recorder.note({"sources": result.sources})
         self.recorder.finish(
             status_of(result.finish_reason),
             finish_reason=result.finish_reason,

@@ -101,9 +101,13 @@ class Result:
     seconds: float
     rounds: list[Round] = field(default_factory=list)
     guard: list[dict[str, Any]] = field(default_factory=list)  # the guards' interventions
+    sources: dict[str, Any] | None = None  # --source: passages given and cited (grounded)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.sources is None:
+            del out["sources"]
+        return out
 
 
 def _stream_round(

@@ -165,7 +165,9 @@ def produce_sectioned(
 ) -> Sectioned:
     """Plan (or read the plan file), then every section into `sink` as one document.
     `on_outline` learns the outline (and the request, whose target a plan file may set) before
-    the first section is written: the run log keeps it for `continue`."""
+    the first section is written: the run log keeps it for `continue`. A grounded request
+    (`--source`): each section is given the passages retrieved for it, and the document
+    streams through `grounded.CitingSink`."""
     from longwrite.generate.sections import write_sections
 
     outline, plan_tokens = settle_outline(opts, request, engine, budget, n, plan_sink=plan_sink)
@@ -173,17 +175,29 @@ def produce_sectioned(
         request = replace(request, target_words=outline.words)
     if on_outline is not None:
         on_outline(outline, request)
+    prompts = citing = None
+    if request.sources is not None:
+        from longwrite.generate.grounded import CitingSink, section_prompts
+
+        prompts = section_prompts(request, outline, engine)
+        sink = citing = CitingSink(sink, request.sources, request.language)
     if parallel_for(opts, engine, tell=say) > 1:
         from longwrite.generate.parallel import write_parallel
 
-        return write_parallel(
+        made = write_parallel(
             engine, request, outline, sink, parallel=opts.parallel, max_rounds=opts.max_rounds,
             guards=opts.guards, on_raw=on_raw, on_cut=on_cut, on_section_raw=on_section_raw,
             on_section_done=on_section_done, on_progress=on_progress, plan_tokens=plan_tokens,
-            max_tokens=opts.max_tokens,
+            max_tokens=opts.max_tokens, prompts=prompts,
         )  # fmt: skip
-    return write_sections(
-        engine, request, outline, sink, max_rounds=opts.max_rounds, guards=opts.guards,
-        on_raw=on_raw, on_cut=on_cut, on_section=on_section, plan_tokens=plan_tokens,
-        best=opts.best_of, max_tokens=opts.max_tokens,
-    )  # fmt: skip
+    else:
+        made = write_sections(
+            engine, request, outline, sink, max_rounds=opts.max_rounds, guards=opts.guards,
+            on_raw=on_raw, on_cut=on_cut, on_section=on_section, plan_tokens=plan_tokens,
+            best=opts.best_of, max_tokens=opts.max_tokens, prompts=prompts,
+        )  # fmt: skip
+    if citing is None:
+        return made
+    from longwrite.generate.grounded import finish
+
+    return replace(made, result=finish(made.result, citing))

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -300,11 +300,14 @@ def write_sections(
     replay: bool = False,
     best: int = 1,
     max_tokens: int | None = None,
+    prompts: Sequence[str] | None = None,
 ) -> Sectioned:
     """Write `outline`'s parts in order into `sink` as one document; with `written`, carry a
     logged run on (the document so far goes to `sink` only with `replay`). With `best` > 1
     each section is the best of that many candidates (`generate.section_choice`).
-    `max_tokens` caps each section's requests (`--max-tokens` with sections)."""
+    `max_tokens` caps each section's requests (`--max-tokens` with sections). `prompts`:
+    each section's request in the template, in place of `request.prompt` (with `--source`,
+    the request with the section's own passages; `generate.grounded`)."""
     started = time.monotonic()
     prefix = shared_prefix(request, outline)
     title = title_line(outline)
@@ -340,7 +343,8 @@ def write_sections(
         left = outline.words - written_before if k == len(parts) - 1 else None
         words = section_words(part, planned_before, written_before, left)
         stop = f"\n{SECTION_LEVEL}{parts[k + 1].heading}" if k + 1 < len(parts) else None
-        prompt = section_prompt(prefix, done, part.heading, title)
+        own = shared_prefix(replace(request, prompt=prompts[k]), outline) if prompts else prefix
+        prompt = section_prompt(own, done, part.heading, title)
         floor = part.words if left is None else left  # the last one is carried to the end
         sec = section_request(request, prompt, words, floor, stop, engine.info.context,
                                engine.count_tokens, max_tokens)  # fmt: skip

@@ -9,7 +9,7 @@ allocated (a trillion-word request once filled 10 GB in seconds).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from longwrite.defaults import MAX_WORDS
@@ -30,10 +30,12 @@ class Request:
     sampling: Sampling
     target_range: tuple[int, int] | None = None  # the paper's [lo, hi] for the target
     question: str | None = None  # what went into the template, when it differs (steering)
+    # With --source: the run's `generate.grounded.Grounding` (its passages are in `prompt`).
+    sources: Any = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         s = self.sampling
-        return {
+        out = {
             "prompt": self.prompt,
             "user_prompt": self.user_prompt,
             "language": self.language,
@@ -47,6 +49,9 @@ class Request:
             "top_p": s.top_p,
             "seed": s.seed,
         }
+        if self.sources is not None:
+            out["sources"] = self.sources.to_json()
+        return out
 
 
 def check_settings(
