@@ -3,8 +3,9 @@
 A line holds a `prompt` and optionally an `id` (or WritingBench's `query` and `index`), a
 target (`words`, else `length` as in LongBench-Write) and sampling overrides (`temperature`,
 `top_p`, `max_tokens`, `seed`, `best_of`, `parallel`: sections written at once when the line
-is longer than one pass); any other field is carried through to the
-output untouched.
+is longer than one pass), and `source` (a folder, file or index name, or a list of them: the
+line is written from those sources, as with `--source`; a relative path is read from the
+current folder); any other field is carried through to the output untouched.
 
 Ids: a line without `id` gets `p` + the first 12 hex digits of the SHA-256 of its prompt
 (`-2`, `-3`... for repeats of the same prompt among the valid lines, in file order). Unlike a
@@ -106,12 +107,28 @@ def item_fields(obj: dict[str, Any]) -> tuple[dict[str, Any], str | None, int | 
             if words <= 0:
                 raise ValueError(f"`{key}` must be positive, got {words}")
             break
-    overrides = {
+    overrides: dict[str, Any] = {
         key: _number(obj[key], kind, key)
         for key, kind in OVERRIDES.items()
         if obj.get(key) is not None
     }
+    if obj.get("source") is not None:
+        overrides["sources"] = _sources(obj["source"])
     return obj, None if given is None else str(given), words, overrides
+
+
+def _sources(value: Any) -> tuple[str, ...]:
+    """A line's `source`: one name or path, or a list of them."""
+    found = [value] if isinstance(value, str) else value
+    if (
+        not isinstance(found, list)
+        or not found
+        or not all(isinstance(s, str) and s.strip() for s in found)
+    ):
+        raise ValueError(
+            f"`source` must be a folder, file or index name, or a list of them, got {quoted(value)}"
+        )
+    return tuple(found)
 
 
 def read_items(path: Path, base: WriteOptions) -> tuple[list[BatchItem], list[Problem]]:

@@ -39,6 +39,7 @@ SUBCOMMANDS = (
     "export",
     "config",
     "completion",
+    "index",
 )
 
 app = typer.Typer(
@@ -130,6 +131,8 @@ def write_cmd(
     plan_only: opt.PlanOnly,
     plan: opt.PlanFile,
     parallel: opt.Parallel,
+    source: opt.Source,
+    embed_server: opt.EmbedServer,
 ) -> None:  # fmt: skip
     from dataclasses import replace
 
@@ -159,6 +162,8 @@ def write_cmd(
         plan_only=plan_only,
         plan_file=plan,
         parallel=parallel,
+        sources=tuple(source or ()),
+        embed_server=use_one(embed_server),
         engine=replace(engine, server=server[0] if server else None, servers=tuple(server[1:])),
     )
     code = run_write(options, export_to=export_to)
@@ -216,6 +221,8 @@ def _register_subapps() -> None:
     from longwrite.cli.doctor import doctor_command
     from longwrite.cli.eval import eval_app
     from longwrite.cli.export import export_command
+    from longwrite.cli.grounding import grounding_command
+    from longwrite.cli.index import index_command
     from longwrite.cli.logs import logs_app
     from longwrite.cli.revise import revise_command
     from longwrite.cli.rl import rl_app
@@ -236,12 +243,23 @@ def _register_subapps() -> None:
     app.command(
         "doctor", help="Check this machine: versions against the tested matrix, GPUs, server."
     )(doctor_command)
+    eval_app.command(
+        "grounding",
+        help="Citations of documents written from sources: the share of paragraphs citing a "
+        "passage, citations of nothing, and with --judge whether each passage supports its "
+        "sentence.",
+    )(grounding_command)
     app.add_typer(
         eval_app,
         name="eval",
         help="Score results: `eval length`, `quality` (LLM judge), `writingbench`, `arena`, "
-        "`report`.",
+        "`grounding`, `report`.",
     )
+    app.command(
+        "index",
+        help="Index folders and files (.md .txt .pdf .docx .html .jsonl) for --source: only "
+        "changed files are read again; `--list`, `--rm NAME`.",
+    )(index_command)
     app.add_typer(
         rl_app,
         name="rl",

@@ -31,8 +31,9 @@ if TYPE_CHECKING:  # the batch machinery loads when the command runs, not for `-
 @opt.declared
 def batch_command(
     input: Annotated[Path, typer.Argument(help="JSON Lines: `prompt`, optional `id`, `words` "
-                     "or `length`, and overrides: temperature, top_p, max_tokens, seed, "
-                     "best_of, parallel.", show_default=False, metavar="IN.jsonl")],
+                     "or `length`, `source` (as --source), and overrides: temperature, top_p, "
+                     "max_tokens, seed, best_of, parallel.", show_default=False,
+                     metavar="IN.jsonl")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Results, one JSON line per "
                       "prompt, appended as each finishes; re-running skips the ids there.",
                       show_default=False, metavar="OUT.jsonl")],
@@ -65,6 +66,7 @@ def batch_command(
     no_log: opt.NoLog,
     guards: opt.Guards,
     parallel: opt.Parallel,
+    embed_server: opt.EmbedServer,
 ) -> None:  # fmt: skip
     """Write a document for every line of a JSON Lines file; resumable."""
     from longwrite.batch.pool import server_urls
@@ -80,6 +82,7 @@ def batch_command(
         range_model=use_one(range_model),
         **guards,
         parallel=parallel,
+        embed_server=use_one(embed_server),
         engine=engine,
     )
     exports = _export_plan(output, export_format, export_dir)

@@ -28,6 +28,7 @@ SAMPLING = "Sampling"
 OUTPUT = "Output"
 GUARDS = "Guards"
 SECTIONS = "Sections"
+SOURCES = "Sources"
 
 Words = setting(
     "words", int | None, None, "--words", "-w", metavar="N", panel=LENGTH,
@@ -143,6 +144,18 @@ Parallel = setting(
     "parallel", int, 1, "--parallel", metavar="N", panel=SECTIONS,
     help="Write up to N sections at once (a server's concurrency, or several --server). Each "
     "section then sees the plan and the outline, not the text before it.",
+)  # fmt: skip
+Source = option(
+    list[str] | None, None, "--source", metavar="DIR|NAME", panel=SOURCES,
+    help="Write from your documents: a folder or file (indexed first; later runs read only "
+    "what changed) or the name of an index (`longwrite index`). Repeatable. The passages "
+    "most relevant to the request (or to each section) go into the prompt, cited as \\[n]; "
+    "a References section ends the document.",
+)  # fmt: skip
+EmbedServer = setting(
+    "embed_server", str | None, None, metavar="URL", panel=SOURCES,
+    help="OpenAI-compatible /v1/embeddings server (URL, or URL#MODEL): dense retrieval fused "
+    "with BM25 (default: BM25 alone, offline).",
 )  # fmt: skip
 # Options that always travel together, each command taking them as one value.
 Engine = group(

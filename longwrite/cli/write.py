@@ -136,6 +136,10 @@ def _generate(
             target.commit()
     if opts.as_json:
         print(json.dumps({**result.to_json(), **extra}, ensure_ascii=False))
+    if result.sources is not None:  # --source: citations of passages that do not exist
+        from longwrite.generate.grounded import note_removed
+
+        note_removed(result)
     for g in result.guard:
         if g["kind"] == "loop_kept":
             say(

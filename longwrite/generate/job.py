@@ -59,8 +59,6 @@ def check_options(opts: WriteOptions, *, with_prompt: bool = True) -> None:
         raise LongwriteError("--parallel and --best-of cannot be combined (yet): choose one")
     if opts.one_pass and (opts.sections or opts.plan_file or opts.plan_only):
         raise LongwriteError("--one-pass cannot be combined with --sections, --plan or --plan-only")
-    if opts.embed_server and not opts.sources:
-        raise LongwriteError("--embed-server needs --source (it ranks the sources' passages)")
 
 
 def resolve_request(opts: WriteOptions) -> Request:

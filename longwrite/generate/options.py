@@ -48,7 +48,7 @@ class WriteOptions:
     plan_file: Path | None = None  # the user's outline: skip planning
     parallel: int = 1  # sections written at once (1: one after another)
     sources: tuple[str, ...] = ()  # --source: folders, files or index names to write from
-    embed_server: str | None = None  # --embed-server: dense retrieval fused with BM25
+    embed_server: str | None = None  # with sources: dense retrieval fused with BM25
 
     @property
     def guards(self) -> Guards:
