@@ -10,10 +10,10 @@ LOCK := .ci/requirements-lock.txt
 # LOCKED=0 (test-latest): the newest versions the ranges allow instead of the lock.
 LOCKED ?= 1
 ifeq ($(LOCKED),1)
-INSTALL := -r $(LOCK) -e '.[dev,rl,export]'
+INSTALL := -r $(LOCK) -e '.[dev,rl,export,sources]'
 INPUTS := pyproject.toml $(LOCK)
 else
-INSTALL := --upgrade --upgrade-strategy eager -c .ci/constraints-cpu.txt -e '.[dev,rl,export]'
+INSTALL := --upgrade --upgrade-strategy eager -c .ci/constraints-cpu.txt -e '.[dev,rl,export,sources]'
 INPUTS := pyproject.toml .ci/constraints-cpu.txt
 endif
 STAMP := $(VENV)/.installed-$(shell cat $(INPUTS) | cksum | cut -d' ' -f1)
@@ -71,7 +71,7 @@ TORCH_SOURCE ?= $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS),--extra-in
 lock:
 	test -x .venv-lock/bin/uv || { $(PYTHON) -m venv .venv-lock && \
 		.venv-lock/bin/python -m pip install --quiet --disable-pip-version-check uv; }
-	.venv-lock/bin/uv pip compile pyproject.toml --extra dev --extra rl --extra export \
+	.venv-lock/bin/uv pip compile pyproject.toml --extra dev --extra rl --extra export --extra sources \
 		-c .ci/constraints-cpu.txt \
 		--python-version 3.11 --python-platform x86_64-manylinux_2_28 $(TORCH_SOURCE) \
 		--no-header --no-annotate --quiet -o $(LOCK).new
@@ -85,7 +85,7 @@ lint: $(STAMP)
 # Every performance goal; each script's last line is `NAME: ratio=R goal...`.
 # bench/targets.py reads ../shared/data/longbench_write.jsonl unless given --data PATH.
 bench: $(STAMP)
-	for b in render engine_overhead rewards batch batch_client rl_step targets startup runlog guard arena sections sections_length parallel; do \
+	for b in render engine_overhead rewards batch batch_client rl_step targets startup runlog guard arena sections sections_length parallel index; do \
 		$(BIN)/python bench/$$b.py | tail -n 1; done
 
 clean:

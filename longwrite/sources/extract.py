@@ -28,13 +28,19 @@ import json
 import logging
 import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
 
 SUFFIXES = (".md", ".markdown", ".txt", ".pdf", ".docx", ".html", ".htm", ".jsonl")
 MAX_FILE_BYTES = 64 * 1024 * 1024
 JSON_TEXT_KEYS = ("text", "content", "body", "abstract")
 JSON_NAME_KEYS = ("title", "name", "id")
 _FRONT_MATTER = re.compile(r"\A---\n.*?\n(?:---|\.\.\.)\n", re.S)
+_MAYBE_HEADING = re.compile(r"^ {0,3}(?:#|=+[ \t]*$|-+[ \t]*$)", re.M)  # ATX or setext
 
 
 @dataclass(frozen=True)
@@ -111,15 +117,24 @@ def text_blocks(text: str) -> list[Block]:
     return blocks
 
 
+@cache
+def _markdown() -> MarkdownIt:
+    """The block parser alone: headings and their raw text are all we read (inline parsing
+    would cost more than the rest of indexing a Markdown file)."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").enable("table").disable("inline")
+
+
 def markdown_blocks(text: str) -> list[Block]:
     """Markdown split at its headings; each block is located by its heading (the text before
     the first heading by the line it starts on)."""
-    from markdown_it import MarkdownIt
-
     front = _FRONT_MATTER.match(text)
     skipped = text[: front.end()].count("\n") if front else 0
     lines = text.split("\n")
-    tokens = MarkdownIt("commonmark").enable("table").parse("\n".join(lines[skipped:]))
+    if not _MAYBE_HEADING.search(text):  # no line could be a heading: one block
+        return [Block(f"line {skipped + 1}", "\n".join(lines[skipped:]))]
+    tokens = _markdown().parse("\n".join(lines[skipped:]))
     heads: list[tuple[int, int, str]] = []  # (first line, line after, heading text)
     for i, tok in enumerate(tokens):
         if tok.type == "heading_open" and tok.map:

@@ -6,6 +6,10 @@ is the sum of 1 / (60 + its rank) over the lists it is in), which needs no calib
 between BM25 scores of different indexes or between BM25 and cosine. With one index and no
 embedder that is simply BM25's order.
 
+Query terms: a section's query (its title and plan notes) has dozens of words, and a term
+in most passages would make FTS5 score nearly all of them; `telling` keeps the rarest terms
+(by the index's own vocabulary), which carry BM25's ranking anyway.
+
 Relevance floor: a passage whose BM25 score is below `FLOOR` of the best one's matched only
 a stray common word; it is not offered, so a narrow query fills less than its share rather
 than padding the prompt with noise (the share is a ceiling, not a quota).
@@ -27,6 +31,9 @@ CANDIDATES = 80  # per index and per ranking, before fusion
 RRF_K = 60
 FLOOR = 0.25  # of the best BM25 score in an index
 MAX_PASSAGES = 60  # in one prompt, however large the share
+COMMON = 0.5  # a term in more than this share of an index's passages is left out of a query
+MAX_TERMS = 16  # the rarest terms of a query that are asked
+FALLBACK_TERMS = 3  # asked when every term is common
 
 
 @dataclass(frozen=True)
@@ -62,10 +69,10 @@ class Retriever:
 
     def search(self, query: str, limit: int = CANDIDATES) -> list[Hit]:
         """The best `limit` passages for `query`, best first."""
-        match = match_expression(query_terms(query))
+        terms = query_terms(query)
         rankings: list[tuple[IndexFile, list[int]]] = []
         for index in self.indexes:
-            found = index.search(match, CANDIDATES)
+            found = index.search(match_expression(telling(index, terms)), CANDIDATES)
             if found:
                 best = found[0][1]
                 rankings.append((index, [pid for pid, s in found if s >= FLOOR * best]))
@@ -89,6 +96,21 @@ class Retriever:
             if passage is not None:
                 hits.append(Hit(passage, score))
         return hits
+
+
+def telling(index: IndexFile, terms: list[str]) -> list[str]:
+    """The terms worth asking `index` about: those in at most `COMMON` of its passages, the
+    rarest `MAX_TERMS` of them (or, when every term is common, the rarest few). A term in
+    most passages gets next to no weight from BM25, but would make FTS5 score nearly every
+    passage: leaving it out keeps a query fast and its ranking the same. A single CJK
+    character (a prefix query) is always kept."""
+    prefixes = [t for t in terms if len(t) == 1]
+    words = [t for t in terms if len(t) > 1]
+    df = index.frequencies(words)
+    present = sorted((w for w in words if df[w] > 0), key=lambda w: df[w])
+    size = index.size() if present else 0
+    rare = [w for w in present if df[w] <= COMMON * size] or present[:FALLBACK_TERMS]
+    return rare[:MAX_TERMS] + prefixes
 
 
 def choose(

@@ -10,7 +10,10 @@ Tables:
 - `passages`: the displayed text of each passage, its file, its locator (page, heading, line)
   and estimated tokens.
 - `passages_fts`: FTS5 over the passages' search text (`sources.terms`: CJK as bigrams), one
-  row per passage with the same rowid; Porter stemming for English.
+  row per passage with the same rowid; Porter stemming for English. `passages_terms` (FTS5's
+  vocabulary table) says in how many passages each term is: a query leaves out the terms
+  in most of them (`frequencies`), which BM25 gives almost no weight and which would make
+  it score nearly every passage.
 - `vectors`: embeddings by passage and embedding model (float32), filled only when dense
   retrieval is asked for (`sources.embed`).
 
@@ -55,12 +58,22 @@ CREATE TABLE IF NOT EXISTS passages (
 CREATE INDEX IF NOT EXISTS passages_file ON passages (file_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts
     USING fts5(body, tokenize = 'porter unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE IF NOT EXISTS passages_terms USING fts5vocab(passages_fts, row);
 CREATE TABLE IF NOT EXISTS vectors (
     passage_id INTEGER NOT NULL,
     model TEXT NOT NULL,
     vector BLOB NOT NULL,
     PRIMARY KEY (passage_id, model)
 );
+"""
+
+
+# The query's words through the index's tokenizer: a one-row-per-word table of this
+# connection, and its vocabulary by instance (row -> the term it became).
+_PROBE = """
+CREATE VIRTUAL TABLE IF NOT EXISTS temp.probe
+    USING fts5(body, tokenize = 'porter unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE IF NOT EXISTS temp.probe_terms USING fts5vocab(temp, probe, instance);
 """
 
 
@@ -96,6 +109,7 @@ class IndexFile:
             raise FileNotFoundError(path)
         self.path = path
         self.name = name
+        self._probe = False
         # One thread at a time, though not always the one that opened it (a run's request is
         # resolved on one thread and written on another in `stream()`).
         self.conn = sqlite3.connect(
@@ -211,6 +225,34 @@ class IndexFile:
         return files, passages, tokens
 
     # -- search ---------------------------------------------------------------------------
+
+    def frequencies(self, words: list[str]) -> dict[str, int]:
+        """In how many passages each of `words` is (as the index's tokenizer reads it:
+        "Islands" is counted as "island"). The words are put through the same tokenizer in a
+        temporary table of this connection, whose vocabulary maps each to its term."""
+        if not words:
+            return {}
+        if not self._probe:
+            self.conn.executescript(_PROBE)
+            self._probe = True
+        self.conn.execute("DELETE FROM temp.probe")
+        self.conn.executemany("INSERT INTO temp.probe (rowid, body) VALUES (?, ?)",
+                              list(enumerate(words)))  # fmt: skip
+        term_of = {words[row]: term for row, term in
+                   self.conn.execute("SELECT doc, term FROM temp.probe_terms")}  # fmt: skip
+        terms = sorted(set(term_of.values()))
+        df: dict[str, int] = {}
+        for at in range(0, len(terms), 500):
+            part = terms[at : at + 500]
+            marks = ",".join("?" * len(part))
+            df.update(self.conn.execute(
+                f"SELECT term, doc FROM passages_terms WHERE term IN ({marks})", part
+            ).fetchall())  # fmt: skip
+        return {w: df.get(term_of.get(w, ""), 0) for w in words}
+
+    def size(self) -> int:
+        """Passages in the index."""
+        return self.conn.execute("SELECT COUNT(*) FROM passages").fetchone()[0]
 
     def search(self, match: str, limit: int) -> list[tuple[int, float]]:
         """(passage id, BM25 score: higher is better) of the best `limit` matches."""
