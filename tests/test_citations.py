@@ -16,7 +16,7 @@ from scripted import ScriptedEngine, cut
 from longwrite import AnswerDelta, write
 from longwrite.engines.base import Chunk, EngineInfo, Sampling
 from longwrite.generate.grounded import SHARE
-from longwrite.prompt.templates import load_template
+from longwrite.prompt.templates import build_prompt, load_template
 from longwrite.sources.cite import CitationFilter, body_of, cited_numbers, clean, numbers_in
 from tests.source_files import DOCX_FACT, MD_FACT, make_corpus
 
@@ -164,6 +164,7 @@ def test_no_passages_without_a_match_still_writes(tmp_path: Path):
     engine = CitingEngine()
     doc = write("Compose a sonnet about quasars", engine=engine, source=str(corpus), max_rounds=0)
     assert doc.sources["given"] == [] and "## References" not in doc.answer
+    assert engine.prompts[0] == build_prompt("Compose a sonnet about quasars")  # no empty list
     assert doc.sources["removed"] == 3  # [0], [0] and [99]: no passage exists at all
     assert "[99]" not in doc.answer
 

@@ -244,7 +244,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title="Grounding", title_justify="left")
-    for col in ("id", "paragraphs", "cited", "share", "citations", "dangling", "removed",
+    for col in ("id", "paras", "cited", "share", "cites", "dangling", "removed",
                 "support"):  # fmt: skip
         table.add_column(col, justify="left" if col == "id" else "right")
     pct = lambda v: "-" if v is None else f"{100 * v:.0f}%"  # noqa: E731

@@ -211,9 +211,15 @@ def fit(
     chosen = choose_within(grounding.hits, context, count_tokens)
     numbered = grounding.numbering.number(chosen)
     grounding.given = [n for n, _ in numbered]
-    ask = ask_with_sources(grounding.question, numbered, request.language)
-    prompt = build_prompt(ask, language=request.language, think=request.think)
+    prompt = build_prompt(asking(grounding.question, numbered, request.language),
+                          language=request.language, think=request.think)  # fmt: skip
     return replace(request, prompt=prompt, sources=grounding)
+
+
+def asking(question: str, numbered: list[tuple[int, Passage]], language: str) -> str:
+    """The request with its passages, or as it is when none matched (no empty list of
+    sources to cite)."""
+    return ask_with_sources(question, numbered, language) if numbered else question
 
 
 def section_prompts(request: Request, outline: Outline, engine: Engine) -> list[str]:
@@ -230,7 +236,7 @@ def section_prompts(request: Request, outline: Outline, engine: Engine) -> list[
                                engine.count_tokens)  # fmt: skip
         numbered = g.numbering.number(chosen)
         g.sections.append((part.heading, [n for n, _ in numbered]))
-        ask = ask_with_sources(g.question, numbered, request.language)
+        ask = asking(g.question, numbered, request.language)
         prompts.append(build_prompt(ask, language=request.language, think=request.think))
     return prompts
 
