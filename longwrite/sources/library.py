@@ -103,7 +103,10 @@ def open_index(name: str, *, create: bool = False) -> IndexFile:
     """The index `name`, open; a missing or unreadable one is one line."""
     path = index_path(check_name(name))
     if create:
-        _private(path.parent)
+        try:
+            _private(path.parent)
+        except OSError as e:  # an unwritable home
+            raise LongwriteError(f"cannot make {path.parent}: {e.strerror or e}") from None
     try:
         return IndexFile(path, name, create=create)
     except FileNotFoundError:
