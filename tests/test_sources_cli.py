@@ -169,6 +169,15 @@ def _results(tmp_path: Path) -> Path:
     return path
 
 
+def test_grounding_doctests() -> None:
+    import doctest
+
+    import longwrite.evaluate.grounding
+
+    result = doctest.testmod(longwrite.evaluate.grounding)
+    assert result.attempted > 0 and result.failed == 0
+
+
 def test_eval_grounding_counts_paragraphs_and_citations(tmp_path: Path):
     proc = run("eval", "grounding", str(_results(tmp_path)), "--json")
     assert proc.returncode == 0, proc.stderr
@@ -267,6 +276,9 @@ def test_dense_retrieval_finds_a_passage_that_shares_no_word(tmp_path: Path, emb
     again.search(query)
     assert calls[1:] == [1, 1]
     again.close()
+    (folder / "rain.md").write_text("# Storms\n\nThe river flooded twice.\n", "utf-8")
+    ahead = run("index", str(folder), "--embed-server", url, "--json")  # embedded now
+    assert json.loads(ahead.stdout)["embedded"] == 1 and calls[3:] == [1]
 
 
 def test_help_loads_nothing_of_sources(tmp_path: Path):
