@@ -285,8 +285,8 @@ def test_doctor_on_this_machine_reports_and_imports_nothing_heavy(tmp_path):
 def test_the_json_report_follows_the_documented_schema(tmp_path):
     proc = run_cli("--json", env={"LONGWRITE_HOME": str(tmp_path)})
     report = json.loads(proc.stdout)
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### `longwrite doctor --json`") :]
+    readme = (ROOT / "docs" / "doctor.md").read_text()
+    section = readme[readme.index("## `longwrite doctor --json`") :]
     documented = json.loads(section[section.index("```json") + 7 : section.index("```\n", 10)])
     assert set(report) == set(documented)
     assert all(set(c) == set(documented["checks"][0]) for c in report["checks"])
