@@ -76,7 +76,7 @@ def write(server: ScriptedServer, *args: str):
 def script(text: str, then: tuple[str, ...] = ()) -> Script:
     from longwrite.prompt.templates import build_prompt
 
-    return Script(text=text, prompt=build_prompt("Write it"), then=then, pieces=(5, 17, 9, 31))
+    return Script(text=text, prompt=build_prompt("Write it"), then=then, pieces=(40, 170, 90, 310))
 
 
 @pytest.mark.slow
