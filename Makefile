@@ -33,14 +33,36 @@ $(STAMP): $(INPUTS)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(INSTALL)
 	rm -f $(VENV)/.installed-* && touch $@
 
-# The main job on a tiny random model built here (no model hub): the pipeline is real,
-# the text is noise.
-demo: $(STAMP)
-	$(BIN)/python -m longwrite.tiny runs/tiny-model
-	$(BIN)/longwrite "Write a 300-word story about a lighthouse keeper" --words 300 \
-		--model runs/tiny-model --max-tokens 400 --seed 0
+# The main job on a toy model trained here (no model hub): `python -m longwrite.tiny` builds
+# a small untrained Qwen2 whose tokenizer knows the words of examples/demo-corpus, then stage 0
+# of our recipe (`longwrite rl pretrain`, examples/demo-corpus/pretrain.yaml) trains it on
+# that corpus for about a minute on 2 cores. The trained model is a file target: a second
+# `make demo` starts writing at once, and a change to the corpus, the recipe, the code that
+# builds the model or the lock trains it again (deterministic: fixed seeds).
+DEMO := runs/demo
+DEMO_MODEL := $(DEMO)/pretrain/final/model.safetensors
+DEMO_INPUTS := $(wildcard examples/demo-corpus/[0-9][0-9]-*.md) \
+	examples/demo-corpus/pretrain.yaml longwrite/tiny.py longwrite/demo.py \
+	prompts/think_en.txt
+
+$(DEMO_MODEL): $(STAMP) $(DEMO_INPUTS)
+	@echo "demo: training the toy model once (about a minute on 2 cores; kept in $(DEMO)/)"
+	rm -rf $(DEMO)
+	$(BIN)/python -m longwrite.tiny $(DEMO)/tiny-model --corpus examples/demo-corpus
+	$(BIN)/longwrite rl pretrain examples/demo-corpus/pretrain.yaml
+
+demo: $(DEMO_MODEL)
 	@echo
-	@echo "(demo: the tiny model's weights are random, so its text is noise; the pipeline is real)"
+	@echo "demo: the model below is a toy, not LongWriter-Zero: 0.8M parameters trained on this"
+	@echo "demo: machine for a minute on the 24 short documents of examples/demo-corpus/."
+	@echo
+	$(BIN)/longwrite "Write a 250-word story about a lighthouse keeper" --words 250 \
+		--model $(DEMO)/pretrain/final --seed 0
+	@echo
+	@echo "demo: that was the toy model. It learned the format (a hidden plan, then a Markdown"
+	@echo "demo: answer) and its corpus by heart: it writes passages of those 24 documents stitched"
+	@echo "demo: together. The pipeline around it is the real one. LongWriter-Zero-32B itself needs"
+	@echo "demo: two 80 GB GPUs or a server that serves it (README.md, Start here)."
 
 # --no-deps: vllm's own pins (CUDA torch, ...) are for GPU boxes; the test only builds its
 # settings objects and parses its CLI (see .ci/vllm-contract.txt).
