@@ -167,15 +167,35 @@ def test_an_unreported_context_is_learnt_from_the_refusal() -> None:
 
 
 def test_no_more_than_concurrency_requests_at_once_and_results_in_order() -> None:
+    """Counted where the client sends (the server's own count races the client: a reply's
+    last bytes are read before its handler has finished), with the first three requests held
+    until all three are in flight: the limit is reached, and never passed."""
     with ScriptedServer(Script(prompt="Q:", text="Score: 5", delay=0.02)) as server:
         endpoint = CompletionsEndpoint(server.url, timeout=5, max_tokens=16)
-        client = JudgeClient(endpoint, concurrency=3)
+        lock, live, most, calls = threading.Lock(), [0], [0], [0]
+        together = threading.Barrier(3, timeout=30)
+
+        def send(prompt: str) -> str:
+            with lock:
+                calls[0] += 1
+                first = calls[0] <= 3
+                live[0] += 1
+                most[0] = max(most[0], live[0])
+            try:
+                if first:  # held until three are in flight (a broken barrier fails the test)
+                    together.wait()
+                return endpoint(prompt)
+            finally:
+                with lock:
+                    live[0] -= 1
+
+        client = JudgeClient(send, concurrency=3)
         done: list[int] = []
         asks = [Ask(lambda _: "Q:", f"answer {i}") for i in range(10)]
         judged = client.ask_all(asks, score, lambda i, _: done.append(i))
         endpoint.close()
     assert [j.value for j in judged] == [5] * 10 and sorted(done) == list(range(10))
-    assert server.most_in_flight == 3
+    assert most[0] == 3 and not together.broken
 
 
 def test_a_failure_that_is_not_the_judges_stops_the_others_and_is_raised() -> None:
