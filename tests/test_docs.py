@@ -4,9 +4,12 @@
   the real command line (click's parser, as `longwrite` routes its first word), so a renamed
   or removed option or command can never leave a stale example.
 - Blocks marked `<!-- runs -->` (the line before the fence) are run for real, in order, in a
-  fresh folder and run log, against a scripted model server (tests/section_server.py) as
-  `LONGWRITE_SERVER`: every command must exit 0. Python blocks so marked are run with the
-  server's URL in place of `http://127.0.0.1:8000`.
+  fresh folder, run log and config file, against a scripted model server
+  (tests/section_server.py) as `LONGWRITE_SERVER` (`> FILE` writes stdout there, `EDITOR` is
+  `true`): every command must exit 0. Python blocks so marked are run with the server's URL in
+  place of `http://127.0.0.1:8000`. The others need a GPU (`serve`, `rl train` on GPUs), hosts
+  named for the example (`http://gpu1:8000`), earlier runs with the ids shown, or files of the
+  reader's: they are parsed, not run.
 - Every relative link between README.md and docs/ names a file that exists and, after `#`, a
   heading it has.
 """
@@ -45,6 +48,11 @@ def blocks(kind: str) -> list[tuple[Path, bool, str]]:
 def commands(text: str) -> list[list[str]]:
     """The `longwrite` command lines of a shell block, as argument lists (continuation lines
     joined, comments, redirections and pipes left out)."""
+    return [args for args, _ in command_lines(text)]
+
+
+def command_lines(text: str) -> list[tuple[list[str], str | None]]:
+    """(arguments, the file `>` sends stdout to) of each `longwrite` line of a shell block."""
     joined = re.sub(r"\\\n\s*", " ", text)
     out = []
     for line in joined.splitlines():
@@ -53,12 +61,14 @@ def commands(text: str) -> list[list[str]]:
             words = words[1:]  # VAR=value before the command
         if not words or Path(words[0]).name != "longwrite":
             continue
-        args = []
-        for w in words[1:]:
+        args, into = [], None
+        for i, w in enumerate(words[1:]):
             if w in STOPS:
+                if w == ">" and i + 2 < len(words):
+                    into = words[i + 2]
                 break
             args.append(w)
-        out.append(args)
+        out.append((args, into))
     return out
 
 
@@ -100,16 +110,19 @@ def test_every_example_is_one_the_command_accepts(page, args):
 @pytest.mark.slow
 def test_the_marked_shell_examples_run(tmp_path):
     marked = [(page, text) for page, runs, text in blocks("sh") if runs]
-    assert marked, "no shell example is marked <!-- runs -->"
+    assert len(marked) >= 3, "the marked shell examples are gone"
     with SectionServer() as server:
         env = {**os.environ, "LONGWRITE_SERVER": server.url, "LONGWRITE_HOME": str(tmp_path / "h"),
-               "LONGWRITE_NO_LOG": ""}  # fmt: skip
+               "LONGWRITE_NO_LOG": "", "EDITOR": "true", "VISUAL": "true",
+               "LONGWRITE_CONFIG": str(tmp_path / "config.toml")}  # fmt: skip
         for page, text in marked:
-            for args in commands(text):
+            for args, into in command_lines(text):
                 argv = [sys.executable, "-m", "longwrite", *args]
                 proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True,
                                       timeout=300, env=env)  # fmt: skip
                 assert proc.returncode == 0, (page.name, args, proc.stderr[-800:])
+                if into is not None:  # `> FILE`, as the shell would
+                    (tmp_path / into).write_text(proc.stdout, encoding="utf-8")
 
 
 @pytest.mark.slow
