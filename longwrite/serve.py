@@ -37,6 +37,7 @@ from typing import IO, Annotated
 
 import typer
 
+from longwrite.cli import options as opt
 from longwrite.engines.base import (
     DEFAULT_MODEL,
     ENV_API_KEY,
@@ -305,15 +306,13 @@ def _resolve_tp(tp: int | None, dp: int, extra: list[str]) -> int | None:
     return tp
 
 
+@opt.declared
 def serve_command(
     ctx: typer.Context,
-    model: Annotated[
-        str, typer.Option("--model", "-m", help="Model folder or Hugging Face id.")
-    ] = DEFAULT_MODEL,
-    tp: Annotated[
-        int | None,
-        typer.Option("--tp", min=1, help="Tensor-parallel size (default: the visible GPUs)."),
-    ] = None,
+    *,
+    model: opt.Model,
+    tp: opt.Tp,
+    max_model_len: opt.MaxModelLen,
     dp: Annotated[
         int,
         typer.Option(
@@ -327,10 +326,6 @@ def serve_command(
         str,
         typer.Option("--host", help=f"Address to listen on (not loopback: needs {ENV_API_KEY})."),
     ] = DEFAULT_HOST,
-    max_model_len: Annotated[
-        int,
-        typer.Option("--max-model-len", min=1, help="Context length: prompt plus output tokens."),
-    ] = DEFAULT_MAX_MODEL_LEN,
     served_model_name: Annotated[
         str | None,
         typer.Option("--served-model-name", help="Model name clients use (default: the model id)."),
@@ -349,6 +344,9 @@ def serve_command(
     """
     extra = list(ctx.args)
     check_extra(extra)
+    model = model or DEFAULT_MODEL  # the setting's None means "the server's", here it is ours
+    if (tp is not None and tp < 1) or max_model_len < 1:
+        raise LongwriteError("--tp and --max-model-len must be 1 or more")
     api_key = api_key_from(os.environ)
     check_exposure(host, api_key_set=api_key is not None, insecure=insecure)
     cmd = build_serve_command(

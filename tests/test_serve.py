@@ -480,3 +480,24 @@ def test_sigterm_stops_vllm_too(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM
     assert json.loads(record.read_text()).get("sigint") is True  # stopped the gentle way
     assert not _pid_alive(pid)
+
+
+def test_serve_takes_its_defaults_from_the_config_file_then_the_environment_then_flags(tmp_path):
+    """flag > environment > config file > built-in default, for `serve` too."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "config.toml"
+    config.write_text('model = "org/my-model"\ntp = 2\n', encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LONGWRITE_")}
+    env["LONGWRITE_CONFIG"] = str(config)
+
+    def dry(*args: str, **extra: str) -> str:
+        argv = [sys.executable, "-m", "longwrite", "serve", "--dry-run", *args]
+        proc = subprocess.run(argv, capture_output=True, text=True, env={**env, **extra})
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    assert "vllm serve org/my-model --tensor-parallel-size 2 " in dry()
+    assert "--tensor-parallel-size 4 " in dry(LONGWRITE_TP="4")
+    assert "--tensor-parallel-size 1 " in dry("--tp", "1", LONGWRITE_TP="4")
