@@ -11,7 +11,9 @@ and behaves like the model would on the three kinds of prompt `generate.sections
   distinct paragraphs (words drawn from the heading and paragraph number), about `share` of
   the section's planned words, then the next planned heading (the client's stop string).
 It enforces a context: prompt tokens (one per 4 characters) + max_tokens above
-`context` is answered HTTP 400, as vLLM does. One token is one word of output.
+`context` is answered HTTP 400, as vLLM does. One token is one word of output. With `delay`
+it paces each stream against the clock (an event every `delay` seconds, however busy the
+server is), and it keeps when each completion began and ended (`Model.spans`, for benches).
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ class Model:
     fail: bool = False  # every completion is HTTP 500 (a broken server among several)
     jitter: float = 0.0  # up to this many seconds before a section's reply (random order)
     prompts: list[str] = field(default_factory=list)
+    spans: list[tuple[float, float]] = field(default_factory=list)  # each completion's times
     rejected: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -234,6 +237,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, {"object": "list", "data": [entry]})
 
     def do_POST(self) -> None:
+        start = time.monotonic()
+        try:
+            self._complete()
+        finally:
+            with self.server.model.lock:
+                self.server.model.spans.append((start, time.monotonic()))
+
+    def _complete(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
         model: Model = self.server.model
         prompt, max_tokens = body["prompt"], int(body.get("max_tokens") or 16)
@@ -268,10 +279,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        due = time.monotonic()
         for index, (words, finish) in enumerate(replies):
             for i in range(0, len(words), 16):
-                if model.delay:
-                    time.sleep(model.delay)
+                if model.delay:  # paced against the clock: the server's own work is not added
+                    due += model.delay
+                    time.sleep(max(due - time.monotonic(), 0.0))
                 last = i + 16 >= len(words)
                 self._event(body, "".join(words[i : i + 16]), finish if last else None, index)
             if not words:

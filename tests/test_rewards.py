@@ -12,6 +12,7 @@ import longwrite.scoring.rewards
 from longwrite.io.counting import count_words
 from longwrite.length.targets import WordRange
 from longwrite.scoring.rewards import (
+    Running,
     Scores,
     default_max_words,
     format_reward,
@@ -397,3 +398,54 @@ def test_scores_are_frozen():
     s = Scores(length=None, format=1.0, repetition=0.0, total=1.0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.total = 0.0  # type: ignore[misc]
+
+
+def _pieces(rng: random.Random) -> list[str]:
+    """A text in random pieces: English, Chinese and Greek paragraphs, some repeated, breaks
+    of every form, cut anywhere (inside a word, a break, a final sigma)."""
+    paragraphs = [
+        "The heat island effect raises night temperatures in dense districts.",
+        "Trees and water cool a street by several degrees in the afternoon.",
+        "城市热岛效应使夜间气温升高，密集街区尤其明显，绿地可以降低温度。",
+        "ΟΔΟΣ ΚΑΙ ΠΟΛΙΣ: Η ΘΕΡΜΟΤΗΤΑ ΤΗΣ ΠΟΛΗΣ ΑΥΞΑΝΕΤΑΙ ΤΗ ΝΥΧΤΑ.",
+        "| Year | Mean | Peak |\n|---|---|---|\n| 2020 | 21.4 | 38.0 |",
+    ]
+    breaks = ["\n\n", "\n \n", "\n\n\n", "\n", " "]
+    text = "".join(rng.choice(paragraphs) + rng.choice(breaks) for _ in range(rng.randint(1, 14)))
+    cuts = sorted(rng.sample(range(len(text) + 1), k=min(len(text) + 1, rng.randint(0, 6))))
+    return [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_running_repetition_equals_the_function_at_every_step(seed):
+    rng = random.Random(seed)
+    running, text = Running(), ""
+    for piece in _pieces(rng):
+        more = _pieces(rng)[0]
+        assert running.penalty(more) == pytest.approx(repetition_penalty(text + more), abs=1e-12)
+        running.extend(piece)
+        text += piece
+        assert running.text == text
+        assert running.penalty() == pytest.approx(repetition_penalty(text), abs=1e-12)
+
+
+def test_running_repetition_reads_each_paragraph_once():
+    """A document grown section by section costs about one reading in all, not one per
+    section (the O(n^2) the sections' checks had)."""
+    import time
+
+    def section(k: int) -> str:
+        paragraphs = (" ".join(f"w{k}x{p}y{i}" for i in range(60)) for p in range(40))
+        return f"\n\n## Part {k}\n\n" + "\n\n".join(paragraphs)
+
+    sections = [section(k) for k in range(12)]
+    start = time.process_time()
+    repetition_penalty("".join(sections))
+    once = time.process_time() - start
+    running = Running()
+    start = time.process_time()
+    for section in sections:
+        running.penalty(section)
+        running.extend(section)
+    grown = time.process_time() - start
+    assert grown < 4 * once + 0.05  # re-reading the whole text each time would be about 6x

@@ -246,6 +246,7 @@ def write_parallel(
             pool.submit(work, k)
         live: list[str] = []
         finished: set[int] = set(done)
+        measure = Before()
         for k in range(len(shown), n):
             before = stream.text
             if k not in done:
@@ -271,15 +272,18 @@ def write_parallel(
                         stream.add(value)
             result = done.pop(k)
             text, seam, again = result.answer, 0, False
+            measure = measure.at(before)
+            share = measure.share(text)
             if not live:
                 if k:
                     text, seam = trim_seam(before, text)
-                    share = Before(before).share(text)
+                    share = measure.share(text) if seam else share
                     if share > RESTATE and result.finish_reason != FINISH_CANCELLED:
                         own = prefixes[k] if prefixes else prefix
-                        text, again = _again(k, text, share, before, work_args=(
+                        text, share = _again(k, text, share, measure, work_args=(
                             engine, request, outline, own, title, headings, guards,
                             max_rounds, tpw, max_tokens))  # fmt: skip
+                        again = True
                 write_heading(stream, outline.parts[k], None)
                 stream.add(text)
             if on_raw is not None:
@@ -290,7 +294,7 @@ def write_parallel(
                 SectionResult(
                     headings[k], outline.parts[k].words, count_words(text), result.tokens,
                     len(result.rounds), result.finish_reason, len(prefix),
-                    Before(before).share(text), None, result.guard, None, outline.parts[k].words,
+                    share, None, result.guard, None, outline.parts[k].words,
                     seam, again,
                 )
             )  # fmt: skip
@@ -331,9 +335,10 @@ def write_one(
     )  # fmt: skip
 
 
-def _again(k: int, text: str, share: float, before: str, work_args: tuple) -> tuple[str, bool]:
+def _again(k: int, text: str, share: float, measure: Before, work_args: tuple) -> tuple[str, float]:
     """Section `k` sampled once more, its loop guard reading the document before it; the
-    version that restates less is kept."""
+    version that restates less is kept, with its share."""
+    before = measure.text
     engine, request, outline, prefix, title, headings, guards, max_rounds, tpw, cap = work_args
     part = outline.parts[k]
     prompt = parallel_prompt(prefix, title, headings, k)
@@ -346,9 +351,8 @@ def _again(k: int, text: str, share: float, before: str, work_args: tuple) -> tu
     quiet = _Collect(k, queue.Queue(), [0], threading.Lock())
     result = write_one(kept, sec, quiet, rule, None, guards, None, None, earlier=before)
     fresh = trim_seam(before, result.answer)[0]
-    if Before(before).share(fresh) < share:
-        return fresh, True
-    return text, True
+    again = measure.share(fresh)
+    return (fresh, again) if again < share else (text, share)
 
 
 def _finished(request: Request, raw: str, finish: str) -> Result:

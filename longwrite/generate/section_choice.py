@@ -21,7 +21,7 @@ from longwrite.generate.parser import split_think_answer
 from longwrite.generate.rounds import RawHook, Result
 from longwrite.io.counting import count_words
 from longwrite.prompt.request import Request
-from longwrite.scoring.rewards import TOKEN_RE, length_reward, repetition_penalty
+from longwrite.scoring.rewards import TOKEN_RE, Running, length_reward
 
 REPEAT_LIMIT = 0.2  # a section a fifth of which restates earlier text is sampled again
 RESAMPLES = 1
@@ -32,20 +32,32 @@ def _tokens(text: str) -> int:
 
 
 class Before:
-    """The document before a section, with its repeated tokens counted once."""
+    """The document before a section, its repeated tokens counted once (`Running`): a
+    document that grows section by section is read once in all, not once per section."""
 
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.tokens = _tokens(text)
-        self.repeated = repetition_penalty(text) * self.tokens if self.tokens else 0.0
+    def __init__(self, text: str = "") -> None:
+        self.running = Running(text)
+        self.repeated = self.running.repeated()
+
+    @property
+    def text(self) -> str:
+        return self.running.text
+
+    def at(self, text: str) -> Before:
+        """The document before a later section: `text`, read from where this one ends when it
+        goes on from it."""
+        if not text.startswith(self.text):
+            return Before(text)
+        self.running.extend(text[len(self.text) :])
+        self.repeated = self.running.repeated()
+        return self
 
     def share(self, section: str) -> float:
         """How much of `section` (in tokens) repeats the document before it, or itself."""
         new = _tokens(section)
         if not new:
             return 0.0
-        whole = f"{self.text}\n\n{section}" if self.text else section
-        grown = repetition_penalty(whole) * (self.tokens + new) - self.repeated
+        grown = self.running.repeated(f"\n\n{section}" if self.text else section) - self.repeated
         return round(min(max(grown / new, 0.0), 1.0), 4)
 
 

@@ -330,12 +330,13 @@ def write_sections(
     results: list[Result] = []
     finish = FINISH_STOP
     parts = outline.parts
+    before = Before()
     for k in range(len(done), len(parts)):
         part = parts[k]
         if on_section is not None:
             on_section(k + 1, len(parts))
         earlier = stream.text  # what a restating section would repeat
-        before = Before(earlier)
+        before = before.at(earlier)
         if partial is None:
             write_heading(stream, part, on_raw)
         written_before = sum(count_words(text) for _, text in done)

@@ -170,6 +170,27 @@ def _default_shingle(text: str, tokens: int) -> int:
     return CJK_SHINGLE if 2 * len(CJK_RE.findall(text)) > tokens else WORD_SHINGLE
 
 
+def _scan(
+    paragraphs: list[list[str]], shingle: int, seen: set[tuple[str, ...]],
+    into: set[tuple[str, ...]],
+) -> float:  # fmt: skip
+    """Repeated tokens of `paragraphs` (token lists, in order), walking their units against
+    `seen` and `into`; each unit's new shingles go into `into` (`seen` itself to keep them)."""
+    repeated = 0.0
+    for paragraph in paragraphs:
+        for unit in _units(paragraph):
+            grams = len(unit) - shingle + 1
+            if grams <= 0:
+                continue
+            new = set(zip(*(unit[i:] for i in range(shingle)), strict=False))
+            new -= seen  # the unit's distinct shingles not seen before
+            if into is not seen:
+                new -= into
+            into |= new
+            repeated += _ramp((grams - len(new)) / grams) * len(unit)
+    return repeated
+
+
 def repetition_penalty(text: str, *, shingle: int | None = None) -> float:
     """Share of `text` (in tokens) that repeats earlier text; see the module docs.
 
@@ -190,17 +211,71 @@ def repetition_penalty(text: str, *, shingle: int | None = None) -> float:
     if shingle < 1:
         raise ValueError(f"shingle must be >= 1, got {shingle}")
     seen: set[tuple[str, ...]] = set()
-    repeated = 0.0
-    for paragraph in paragraphs:
-        for unit in _units(paragraph):
-            grams = len(unit) - shingle + 1
-            if grams <= 0:
-                continue
-            new = set(zip(*(unit[i:] for i in range(shingle)), strict=False))
-            new -= seen  # the unit's distinct shingles not seen before
-            seen |= new
-            repeated += _ramp((grams - len(new)) / grams) * len(unit)
-    return repeated / total
+    return _scan(paragraphs, shingle, seen, seen) / total
+
+
+class Running:
+    """`repetition_penalty` of a text that grows at its end (a document as sections are
+    added), each paragraph read once instead of the whole text again for every section.
+
+    Complete paragraphs (a paragraph break after them) are counted once; the last one, which
+    may go on, is held back and read with whatever is asked next. The figures are exactly the
+    function's: when the text's default shingle changes (it became mostly CJK), it is counted
+    again from the start.
+    """
+
+    def __init__(self, text: str = "") -> None:
+        self.text = ""
+        self._reset(WORD_SHINGLE)
+        self.extend(text)
+
+    def _reset(self, shingle: int) -> None:
+        self._shingle, self._seen = shingle, set()
+        self._repeated, self._tokens, self._cjk = 0.0, 0, 0
+        self._pending = ""  # the last paragraph, not counted yet
+
+    def _read(self, more: str) -> tuple[list[str], list[list[str]], int, int]:
+        """The held-back paragraph and `more`: (raw paragraphs, their tokens, tokens in all,
+        CJK characters in all, the held-back text's included)."""
+        raw = PARAGRAPH_BREAK_RE.split(self._pending + more)
+        lowered = [p.lower() for p in raw]
+        tokens = [TOKEN_RE.findall(p) for p in lowered]
+        total = self._tokens + sum(len(t) for t in tokens)
+        cjk = self._cjk + sum(len(CJK_RE.findall(p)) for p in lowered if not p.isascii())
+        return raw, tokens, total, cjk
+
+    @staticmethod
+    def _shingle_for(tokens: int, cjk: int) -> int:
+        return CJK_SHINGLE if 2 * cjk > tokens else WORD_SHINGLE
+
+    @property
+    def tokens(self) -> int:
+        return self._read("")[2]
+
+    def repeated(self, more: str = "") -> float:
+        """Repeated tokens of `text + more` (the text itself unchanged)."""
+        raw, tokens, total, cjk = self._read(more)
+        if self._shingle_for(total, cjk) != self._shingle:
+            return repetition_penalty(self.text + more) * total
+        return self._repeated + _scan(tokens, self._shingle, self._seen, set())
+
+    def penalty(self, more: str = "") -> float:
+        """`repetition_penalty(text + more)`."""
+        total = self._read(more)[2]
+        return self.repeated(more) / total if total else 0.0
+
+    def extend(self, more: str) -> None:
+        """`more` appended to the text."""
+        self.text += more
+        raw, tokens, total, cjk = self._read(more)
+        shingle = self._shingle_for(total, cjk)
+        if shingle != self._shingle:  # counted again with the text's own shingle
+            self._reset(shingle)
+            raw, tokens, total, cjk = self._read(self.text)
+        self._repeated += _scan(tokens[:-1], self._shingle, self._seen, self._seen)
+        self._tokens = total - len(tokens[-1])
+        self._cjk = cjk - (len(CJK_RE.findall(raw[-1].lower())) if not raw[-1].isascii() else 0)
+        self._pending = raw[-1]
 
 
 def format_with_repetition(format_score: float, repetition: float) -> float:
