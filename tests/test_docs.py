@@ -87,7 +87,7 @@ def _parse(args: list[str]) -> None:
     args = route(args)  # as `main` routes its first word (a prompt goes to `write`)
     command, name = typer.main.get_command(app), "longwrite"
     while getattr(command, "commands", None) and args and not args[0].startswith("-"):
-        sub = command.commands.get(args[0])
+        sub = command.get_command(None, args[0])
         assert sub is not None, f"no command {args[0]!r} under {name}"
         command, name, args = sub, args[0], args[1:]
     command.make_context(name, list(args))

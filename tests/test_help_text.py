@@ -17,9 +17,10 @@ RICH_TAG = re.compile(r"(?<!\\)\[[a-z#/@][^\[\]]*\]")  # what rich.markup takes 
 
 
 def walk(command, path=()):
+    """Every command of the tree, the lazily imported ones built (`cli/lazy.py`)."""
     yield path, command
-    for name, sub in getattr(command, "commands", {}).items():
-        yield from walk(sub, (*path, name))
+    for name in command.list_commands(None) if hasattr(command, "list_commands") else ():
+        yield from walk(command.get_command(None, name), (*path, name))
 
 
 def test_no_help_text_is_eaten_by_rich_markup():
@@ -93,7 +94,7 @@ def test_a_shared_option_is_one_declaration():
     from longwrite.config.keys import KEYS
 
     root = command()
-    write, batch = root.commands["write"], root.commands["batch"]
+    write, batch = root.get_command(None, "write"), root.get_command(None, "batch")
     mine = {p.name: p for p in write.params}
     own = ("output", "export_format")  # each command's own -o and --format
     shared = [p for p in batch.params if p.name in mine and p.name not in own]
@@ -115,3 +116,59 @@ def test_a_default_given_twice_differently_is_refused():
 
     with pytest.raises(TypeError, match="temperature = 0.9 in the signature"):
         opt.declared(command_with)
+
+
+def _probe(code: str) -> str:
+    """What `code` prints in a fresh interpreter (nothing of this one's imports)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    run = [sys.executable, "-c", textwrap.dedent(code)]
+    return subprocess.run(run, capture_output=True, text=True, check=True).stdout
+
+
+def test_the_config_file_knows_every_key_before_a_subcommand_is_imported():
+    """Subcommands are imported when used (`cli/lazy.py`); a setting declared in one of them
+    would be an unknown key to the file until then. Every key is declared at start-up."""
+    out = _probe("""
+        import longwrite.cli.app
+        from longwrite.cli.lazy import LAZY, build
+        from longwrite.config.keys import KEYS
+        before = set(KEYS)
+        for name, lazy in LAZY.items():
+            build(name, lazy)
+        print(len(before), sorted(set(KEYS) - before))
+    """)
+    count, late = out.strip().split(" ", 1)
+    assert late == "[]" and int(count) > 30
+
+
+def test_subcommands_are_imported_when_used_and_listed_without_it():
+    """`longwrite --help` lists every subcommand without importing their modules; asking for
+    one by name builds it, with its own help."""
+    from longwrite.cli.lazy import LAZY
+
+    out = _probe("""
+        import contextlib, io, sys
+        from longwrite.cli import app
+        shown = io.StringIO()
+        with contextlib.redirect_stdout(shown):
+            try:
+                app.main(["--help"])
+            except SystemExit:
+                pass
+        print(sorted(m for m in sys.modules if m.startswith("longwrite.")))
+        print(shown.getvalue())
+    """)
+    modules, shown = out.split("\n", 1)
+    for name, lazy in LAZY.items():
+        module = lazy.target.split(":")[0]
+        if module != "longwrite.cli.completion":  # the options' completers live there
+            assert f"'{module}'" not in modules, name
+        assert f"│ {name} " in shown, name
+    root = command()
+    for name, lazy in LAZY.items():
+        sub = root.get_command(None, name)
+        assert sub is not None and sub.name == name
+        assert " ".join((sub.help or "").split()) == " ".join(lazy.help.split()), name

@@ -22,6 +22,7 @@ import typer
 from longwrite import __version__
 from longwrite.cli import options as opt
 from longwrite.cli import terminate
+from longwrite.cli.lazy import CONTEXT, LAZY, Lazy, LazyGroup
 from longwrite.errors import EXIT_FAILED, EXIT_INTERRUPTED, LongwriteError, say
 
 SUBCOMMANDS = (
@@ -43,6 +44,7 @@ SUBCOMMANDS = (
 )
 
 app = typer.Typer(
+    cls=LazyGroup,
     name="longwrite",
     help=(
         "Ultra-long writing with LongWriter-Zero: the model thinks, plans, then writes a "
@@ -53,7 +55,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=False,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings=CONTEXT,
 )
 
 
@@ -213,90 +215,90 @@ def _read_text(name: str) -> str:
     return sys.stdin.read() if name == "-" else read_user_text(name)
 
 
-def _register_subapps() -> None:
-    from longwrite.cli.batch import batch_command, merge_command
-    from longwrite.cli.completion import completion_command
-    from longwrite.cli.config import config_app
-    from longwrite.cli.continue_ import continue_command
-    from longwrite.cli.doctor import doctor_command
-    from longwrite.cli.eval import eval_app
-    from longwrite.cli.export import export_command
+def _grounding(eval_app: typer.Typer) -> None:
+    """`eval grounding` lives with the sources (`cli/grounding.py`), under `eval`."""
+    if any(c.name == "grounding" for c in eval_app.registered_commands):
+        return
     from longwrite.cli.grounding import grounding_command
-    from longwrite.cli.index import index_command
-    from longwrite.cli.logs import logs_app
-    from longwrite.cli.revise import revise_command
-    from longwrite.cli.rl import rl_app
-    from longwrite.serve import serve_command
 
-    app.command(
-        "batch",
-        help="Run many prompts from a JSON Lines file; appends results, resumable.",
-    )(batch_command)
-    app.command("batch-merge", help="Join the OUT files of a sharded batch (`batch merge`).")(
-        merge_command
-    )
-    app.command(
-        "serve",
-        help="Start a vLLM server for LongWriter-Zero (arguments after -- go to vLLM).",
-        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    )(serve_command)
-    app.command(
-        "doctor", help="Check this machine: versions against the tested matrix, GPUs, server."
-    )(doctor_command)
     eval_app.command(
         "grounding",
         help="Citations of documents written from sources: the share of paragraphs citing a "
         "passage, citations of nothing, and with --judge whether each passage supports its "
         "sentence.",
     )(grounding_command)
-    app.add_typer(
-        eval_app,
-        name="eval",
-        help="Score results: `eval length`, `quality` (LLM judge), `writingbench`, `arena`, "
-        "`grounding`, `report`.",
-    )
-    app.command(
-        "index",
-        help="Index folders and files (.md .txt .pdf .docx .html .jsonl) for --source: only "
-        "changed files are read again; `--list`, `--rm NAME`.",
-    )(index_command)
-    app.add_typer(
-        rl_app,
-        name="rl",
-        help="The recipe: pretrain (stage 0), prepare, train (GRPO), plot, serve-rollouts.",
-    )
-    app.add_typer(
-        logs_app, name="logs", help="The run log: list runs, `logs show ID`, `path`, `rm ID`."
-    )
-    app.command(
-        "continue",
-        help="Carry a logged run on from exactly where it stopped (default: the newest).",
-    )(continue_command)
-    app.command(
-        "revise",
-        help="Write one section of a logged run again (an instruction, or a fresh sample); "
-        "every version kept, `--undo` goes back.",
-    )(revise_command)
-    app.add_typer(
-        config_app,
-        name="config",
-        help="Your defaults: show each setting and where it comes from; `config path`, "
-        "`edit`, `set KEY VALUE`, `unset KEY`.",
-    )
-    app.command(
-        "completion",
-        help='Print the shell completion script: eval "$(longwrite completion bash)" in '
-        "~/.bashrc (zsh, fish: README).",
-    )(completion_command)
-    app.command(
-        "export",
-        help="A run's document or a Markdown file as DOCX, EPUB, HTML (one file), ODT, PDF "
-        "or Markdown, the format from -o's extension. Through pandoc; PDF is typeset by "
-        "WeasyPrint. Both come with the extra: pip install 'longwrite\\[export]'.",
-    )(export_command)
 
 
-_register_subapps()
+# The subcommands, imported when used (`cli/lazy.py`): name, where, the root help's line.
+LAZY.update(
+    {
+        "batch": Lazy(
+            "longwrite.cli.batch:batch_command",
+            "Run many prompts from a JSON Lines file; appends results, resumable.",
+        ),
+        "batch-merge": Lazy(
+            "longwrite.cli.batch:merge_command",
+            "Join the OUT files of a sharded batch (`batch merge`).",
+        ),
+        "serve": Lazy(
+            "longwrite.serve:serve_command",
+            "Start a vLLM server for LongWriter-Zero (arguments after -- go to vLLM).",
+            context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+        ),
+        "doctor": Lazy(
+            "longwrite.cli.doctor:doctor_command",
+            "Check this machine: versions against the tested matrix, GPUs, server.",
+        ),
+        "eval": Lazy(
+            "longwrite.cli.eval:eval_app",
+            "Score results: `eval length`, `quality` (LLM judge), `writingbench`, `arena`, "
+            "`grounding`, `report`.",
+            group=True,
+            setup=_grounding,
+        ),
+        "index": Lazy(
+            "longwrite.cli.index:index_command",
+            "Index folders and files (.md .txt .pdf .docx .html .jsonl) for --source: only "
+            "changed files are read again; `--list`, `--rm NAME`.",
+        ),
+        "rl": Lazy(
+            "longwrite.cli.rl:rl_app",
+            "The recipe: pretrain (stage 0), prepare, train (GRPO), plot, serve-rollouts.",
+            group=True,
+        ),
+        "logs": Lazy(
+            "longwrite.cli.logs:logs_app",
+            "The run log: list runs, `logs show ID`, `path`, `rm ID`.",
+            group=True,
+        ),
+        "continue": Lazy(
+            "longwrite.cli.continue_:continue_command",
+            "Carry a logged run on from exactly where it stopped (default: the newest).",
+        ),
+        "revise": Lazy(
+            "longwrite.cli.revise:revise_command",
+            "Write one section of a logged run again (an instruction, or a fresh sample); "
+            "every version kept, `--undo` goes back.",
+        ),
+        "config": Lazy(
+            "longwrite.cli.config:config_app",
+            "Your defaults: show each setting and where it comes from; `config path`, "
+            "`edit`, `set KEY VALUE`, `unset KEY`.",
+            group=True,
+        ),
+        "completion": Lazy(
+            "longwrite.cli.completion:completion_command",
+            'Print the shell completion script: eval "$(longwrite completion bash)" in '
+            "~/.bashrc (zsh, fish: README).",
+        ),
+        "export": Lazy(
+            "longwrite.cli.export:export_command",
+            "A run's document or a Markdown file as DOCX, EPUB, HTML (one file), ODT, PDF "
+            "or Markdown, the format from -o's extension. Through pandoc; PDF is typeset by "
+            "WeasyPrint. Both come with the extra: pip install 'longwrite\\[export]'.",
+        ),
+    }
+)
 
 
 def route(argv: list[str]) -> list[str]:
@@ -332,7 +334,7 @@ def _settings(root: typer.main.TyperGroup, args: list[str]) -> dict | None:
         completion.enable()
         completion.route_words(route)
         return None
-    sub = root.commands.get(args[0]) if args else None
+    sub = root.get_command(None, args[0]) if args else None
     if sub is None:
         return None
     from longwrite.config.load import load

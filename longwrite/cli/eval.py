@@ -14,8 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
-from longwrite.cli.completion import server_names
-from longwrite.cli.declare import declared, option, setting
+from longwrite.cli import options as opt
+from longwrite.cli.declare import declared, option
 from longwrite.cli.terminate import resumable
 from longwrite.defaults import JUDGE_CONTEXT as DEFAULT_CONTEXT
 from longwrite.defaults import WORST_SHOWN as DEFAULT_WORST
@@ -42,20 +42,8 @@ def _judging(asks: int) -> Any:
     return BatchProgress(asks, label="judge", rate=False, failed_word="unscored")
 
 
-# The judge's options, shared by `eval quality`, `writingbench` and `arena`; the URL, the
-# model and the requests at once are settings (judge.url, judge.model, judge.concurrency).
-JudgeUrl = setting(
-    "judge.url", str | None, None, metavar="URL|NAME", autocompletion=server_names,
-    help="OpenAI-compatible URL of the judge, or a named server (API key: LONGWRITE_API_KEY, "
-    "or the variable api_key_env names). Required, here or in the config file.",
-)  # fmt: skip
-JudgeModel = setting(
-    "judge.model", str | None, None, metavar="NAME",
-    help="The judge's model (default: the first the server serves).",
-)  # fmt: skip
-Concurrency = setting(
-    "judge.concurrency", int, 4, metavar="N", min=1, help="Judge requests at once."
-)
+# The judge's URL, model and requests at once are settings, declared with the others.
+JudgeUrl, JudgeModel, Concurrency = opt.JudgeUrl, opt.JudgeModel, opt.JudgeConcurrency
 Chat = Annotated[
     bool,
     typer.Option(

@@ -20,8 +20,9 @@ from typing import Annotated
 
 import typer
 
+from longwrite.cli import options as opt
 from longwrite.cli.completion import run_ids
-from longwrite.cli.declare import declared, setting
+from longwrite.cli.declare import declared
 from longwrite.errors import LongwriteError, say
 
 MARKDOWN_SUFFIXES = (".md", ".markdown", ".txt")
@@ -36,11 +37,7 @@ class Source:
     sectioned: bool
 
 
-Author = setting("export.author", str | None, None, metavar="NAME",
-                 help="The author, in the file's metadata.")  # fmt: skip
-Lang = setting("export.lang", str | None, None, metavar="LANG",
-               help="The language, as en, zh-CN, de (default: zh-CN when the document is "
-               "mostly Chinese, else en).")  # fmt: skip
+Author, Lang = opt.ExportAuthor, opt.ExportLang
 
 
 @declared

@@ -157,6 +157,29 @@ EmbedServer = setting(
     help="OpenAI-compatible /v1/embeddings server (URL, or URL#MODEL): dense retrieval fused "
     "with BM25 (default: BM25 alone, offline).",
 )  # fmt: skip
+# The judge of `eval quality`, `writingbench`, `arena` and `grounding`, and the exported
+# file's metadata: settings declared here, with the rest, so that the config file knows
+# their keys before those commands are imported (`cli/lazy.py`).
+JudgeUrl = setting(
+    "judge.url", str | None, None, metavar="URL|NAME", autocompletion=server_names,
+    help="OpenAI-compatible URL of the judge, or a named server (API key: LONGWRITE_API_KEY, "
+    "or the variable api_key_env names). Required, here or in the config file.",
+)  # fmt: skip
+JudgeModel = setting(
+    "judge.model", str | None, None, metavar="NAME",
+    help="The judge's model (default: the first the server serves).",
+)  # fmt: skip
+JudgeConcurrency = setting(
+    "judge.concurrency", int, 4, metavar="N", min=1, help="Judge requests at once."
+)
+ExportAuthor = setting(
+    "export.author", str | None, None, metavar="NAME", help="The author, in the file's metadata."
+)
+ExportLang = setting(
+    "export.lang", str | None, None, metavar="LANG",
+    help="The language, as en, zh-CN, de (default: zh-CN when the document is mostly Chinese, "
+    "else en).",
+)  # fmt: skip
 # Options that always travel together, each command taking them as one value.
 Engine = group(
     EngineOptions, model=Model, engine=EngineName, tp=Tp, max_model_len=MaxModelLen,
