@@ -40,7 +40,6 @@ fails in seconds, and generation requests are not retried blindly: resuming cove
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -48,7 +47,6 @@ from typing import Any
 import openai
 
 from longwrite.engines.base import (
-    ENV_API_KEY,
     ENV_SERVER,
     FINISH_LENGTH,
     FINISH_STOP,
@@ -75,13 +73,13 @@ from longwrite.engines.server_errors import (
     StreamBroken,
     caused_by_connect_failure,
     caused_by_connect_timeout,
-    caused_by_refusal,
     httpx_names,
     is_drop,
     is_timeout,
-    server_message,
+    read_error,
+    request_error,
 )
-from longwrite.errors import LongwriteError, one_line
+from longwrite.errors import LongwriteError
 from longwrite.redact import public_url
 
 __all__ = [  # the errors are part of this engine's interface (batch tells them apart)
@@ -97,7 +95,6 @@ __all__ = [  # the errors are part of this engine's interface (batch tells them 
 ]
 CLIENT_RETRIES = 1  # retries of short requests (/v1/models); generations are not retried
 WHOLE_SLOWEST_TOK_S = 5.0  # a whole completion slower than this per sequence is timed out
-START_HINT = "is it running? start one with `longwrite serve`"
 
 
 def from_env(server: str | None, model: str | None, **options: Any) -> OpenAIEngine:
@@ -179,56 +176,17 @@ class OpenAIEngine:
         with contextlib.suppress(openai.APIError, LongwriteError):
             self.served = [entry.id for entry in self._models()]
 
-    def _timed_out(self) -> ServerTimeout:
-        return ServerTimeout(
-            f"the server at {self.shown} sent nothing for {self.timeout:g} s (the timeout); "
-            "it may be overloaded or stuck"
-        )
-
     def _error(self, exc: openai.APIError) -> LongwriteError:
-        """The one-line error for a failed request."""
-        url = self.shown
-        if isinstance(exc, openai.APITimeoutError):
-            if caused_by_connect_timeout(exc):
-                return ServerUnreachable(
-                    f"cannot reach the server at {url} within {self.connect_timeout:g} s "
-                    f"(the connect timeout; {START_HINT})"
-                )
-            return self._timed_out()
-        if isinstance(exc, openai.APIConnectionError):
-            refused = caused_by_refusal(exc)
-            reason = "connection refused" if refused else "no connection"
-            cause = exc.__cause__
-            if not refused and cause is not None and str(cause):
-                reason = one_line(str(cause), 120)
-            return ServerUnreachable(
-                f"cannot reach the server at {url}: {reason} ({START_HINT})", refused=refused
-            )
-        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-            return ServerRejected(
-                f"the server at {url} refused the API key (HTTP {exc.status_code}): "
-                f"set {ENV_API_KEY} to its key",
-                status=exc.status_code,
-            )
-        if isinstance(exc, openai.NotFoundError):
-            self._served_now()
-            message = f"{self._unknown_model(self.model)} ({server_message(exc)})"
-            return ServerRejected(message, status=exc.status_code)
-        if isinstance(exc, openai.APIStatusError):
-            message = f"the server at {url} answered HTTP {exc.status_code}: {server_message(exc)}"
-            if exc.status_code >= 500:
-                return ServerError(message)
-            return ServerRejected(message, status=exc.status_code)
-        return ServerError(f"the server at {url} failed: {server_message(exc)}")
+        """The one-line error for a failed request (`server_errors.request_error`)."""
+        return request_error(exc, self.shown, self.timeout, self.connect_timeout, self._gone)
+
+    def _gone(self) -> str:
+        """What to say when the server answers 404: the model it serves now."""
+        self._served_now()
+        return self._unknown_model(self.model)
 
     def _read_error(self, exc: Exception) -> LongwriteError:
-        """The one-line error for what a stream raised that is not an `openai` error."""
-        url = self.shown
-        if is_timeout(exc):  # an older client's raw httpx ReadTimeout
-            return self._timed_out()
-        if isinstance(exc, json.JSONDecodeError):
-            return ServerError(f"the server at {url} sent an event that is not JSON")
-        return ServerError(f"the server at {url} failed: {type(exc).__name__}: {one_line(exc)}")
+        return read_error(exc, self.shown, self.timeout)
 
     def _params(self, prompt: str, sampling: Sampling, max_tokens: int, min_tokens: int) -> dict:
         """The arguments of one completion request, in either mode."""

@@ -5,14 +5,18 @@ The error's class says whose fault it was (`ServerUnreachable`, `ServerTimeout`,
 a slow request, and the predicates below read what the `openai` client raised (it wraps
 transport errors mid-stream as `APITimeoutError` / `APIConnectionError` from 3.14; older
 clients let the HTTP library's own exceptions through). Kept apart from the engine so that
-both request modes (a stream, a whole completion) classify failures the same way.
+both request modes (a stream, a whole completion) classify failures the same way, and so
+that a failure becomes one line here (`request_error`, `read_error`), naming the server.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+
 import openai
 
-from longwrite.engines.base import EngineError
+from longwrite.engines.base import ENV_API_KEY, EngineError
 from longwrite.errors import LongwriteError, one_line
 
 
@@ -115,3 +119,60 @@ def caused_by_connect_failure(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+START_HINT = "is it running? start one with `longwrite serve`"
+
+
+def timed_out(url: str, timeout: float) -> ServerTimeout:
+    return ServerTimeout(
+        f"the server at {url} sent nothing for {timeout:g} s (the timeout); "
+        "it may be overloaded or stuck"
+    )
+
+
+def request_error(
+    exc: openai.APIError, url: str, timeout: float, connect_timeout: float,
+    gone: Callable[[], str],
+) -> LongwriteError:  # fmt: skip
+    """The one-line error for a request to the server at `url` that failed with `exc`;
+    `gone()` says what to say of a model the server answers 404 for."""
+    if isinstance(exc, openai.APITimeoutError):
+        if caused_by_connect_timeout(exc):
+            return ServerUnreachable(
+                f"cannot reach the server at {url} within {connect_timeout:g} s "
+                f"(the connect timeout; {START_HINT})"
+            )
+        return timed_out(url, timeout)
+    if isinstance(exc, openai.APIConnectionError):
+        refused = caused_by_refusal(exc)
+        reason = "connection refused" if refused else "no connection"
+        cause = exc.__cause__
+        if not refused and cause is not None and str(cause):
+            reason = one_line(str(cause), 120)
+        return ServerUnreachable(
+            f"cannot reach the server at {url}: {reason} ({START_HINT})", refused=refused
+        )
+    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+        return ServerRejected(
+            f"the server at {url} refused the API key (HTTP {exc.status_code}): "
+            f"set {ENV_API_KEY} to its key",
+            status=exc.status_code,
+        )
+    if isinstance(exc, openai.NotFoundError):
+        return ServerRejected(f"{gone()} ({server_message(exc)})", status=exc.status_code)
+    if isinstance(exc, openai.APIStatusError):
+        message = f"the server at {url} answered HTTP {exc.status_code}: {server_message(exc)}"
+        if exc.status_code >= 500:
+            return ServerError(message)
+        return ServerRejected(message, status=exc.status_code)
+    return ServerError(f"the server at {url} failed: {server_message(exc)}")
+
+
+def read_error(exc: Exception, url: str, timeout: float) -> LongwriteError:
+    """The one-line error for what a stream raised that is not an `openai` error."""
+    if is_timeout(exc):  # an older client's raw httpx ReadTimeout
+        return timed_out(url, timeout)
+    if isinstance(exc, json.JSONDecodeError):
+        return ServerError(f"the server at {url} sent an event that is not JSON")
+    return ServerError(f"the server at {url} failed: {type(exc).__name__}: {one_line(exc)}")
