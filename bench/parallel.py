@@ -24,8 +24,8 @@ import resource
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -60,8 +60,7 @@ def busy(spans: list[tuple[float, float]], start: float, end: float) -> float:
     return total
 
 
-@dataclass
-class Run:
+class Run(NamedTuple):
     wall: float  # seconds here, at the compressed pace
     busy: float  # of which a completion was in flight
     words: int

@@ -152,8 +152,8 @@ class _Counter:
 
 
 def _range_model(url: str):  # noqa: ANN202 - (complete, close)
-    from longwrite.engines.base import Sampling
-    from longwrite.engines.openai import ENV_API_KEY, OpenAIEngine
+    from longwrite.engines.base import ENV_API_KEY, Sampling
+    from longwrite.engines.openai import OpenAIEngine
 
     engine = OpenAIEngine(url, api_key=os.environ.get(ENV_API_KEY))
     sampling = Sampling(max_tokens=400, temperature=0.2, top_p=1.0, stop=())
