@@ -26,8 +26,10 @@ sys.path.insert(0, str(ROOT))
 
 from longwrite.engines.base import Chunk, EngineInfo, Sampling  # noqa: E402
 from longwrite.generate.parser import Event  # noqa: E402
+from longwrite.generate.plan import Outline  # noqa: E402
 from longwrite.generate.planning import plan_outline  # noqa: E402
 from longwrite.generate.sections import (  # noqa: E402
+    Sectioned,
     section_cap,
     sections_needed,
     write_sections,
@@ -90,9 +92,9 @@ class _Null:
         pass
 
 
-def cost(words: int) -> tuple[float, int, int, int]:
-    """(simulated seconds, words written, sections, largest prompt in tokens)."""
-    engine = ChargedEngine()
+def report(engine: ChargedEngine, words: int) -> tuple[Sectioned, Outline]:
+    """A `words`-word report planned and written through the CLI's path: (the sectioned
+    result, the outline)."""
     rng = (round(words * 0.9), math.ceil(words * 1.1))
     request = build_request(
         f"Write a {words:,}-word report on urban heat islands", words=words, target_range=rng
@@ -103,7 +105,13 @@ def cost(words: int) -> tuple[float, int, int, int]:
     outline, plan_tokens = plan_outline(
         engine, request, words, n, forced=False, cap=section_cap(budget.max_words)
     )
-    made = write_sections(engine, request, outline, _Null(), plan_tokens=plan_tokens)
+    return write_sections(engine, request, outline, _Null(), plan_tokens=plan_tokens), outline
+
+
+def cost(words: int) -> tuple[float, int, int, int]:
+    """(simulated seconds, words written, sections, largest prompt in tokens)."""
+    engine = ChargedEngine()
+    made, outline = report(engine, words)
     written = count_words(made.result.answer)
     return engine.seconds, written, len(outline.parts), engine.largest_prompt
 

@@ -14,7 +14,6 @@ section stream ended sections at their words, the issue measured +13% at 50,000 
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
@@ -22,13 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from sections import CONTEXT, ChargedEngine, _Null  # noqa: E402
+from sections import ChargedEngine, report  # noqa: E402
 
-from longwrite.generate.planning import plan_outline  # noqa: E402
-from longwrite.generate.sections import section_cap, sections_needed, write_sections  # noqa: E402
 from longwrite.io.counting import count_words  # noqa: E402
-from longwrite.length.budget import plan_budget  # noqa: E402
-from longwrite.prompt.request import build_request  # noqa: E402
 from tests.section_server import Model  # noqa: E402
 
 SIZES = (20_000, 50_000, 100_000)
@@ -38,17 +33,7 @@ SHARES = (1.25, 0.85)
 def written(words: int, share: float) -> int:
     engine = ChargedEngine()
     engine.model = Model(share=share, restate="**", later="###")
-    rng = (round(words * 0.9), math.ceil(words * 1.1))
-    request = build_request(
-        f"Write a {words:,}-word report on urban heat islands", words=words, target_range=rng
-    )
-    budget = plan_budget(request.prompt, language="en", target_hi=words, context=CONTEXT,
-                         count_tokens=engine.count_tokens)  # fmt: skip
-    n = sections_needed(words, budget.max_words)
-    outline, plan_tokens = plan_outline(
-        engine, request, words, n, forced=False, cap=section_cap(budget.max_words)
-    )
-    made = write_sections(engine, request, outline, _Null(), plan_tokens=plan_tokens)
+    made, _ = report(engine, words)
     return count_words(made.result.answer)
 
 

@@ -54,6 +54,7 @@ from longwrite.generate.sections import (
     section_request,
     shared_prefix,
     title_line,
+    whole_result,
     write_heading,
 )
 from longwrite.io.counting import count_words
@@ -309,18 +310,8 @@ def write_parallel(
     _pass_tokens(sink, tokens, lock)
     sink.handle(Done(finish))
     document = stream.text
-    whole = Result(
-        prompt=request.user_prompt,
-        thinking=outline.thinking,
-        answer=document,
-        words=count_words(document),
-        tokens=plan_tokens + sum(r.tokens for r in results),
-        finish_reason=finish,
-        seconds=round(time.monotonic() - started, 3),
-        rounds=[rd for r in results for rd in r.rounds],
-        guard=[g for r in results for g in r.guard],
-    )
-    return Sectioned(whole, outline, figures)
+    return Sectioned(whole_result(request, outline, document, plan_tokens, results, finish,
+                                  started), outline, figures)  # fmt: skip
 
 
 def write_one(

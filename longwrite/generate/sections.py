@@ -377,7 +377,17 @@ def write_sections(
             break
     sink.handle(Done(finish))
     document = stream.text
-    whole = Result(
+    return Sectioned(whole_result(request, outline, document, plan_tokens, results, finish,
+                                  started), outline, figures)  # fmt: skip
+
+
+def whole_result(
+    request: Request, outline: Outline, document: str, plan_tokens: int,
+    results: list[Result], finish: str, started: float,
+) -> Result:  # fmt: skip
+    """The sections' results as one run's: the document, the plan's tokens and theirs, their
+    rounds and guard events."""
+    return Result(
         prompt=request.user_prompt,
         thinking=outline.thinking,
         answer=document,
@@ -388,4 +398,3 @@ def write_sections(
         rounds=[rd for r in results for rd in r.rounds],
         guard=[g for r in results for g in r.guard],
     )
-    return Sectioned(whole, outline, figures)

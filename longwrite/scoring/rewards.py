@@ -248,10 +248,6 @@ class Running:
     def _shingle_for(tokens: int, cjk: int) -> int:
         return CJK_SHINGLE if 2 * cjk > tokens else WORD_SHINGLE
 
-    @property
-    def tokens(self) -> int:
-        return self._read("")[2]
-
     def repeated(self, more: str = "") -> float:
         """Repeated tokens of `text + more` (the text itself unchanged)."""
         raw, tokens, total, cjk = self._read(more)
