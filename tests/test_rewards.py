@@ -401,13 +401,14 @@ def test_scores_are_frozen():
 
 
 def _pieces(rng: random.Random) -> list[str]:
-    """A text in random pieces: English, Chinese and Greek paragraphs, some repeated, breaks
-    of every form, cut anywhere (inside a word, a break, a final sigma)."""
+    """A text in random pieces: English, Chinese, Greek and Russian paragraphs, some repeated,
+    breaks of every form, cut anywhere (inside a word, a break, a final sigma)."""
     paragraphs = [
         "The heat island effect raises night temperatures in dense districts.",
         "Trees and water cool a street by several degrees in the afternoon.",
         "城市热岛效应使夜间气温升高，密集街区尤其明显，绿地可以降低温度。",
         "ΟΔΟΣ ΚΑΙ ΠΟΛΙΣ: Η ΘΕΡΜΟΤΗΤΑ ΤΗΣ ΠΟΛΗΣ ΑΥΞΑΝΕΤΑΙ ΤΗ ΝΥΧΤΑ.",
+        "Городской остров тепла повышает ночную температуру в плотных кварталах.",
         "| Year | Mean | Peak |\n|---|---|---|\n| 2020 | 21.4 | 38.0 |",
     ]
     breaks = ["\n\n", "\n \n", "\n\n\n", "\n", " "]
