@@ -50,7 +50,7 @@ from longwrite.generate.sections import (
     Sectioned,
     SectionResult,
     answer_of,
-    opening,
+    begin,
     section_request,
     shared_prefix,
     title_line,
@@ -177,19 +177,10 @@ def write_parallel(
     tpw, _ = tokens_per_word(request.language, engine.count_tokens)
     stream = OneStream(sink)
     shown = list(logged.shown) if logged else []
-    if logged is None:
-        if on_raw is not None:
-            on_raw(opening(request, outline), plan_tokens)
-        if title:
-            stream.add(title)
-            if on_raw is not None:
-                on_raw(title, 0)
-    else:
-        document = title + "".join(f"{SECTION_LEVEL}{h}\n\n{t.strip()}\n\n" for h, t in shown)
-        if replay:
-            stream.add(document)
-        else:
-            stream.shown.append(document)
+    resumed = None
+    if logged is not None:
+        resumed = title + "".join(f"{SECTION_LEVEL}{h}\n\n{t.strip()}\n\n" for h, t in shown)
+    begin(stream, request, outline, title, on_raw, plan_tokens, resumed, replay)
     events: queue.Queue = queue.Queue()
     tokens, lock, stop = [0], threading.Lock(), threading.Event()
     stoppable = _Stoppable(engine, stop)

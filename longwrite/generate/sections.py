@@ -315,17 +315,8 @@ def write_sections(
     stream = OneStream(sink)
     done: list[tuple[str, str]] = list(written.done) if written else []
     partial = written.partial if written else None
-    if written is None:
-        if on_raw is not None:
-            on_raw(opening(request, outline), plan_tokens)
-        if title:
-            stream.add(title)
-            if on_raw is not None:
-                on_raw(title, 0)
-    elif replay:
-        stream.add(written.document)
-    else:
-        stream.shown.append(written.document)
+    begin(stream, request, outline, title, on_raw, plan_tokens,
+          written.document if written else None, replay)  # fmt: skip
     figures: list[SectionResult] = []
     results: list[Result] = []
     finish = FINISH_STOP
@@ -379,6 +370,26 @@ def write_sections(
     document = stream.text
     return Sectioned(whole_result(request, outline, document, plan_tokens, results, finish,
                                   started), outline, figures)  # fmt: skip
+
+
+def begin(
+    stream: OneStream, request: Request, outline: Outline, title: str,
+    on_raw: RawHook | None, plan_tokens: int, resumed: str | None, replay: bool,
+) -> None:  # fmt: skip
+    """The document's start: a fresh run logs the opening (plan) and shows the title; a run
+    carried on has `resumed`, the document so far, shown again with `replay` or else taken
+    as already shown."""
+    if resumed is None:
+        if on_raw is not None:
+            on_raw(opening(request, outline), plan_tokens)
+        if title:
+            stream.add(title)
+            if on_raw is not None:
+                on_raw(title, 0)
+    elif replay:
+        stream.add(resumed)
+    else:
+        stream.shown.append(resumed)
 
 
 def whole_result(
