@@ -242,7 +242,10 @@ def test_logs_lists_newest_first_and_shows_documents(engines, capsys):
     assert run_main(["logs", "-n", "1"], capsys)[1].splitlines() == lines[:1]
     listed = json.loads(run_main(["logs", "--json"], capsys)[1])
     assert [r["id"] for r in listed] == [newest, oldest]
-    assert run_main(["logs", "show", oldest[:7]], capsys)[1] == ANSWER  # piped: raw
+    # A unique prefix: two runs in the same second share six characters, and the seventh is
+    # drawn at random (a fixed 7 failed one run in 32 as an ambiguous prefix).
+    unique = next(k for k in range(7, len(oldest) + 1) if oldest[:k] != newest[:k])
+    assert run_main(["logs", "show", oldest[:unique]], capsys)[1] == ANSWER  # piped: raw
     code, out, _ = run_main(["logs", "show", oldest, "--thinking", "keep"], capsys)
     assert out.startswith("<think>\nPlan: a title") and out.endswith(ANSWER)
     full = json.loads(run_main(["logs", "show", "last", "--json"], capsys)[1])
